@@ -1,0 +1,5 @@
+import sys
+
+from mtl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,221 @@
+"""`mtl <command>`: the command line. Thin: it parses arguments, builds the config and calls the library.
+
+    mtl split     write CV folds for a QC or QI file
+    mtl train     train the joint model (or a single-task / TAPT baseline)
+    mtl predict   score a file with a trained model, in the submission format
+    mtl evaluate  F1 / precision / recall (and per language) of a submission against labelled records
+
+Errors a user can fix (bad data, bad config) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from mtl.errors import ConfigError, MtlError
+
+log = logging.getLogger("mtl")
+
+EPILOG_OVERRIDES = (
+    "Any config value can be overridden as section.key=value, e.g. train.lr=2e-5 augment.translation=off "
+    "data.train_limit=500. See mtl/config.py for every key and its meaning."
+)
+
+RESUMABLE = ("train.max_steps", "train.eval_every", "train.save_every", "train.keep_checkpoints", "log.", "eval.")
+"""Config keys `--resume` may change; anything else would make the resumed run a different experiment."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "datasets", "torch.distributed", "accelerate", "DeepSpeed"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.func(args) or 0
+    except MtlError as err:
+        log.error("%s", err)
+        return 130 if type(err).__name__ == "Interrupted" else 2
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtl", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    split = commands.add_parser(
+        "split", help="write CV folds for a QC or QI file",
+        description="Assign a fold to every record and write the records plus a `fold` column. ca: QI grouped by "
+                    "query, QC grouped by the first N category levels (both stratified by language and label); "
+                    "language: whole languages held out; random: the leaky baseline. A leakage check runs after "
+                    "every grouped split.",
+    )
+    split.add_argument("--input", required=True, help="QC or QI records (JSON lines or CSV)")
+    split.add_argument("--output", required=True, help="where to write records + fold (format from the suffix)")
+    split.add_argument("--task", choices=["qc", "qi"], help="default: inferred from the columns")
+    split.add_argument("--strategy", choices=["ca", "random", "language"], default="ca")
+    split.add_argument("--n-folds", type=int, default=5)
+    split.add_argument("--group-levels", type=int, default=2, help="QC: group by the first N category levels")
+    split.add_argument("--seed", type=int, default=42)
+    split.set_defaults(func=cmd_split)
+
+    train = commands.add_parser(
+        "train", help="train the joint model or a baseline", epilog=EPILOG_OVERRIDES,
+        description="Train on the configured QC/QI files. --mode mtl (default) trains one backbone with a shared "
+                    "LoRA and both heads on interleaved batches; single trains one task; tapt trains the other task "
+                    "first, then the target task from those weights. Writes log.root/<run>/ with TensorBoard "
+                    "events, metrics and best/ and final/ model folders.",
+    )
+    train.add_argument("--config", help="YAML delta on the defaults (see configs/)")
+    train.add_argument("--mode", choices=["mtl", "single", "tapt"])
+    train.add_argument("--task", choices=["qc", "qi"], help="target task of single/tapt")
+    train.add_argument("--fold", help="none (dev files), K (validate on fold K), or all")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    train.add_argument("overrides", nargs="*", metavar="key=value")
+    train.set_defaults(func=cmd_train)
+
+    predict = commands.add_parser(
+        "predict", help="score a file with a trained model",
+        description="Write {id, prediction} JSON lines for every record of --input, in input order.",
+    )
+    predict.add_argument("--model", required=True, help="a saved model folder (runs/<run>/best)")
+    predict.add_argument("--input", required=True, help="QC or QI records; labels not needed")
+    predict.add_argument("--output", required=True)
+    predict.add_argument("--task", choices=["qc", "qi"], help="default: inferred from the columns")
+    predict.add_argument("--threshold", default="tuned", help="`tuned` (saved with the model) or a number")
+    predict.add_argument("--head", choices=["qc", "qi"], help="score with another task's head (transfer)")
+    predict.add_argument("--with-scores", action="store_true", help="also write each pair's probability")
+    predict.add_argument("--batch-size", type=int, default=64)
+    predict.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    predict.set_defaults(func=cmd_predict)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score a submission against labelled records",
+        description="Positive-class F1, precision and recall, and F1 per language, of --pred against --gold.",
+    )
+    evaluate.add_argument("--pred", required=True, help="JSON lines with id and prediction")
+    evaluate.add_argument("--gold", required=True, help="labelled QC or QI records")
+    evaluate.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def cmd_split(args) -> int:
+    from mtl.data.records import read_records, write_records
+    from mtl.splits import assign_folds, fold_summary, overlap_report
+
+    records, report = read_records(args.input, args.task, require_label=True)
+    task = records.attrs["task"]
+    folds = assign_folds(records, task, args.strategy, args.n_folds, args.seed, args.group_levels)
+    out = records.copy()
+    out["fold"] = folds
+    write_records(out, args.output)
+    overlap = overlap_report(records, task, folds, args.group_levels)
+    print(f"{report.summary()}\n{task.upper()} {args.strategy} split into {args.n_folds} folds -> {args.output}")
+    print(fold_summary(records, folds).to_string())
+    unit = "category group" if task == "qc" else "query"
+    print(f"validation rows whose {unit} also occurs in training folds: "
+          + ", ".join(f"fold {k}: {v:.1%}" for k, v in overlap.items()))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from mtl import train
+    from mtl.config import load_config
+
+    overrides = list(args.overrides)
+    for flag, key in (("mode", "train.mode"), ("task", "train.task"), ("fold", "cv.fold")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
+    if args.resume:
+        cfg = resume_config(Path(args.resume), args.config, overrides)
+    else:
+        cfg = load_config(args.config, overrides)
+        if not cfg.log.run_name:
+            cfg.log.run_name = default_run_name(cfg)
+    summary = train.run(cfg, resume=bool(args.resume))
+    print(summary_table(summary))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from mtl.predict import predict_file
+
+    threshold = args.threshold
+    if threshold != "tuned":
+        try:
+            threshold = float(threshold)
+        except ValueError:
+            raise ConfigError(f"--threshold must be 'tuned' or a number, got {threshold!r}") from None
+    summary = predict_file(args.model, args.input, args.output, args.task, threshold, args.head, args.with_scores,
+                           args.batch_size, args.device)
+    print(f"{args.output}: {summary['rows']} rows ({summary['defaulted_to_0']} unreadable, predicted 0), "
+          f"threshold {summary['threshold']:.3f}, {summary['positive_rate']:.1%} predicted relevant")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from mtl.predict import evaluate_files
+
+    _, table = evaluate_files(args.pred, args.gold)
+    print(table)
+    return 0
+
+
+def resume_config(run_dir: Path, config_file: str | None, overrides: list[str]):
+    """The saved config of the run plus overrides that do not change the experiment."""
+    from mtl.config import load_config, to_dict
+    from mtl.train import flatten
+
+    saved_file = run_dir / "config.yaml"
+    if not saved_file.is_file():
+        raise ConfigError(f"--resume {run_dir}: no config.yaml there, not a run folder")
+    if config_file:
+        raise ConfigError("--resume uses the run's saved config; drop --config")
+    saved = load_config(saved_file)
+    cfg = load_config(saved_file, overrides)
+    before, after = flatten(to_dict(saved)), flatten(to_dict(cfg))
+    changed = [k for k in after if after[k] != before[k] and not k.startswith(RESUMABLE)]
+    if changed:
+        raise ConfigError(f"--resume {run_dir}: cannot change {', '.join(changed)} (saved: "
+                          + ", ".join(f"{k}={before[k]!r}" for k in changed) + "); start a new run instead")
+    cfg.log.root, cfg.log.run_name = str(run_dir.parent), run_dir.name
+    return cfg
+
+
+def default_run_name(cfg) -> str:
+    import time
+
+    name = cfg.train.mode + (f"-{cfg.train.task}" if cfg.train.task else "")
+    if cfg.cv.fold != "none":
+        name += f"-fold{cfg.cv.fold}"
+    return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def summary_table(summary: dict) -> str:
+    from mtl.metrics import format_language_table, format_table
+
+    if "cv" in summary:
+        return "\n".join(f"{k}: {v['mean']:.4f} ± {v['std']:.4f}" for k, v in summary["cv"].items())
+    reports = summary["best"]["reports"]
+    return (f"best step {summary['best_step']} of {summary['steps']}\n\n{format_table(reports)}\n\n"
+            f"F1 by language (threshold 0.5):\n{format_language_table(reports)}")
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

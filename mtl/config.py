@@ -1,0 +1,364 @@
+"""The experiment configuration: one typed dataclass tree, loaded as defaults -> YAML -> `key=value` overrides.
+
+    cfg = load_config("configs/mtl.yaml", ["train.lr=2e-5", "augment.translation=off"])
+
+Unknown keys and wrong types fail before any work starts, naming the closest valid key. The resolved tree is saved
+with every run (`save_config`) and loads back to an equal object.
+
+Hand-written rather than OmegaConf: OmegaConf's structured configs reject `Literal` fields, and the closest-name
+hint is what makes a typo cheap to fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from mtl.errors import ConfigError
+
+TASKS = ("qc", "qi")
+
+
+@dataclass
+class DataConfig:
+    qc_train: str = "data/sample/train_QC.txt"
+    """QC training records (JSON lines or CSV)."""
+    qc_dev: str = "data/sample/dev_QC.txt"
+    """QC records for validation when `cv.fold=none`."""
+    qi_train: str = "data/sample/train_QI.txt"
+    """QI training records."""
+    qi_dev: str = "data/sample/dev_QI.txt"
+    """QI records for validation when `cv.fold=none`."""
+    clean: bool = True
+    """Collapse redundant whitespace and drop rows whose query or target is empty (the paper's cleaning)."""
+    lowercase: bool = True
+    """Lower-case queries and targets (part of the paper's cleaning)."""
+    max_length: int = 64
+    """Tokens per pair after truncation (target truncated first)."""
+    train_limit: int = 0
+    """Keep at most this many training records per task, stratified sample (0 = all)."""
+    dev_limit: int = 0
+    """Keep at most this many validation records per task (0 = all)."""
+    cache_dir: str = ".cache/mtl"
+    """Where tokenized datasets and the converted embedded backbone are cached."""
+
+    def __post_init__(self):
+        if self.max_length < 8:
+            raise ConfigError(f"data.max_length must be >= 8, got {self.max_length}")
+
+
+@dataclass
+class AugmentConfig:
+    translation: bool = True
+    """Translation augmentation: the query side reads `<origin_query> - <translated_query>` where a translation exists."""
+
+
+@dataclass
+class TaxonomyConfig:
+    features: bool = True
+    """Give the QC head hierarchy features (prefix priors, match depth) computed on the training fold only."""
+    render: Literal["raw", "levels"] = "levels"
+    """How a category path is written for the model: as in the data, or level by level (`a > b > c`)."""
+    prior_depth: int = 3
+    """Prefix depths 1..prior_depth get a smoothed positive-rate and count feature."""
+    prior_strength: float = 20.0
+    """Pseudo-count pulling a prefix's positive rate towards the global rate (m-estimate)."""
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "embedded:gemma3-270m"
+    """`embedded:gemma3-270m` (installed package), a local HF folder, or a folder/file holding a `.gguf`."""
+    gguf_file: str = ""
+    """GGUF file name inside `backbone` when it is a folder of GGUF files."""
+    arch: Literal["auto", "decoder", "encoder"] = "auto"
+    """Decoder (causal LM) or encoder; `auto` reads the backbone's config."""
+    pooling: Literal["auto", "last", "first", "mean"] = "auto"
+    """`auto`: last non-pad token for decoders, first token for encoders."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Backbone weights' dtype. `auto`: bfloat16 on CUDA (fp16 overflows on Gemma-3), float32 on CPU."""
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    """Attention kernel passed to transformers."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in backward to save memory (12B on one GPU)."""
+    init_from: str = ""
+    """A saved model folder whose adapter and heads initialise this run (TAPT stage 2, fine-tune after joint)."""
+    head_dropout: float = 0.1
+    """Dropout on the pooled vector before each task head."""
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16
+    """LoRA rank."""
+    alpha: int = 32
+    """LoRA scaling numerator (scale = alpha / r)."""
+    dropout: float = 0.05
+    """Dropout on the LoRA input."""
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    """Linear layers that get an adapter (the paper's choice: attention and MLP)."""
+
+
+@dataclass
+class TasksConfig:
+    sampling: Literal["proportional", "temperature", "round_robin"] = "temperature"
+    """Which task each optimizer step trains: by data size, by size^(1/T), or alternating."""
+    temperature: float = 2.0
+    """T for `temperature` sampling (1 = proportional, large = uniform)."""
+    loss_weight_qc: float = 1.0
+    """Multiplier on the QC loss."""
+    loss_weight_qi: float = 1.0
+    """Multiplier on the QI loss."""
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ConfigError(f"tasks.temperature must be > 0, got {self.temperature}")
+
+
+@dataclass
+class TrainConfig:
+    mode: Literal["mtl", "single", "tapt"] = "mtl"
+    """mtl: both tasks, one model; single: one task; tapt: the other task first, then the target task."""
+    task: Literal["", "qc", "qi"] = ""
+    """Target task for `single` and `tapt`."""
+    max_steps: int = 240
+    """Optimizer steps (for tapt: steps of the target stage)."""
+    tapt_steps: int = 0
+    """Steps of tapt's first stage on the other task (0 = same as max_steps)."""
+    micro_batch_size: int = 16
+    """Pairs per forward pass per process."""
+    global_batch_size: int = 16
+    """Pairs per optimizer step over all processes; accumulation is derived from it."""
+    lr: float = 3e-4
+    """Peak learning rate of the LoRA weights."""
+    head_lr: float = 1e-3
+    """Peak learning rate of the task heads (fresh weights learn faster than the adapter)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    warmup_ratio: float = 0.06
+    """Fraction of steps with linear warm-up."""
+    lr_schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    """Decay after warm-up (transformers' schedulers)."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm (0 = off)."""
+    batching: Literal["bucket", "random"] = "bucket"
+    """bucket: batches of similar length (little padding); random: shuffled batches padded to the longest."""
+    eval_every: int = 80
+    """Evaluate (and keep the best model) every N steps and at the end (0 = only at the end)."""
+    save_every: int = 0
+    """Write a resumable `step-N/` checkpoint every N steps (0 = only at the end)."""
+    keep_checkpoints: int = 2
+    """How many `step-N/` folders to keep (oldest removed first)."""
+    nonfinite: Literal["stop", "skip"] = "stop"
+    """On a NaN/inf loss: stop with a message, or skip the step and count it."""
+    seed: int = 42
+    """Seeds data order, task schedule, LoRA init and dropout."""
+    deepspeed: str = ""
+    """A DeepSpeed JSON config (configs/deepspeed/zero2.json); empty = plain DDP / single process."""
+
+    def __post_init__(self):
+        if self.global_batch_size % self.micro_batch_size:
+            raise ConfigError(
+                f"train.global_batch_size ({self.global_batch_size}) must be a multiple of "
+                f"train.micro_batch_size ({self.micro_batch_size})"
+            )
+        if self.max_steps < 1:
+            raise ConfigError(f"train.max_steps must be >= 1, got {self.max_steps}")
+
+
+@dataclass
+class CVConfig:
+    fold: str = "none"
+    """`none`: train on all training records, validate on the dev files; `k`: validate on fold k; `all`: every fold."""
+    n_folds: int = 5
+    """Number of folds."""
+    strategy: Literal["ca", "random", "language"] = "ca"
+    """ca: query-grouped QI, category-aware QC (no leakage); random: leaky baseline; language: hold out languages."""
+    qc_group_levels: int = 2
+    """QC folds are grouped by the first N category levels."""
+
+    def __post_init__(self):
+        self.fold = str(self.fold)
+        if self.fold not in ("none", "all") and not (self.fold.isdigit() and int(self.fold) < self.n_folds):
+            raise ConfigError(f"cv.fold must be none, all or 0..{self.n_folds - 1}, got {self.fold!r}")
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 64
+    """Pairs per forward pass in evaluation and prediction."""
+    tune_threshold: bool = True
+    """Tune each task's decision threshold for F1 on validation and save it with the model."""
+
+
+@dataclass
+class LogConfig:
+    root: str = "runs"
+    """Every run writes `root/<run_name>/`; TensorBoard pointed at `root` shows all runs side by side."""
+    run_name: str = ""
+    """Folder name of this run (empty = derived from mode, task and fold)."""
+    every: int = 10
+    """Log training scalars every N steps."""
+    tensorboard: bool = True
+    """Write TensorBoard event files (else only metrics.jsonl and the console)."""
+
+
+@dataclass
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    taxonomy: TaxonomyConfig = field(default_factory=TaxonomyConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    tasks: TasksConfig = field(default_factory=TasksConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    cv: CVConfig = field(default_factory=CVConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def __post_init__(self):
+        if self.train.mode in ("single", "tapt") and not self.train.task:
+            raise ConfigError(f"train.mode={self.train.mode} needs a target task: add --task qc or --task qi")
+        if self.train.mode == "mtl" and self.train.task:
+            raise ConfigError("train.task is only meaningful with --mode single or --mode tapt")
+
+    @property
+    def active_tasks(self) -> tuple[str, ...]:
+        """The tasks whose heads this run trains and evaluates (tapt: the target stage)."""
+        return TASKS if self.train.mode == "mtl" else (self.train.task,)
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls, values: dict, where: str = ""):
+    """Build dataclass `cls` from a nested dict, checking every key and value type."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        path = f"{where}.{key}" if where else key
+        if key not in names:
+            raise ConfigError(f"unknown config key {path!r}{_closest(key, names, where)}")
+        kwargs[key] = _coerce(hints[key], value, path)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"{where or 'config'}: {err}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
+    """Defaults, then the YAML file at `path` (a delta), then `section.key=value` overrides, in that order."""
+    tree = _default_tree()
+    if path:
+        text = Path(path).read_text(encoding="utf-8")
+        try:
+            delta = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        _merge(tree, delta, str(path))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form section.key=value")
+        node: Any = {}
+        leaf = node
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            leaf[part] = {}
+            leaf = leaf[part]
+        leaf[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        _merge(tree, node, f"override {item!r}")
+    return from_dict(ExperimentConfig, tree)
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
+    from mtl.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+
+
+def _default_tree() -> dict:
+    """The defaults as a plain dict; built field by field so no cross-field check runs on a partial tree."""
+
+    def tree(cls):
+        out = {}
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            out[f.name] = tree(type(default)) if dataclasses.is_dataclass(default) else default
+        return out
+
+    return tree(ExperimentConfig)
+
+
+def _merge(base: dict, delta: dict, origin: str, where: str = "") -> None:
+    if not isinstance(delta, dict):
+        raise ConfigError(f"{origin}: {where or 'top level'} must be a mapping")
+    for key, value in delta.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in base:
+            raise ConfigError(f"{origin}: unknown config key {path!r}{_closest(str(key), list(base), where)}")
+        if isinstance(base[key], dict):
+            _merge(base[key], value, origin, path)
+        else:
+            base[key] = value
+
+
+def _closest(key: str, names: list[str], where: str) -> str:
+    match = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
+    if not match:
+        return f" (valid keys: {', '.join(names)})"
+    return f"; did you mean {(where + '.' if where else '') + match[0]!r}?"
+
+
+def _coerce(hint, value, path: str):
+    """Check `value` against the type hint; conversions: int or numeric string -> float, int -> str for `fold`."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, path)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"{path}: {value!r} is not one of {', '.join(repr(c) for c in choices)}")
+        return value
+    if origin in (list, tuple):
+        (item,) = typing.get_args(hint)[:1]
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return [_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _coerce(option, value, path)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{path}: {value!r} does not match {hint}")
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        # PyYAML reads `2e-5` (no dot) as a string: accept any literal float() accepts.
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{path}: expected a number, got {value!r}") from None
+    if hint is str and path.endswith("fold") and isinstance(value, int):
+        return str(value)
+    if hint is type(None) and value is None:
+        return None
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{path}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
+    return value

@@ -1,0 +1,104 @@
+"""Pairs: cleaned records -> (query text, target text) -> token ids, tokenized once and cached with `datasets`.
+
+The query side is `"<origin_query> - <translated_query>"` when translation augmentation is on and a translation that
+differs from the query exists (the paper's TA), else the query alone. The QC target is the category path, written
+level by level (`a > b > c`) when `taxonomy.render=levels` so the model sees where one level ends.
+
+Decoders read `<bos> query \\n target <eos>` with right padding; the pooled token is the final `<eos>`, which has
+attended to both sides. (The GGUF Gemma tokenizer's own pair template, `<bos>A<bos>B`, puts a second attention-sink
+token mid-sequence, so the format is set here deliberately.) Encoders use the tokenizer's own pair template.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import datasets
+import pandas as pd
+
+from mtl.data.records import TARGET_FIELD
+from mtl.io import atomic_dir
+from mtl.taxonomy import render_levels
+
+FORMAT_VERSION = "1"
+"""Bump when the pair format changes, so cached token ids from the old format are not reused."""
+
+_PROBE = "кухонная посуда 厨房 キッチン 주방 مطبخ रसोई ครัว cookware"
+"""Multilingual probe whose token ids identify a tokenizer in fingerprints."""
+
+
+def query_text(origin: str, translated: str, use_translation: bool) -> str:
+    if use_translation and translated and translated != origin:
+        return f"{origin} - {translated}"
+    return origin
+
+
+def target_text(task: str, target: str, render: str) -> str:
+    return render_levels(target) if task == "qc" and render == "levels" else target
+
+
+def build_pairs(records: pd.DataFrame, task: str, use_translation: bool, render: str) -> pd.DataFrame:
+    """One row per record: `text_a` (query side), `text_b` (target side)."""
+    text_a = [query_text(q, t, use_translation) for q, t in zip(records["origin_query"], records["translated_query"])]
+    text_b = [target_text(task, t, render) for t in records[TARGET_FIELD[task]]]
+    return pd.DataFrame({"text_a": text_a, "text_b": text_b})
+
+
+class PairTokenizer:
+    """Turns text pairs into token ids, identically in training, evaluation and prediction."""
+
+    def __init__(self, tokenizer, arch: str, max_length: int):
+        self.tokenizer, self.arch, self.max_length = tokenizer, arch, max_length
+        tokenizer.padding_side = "right"
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        if self.pad_id is None:
+            raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has neither a pad nor an eos token")
+        if arch == "decoder":
+            self.prefix = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+            self.suffix = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+            self.sep = tokenizer.encode("\n", add_special_tokens=False)
+
+    def encode(self, text_a: list[str], text_b: list[str]) -> list[list[int]]:
+        if self.arch == "encoder":
+            return self.tokenizer(text_a, text_b, truncation=True, max_length=self.max_length)["input_ids"]
+        ids_a = self.tokenizer(text_a, add_special_tokens=False)["input_ids"]
+        ids_b = self.tokenizer(text_b, add_special_tokens=False)["input_ids"]
+        budget = self.max_length - len(self.prefix) - len(self.sep) - len(self.suffix)
+        out = []
+        for a, b in zip(ids_a, ids_b):
+            if len(a) + len(b) > budget:
+                # Target first: a title's tail matters less than the query, but the query may not take it all.
+                b = b[: max(budget - len(a), budget // 2)]
+                a = a[: budget - len(b)]
+            out.append(self.prefix + a + self.sep + b + self.suffix)
+        return out
+
+    def fingerprint(self) -> str:
+        """Identifies vocabulary, special tokens and pair format: a saved model refuses a tokenizer that differs."""
+        tok = self.tokenizer
+        probe = tok.encode(_PROBE, add_special_tokens=False)
+        parts = [FORMAT_VERSION, self.arch, str(self.max_length), type(tok).__name__, str(len(tok)), str(probe),
+                 str((tok.bos_token_id, tok.eos_token_id, self.pad_id))]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def tokenize_pairs(pairs: pd.DataFrame, pair_tokenizer: PairTokenizer, cache_dir: str | Path | None) -> list[list[int]]:
+    """Token ids per pair. With a cache_dir, the result is saved as a `datasets` folder keyed by the pairs' content
+    and the tokenizer fingerprint, so a second run (or another fold) on the same data skips tokenization."""
+    content = pd.util.hash_pandas_object(pairs[["text_a", "text_b"]], index=False).values.tobytes()
+    key = hashlib.sha256(content + pair_tokenizer.fingerprint().encode()).hexdigest()[:20]
+    folder = Path(cache_dir) / "tokenized" / key if cache_dir else None
+    if folder is not None and folder.is_dir():
+        return datasets.load_from_disk(str(folder))["input_ids"]
+
+    table = datasets.Dataset.from_pandas(pairs[["text_a", "text_b"]], preserve_index=False)
+    table = table.map(
+        lambda batch: {"input_ids": pair_tokenizer.encode(batch["text_a"], batch["text_b"])},
+        batched=True, batch_size=1000, remove_columns=["text_a", "text_b"], desc="tokenizing",
+        keep_in_memory=True,
+    )
+    if folder is not None:
+        with atomic_dir(folder) as tmp:
+            table.save_to_disk(str(tmp))
+    return table["input_ids"]

@@ -1,0 +1,188 @@
+"""The joint model: one backbone with one shared LoRA adapter, and a `qc_head` and a `qi_head` on the pooled vector.
+
+    model, pairs = build_model(cfg, qc_feature_dim=7)
+    logits = model(task="qc", input_ids=..., attention_mask=..., features=...)    # one logit per pair
+
+Pooling reads the last non-pad token for decoders (whatever the padding side), the first token or the mean for
+encoders. The QC head also reads the taxonomy features (prefix priors) when `taxonomy.features` is on. Heads compute
+in float32 whatever the backbone's dtype.
+
+A saved model folder holds `adapter/` (PEFT format), `heads.safetensors`, `config.yaml`, `model.json` (tokenizer
+fingerprint, thresholds, priors, shapes) and `taxonomy.json`; `load_trained` restores it exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from mtl.backbone import detect_arch, load_backbone, load_tokenizer, resolve
+from mtl.config import ExperimentConfig, TASKS, load_config, save_config
+from mtl.data.pairs import PairTokenizer
+from mtl.errors import CheckpointError
+from mtl.io import atomic_dir, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """[batch, seq, dim] -> [batch, dim]."""
+    if pooling == "last":
+        positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+        last = (attention_mask * positions).argmax(dim=1)  # last 1 in the mask, for right or left padding
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    if pooling == "first":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+class MultiTaskClassifier(nn.Module):
+    def __init__(self, backbone: nn.Module, hidden_size: int, pooling: str, qc_feature_dim: int, head_dropout: float):
+        super().__init__()
+        self.backbone = backbone
+        self.pooling = pooling
+        self.qc_feature_dim = qc_feature_dim
+        self.dropout = nn.Dropout(head_dropout)
+        self.qc_head = nn.Linear(hidden_size + qc_feature_dim, 1)
+        self.qi_head = nn.Linear(hidden_size, 1)
+
+    def head(self, task: str) -> nn.Linear:
+        return {"qc": self.qc_head, "qi": self.qi_head}[task]
+
+    def forward(self, task: str, input_ids, attention_mask, features=None) -> torch.Tensor:
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        head = self.head(task)
+        pooled = self.dropout(pool(hidden, attention_mask, self.pooling).to(head.weight.dtype))
+        if task == "qc" and self.qc_feature_dim:
+            if features is None:
+                raise ValueError("this model's qc_head reads taxonomy features: pass `features`")
+            pooled = torch.cat([pooled, features.to(pooled.dtype)], dim=-1)
+        return head(pooled).squeeze(-1)
+
+
+@dataclass
+class ModelInfo:
+    """What a saved model needs beyond its weights; `model.json` in the model folder."""
+
+    tokenizer_fingerprint: str
+    arch: str
+    pooling: str
+    hidden_size: int
+    qc_feature_dim: int
+    tasks: list[str]
+    thresholds: dict[str, float] = field(default_factory=dict)
+    priors: dict | None = None
+    metrics: dict = field(default_factory=dict)
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
+
+
+def build_tokenizer(cfg: ExperimentConfig) -> tuple[PairTokenizer, Path]:
+    folder = resolve(cfg.model.backbone, cfg.model.gguf_file)
+    from transformers import AutoConfig
+
+    arch = cfg.model.arch if cfg.model.arch != "auto" else detect_arch(AutoConfig.from_pretrained(str(folder)))
+    return PairTokenizer(load_tokenizer(folder), arch, cfg.data.max_length), folder
+
+
+def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: str) -> MultiTaskClassifier:
+    """Backbone from `folder` + fresh LoRA (seeded by the caller) + fresh heads; `model.init_from` loads saved ones."""
+    backbone = load_backbone(folder, resolve_dtype(cfg.model.dtype), cfg.model.attn_implementation)
+    if cfg.model.gradient_checkpointing:
+        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=list(cfg.lora.target_modules))
+    backbone = get_peft_model(backbone, lora)
+    pooling = cfg.model.pooling if cfg.model.pooling != "auto" else ("last" if arch == "decoder" else "first")
+    hidden = backbone.get_base_model().config.hidden_size
+    model = MultiTaskClassifier(backbone, hidden, pooling, qc_feature_dim, cfg.model.head_dropout)
+    if cfg.model.init_from:
+        load_weights(model, Path(cfg.model.init_from))
+    return model
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    return {"total": total, "trainable": trainable, "bytes": nbytes}
+
+
+def save_model(model: MultiTaskClassifier, folder: str | Path, cfg: ExperimentConfig, info: ModelInfo,
+               taxonomy=None, state_dict: dict | None = None) -> None:
+    """Write a model folder atomically. `state_dict` comes from `accelerator.get_state_dict` under ZeRO-3, where
+    parameters are sharded across processes."""
+    state_dict = model.state_dict() if state_dict is None else state_dict
+    heads = {k: v.detach().float().cpu().contiguous() for k, v in state_dict.items()
+             if k.startswith(("qc_head.", "qi_head."))}
+    backbone_state = {k[len("backbone."):]: v for k, v in state_dict.items() if k.startswith("backbone.")}
+    with atomic_dir(folder) as tmp:
+        model.backbone.save_pretrained(str(tmp / "adapter"), state_dict=backbone_state)
+        save_file(heads, str(tmp / "heads.safetensors"))
+        save_config(cfg, tmp / "config.yaml")
+        atomic_write_text(tmp / "model.json", json.dumps(info.__dict__, indent=1, ensure_ascii=False))
+        if taxonomy is not None:
+            taxonomy.save(tmp / "taxonomy.json")
+
+
+def load_weights(model: MultiTaskClassifier, folder: Path) -> None:
+    """Load a saved adapter and both heads into `model`, refusing anything that does not fit exactly."""
+    adapter_file, heads_file = folder / "adapter" / "adapter_model.safetensors", folder / "heads.safetensors"
+    for file in (adapter_file, heads_file):
+        if not file.is_file():
+            raise CheckpointError(f"{folder}: incomplete model folder, {file.name} is missing")
+    result = set_peft_model_state_dict(model.backbone, load_file(str(adapter_file)))
+    missing = [k for k in result.missing_keys if "lora_" in k]
+    if result.unexpected_keys or missing:
+        raise CheckpointError(
+            f"{folder}: adapter does not fit this backbone/LoRA config "
+            f"(unexpected {result.unexpected_keys[:3]}, missing {missing[:3]})"
+        )
+    heads = load_file(str(heads_file))
+    for task in TASKS:
+        head = model.head(task)
+        weight, bias = heads.get(f"{task}_head.weight"), heads.get(f"{task}_head.bias")
+        if weight is None or weight.shape != head.weight.shape:
+            raise CheckpointError(
+                f"{folder}: {task}_head has shape {None if weight is None else tuple(weight.shape)}, this model "
+                f"expects {tuple(head.weight.shape)} (taxonomy.features or the backbone differ)"
+            )
+        with torch.no_grad():
+            head.weight.copy_(weight)
+            head.bias.copy_(bias)
+
+
+def read_info(folder: str | Path) -> ModelInfo:
+    path = Path(folder) / "model.json"
+    if not path.is_file():
+        raise CheckpointError(f"{folder}: not a saved mtl model (no model.json)")
+    return ModelInfo(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def load_trained(folder: str | Path, device: str | torch.device = "cpu"):
+    """A saved model ready for inference: (model in eval mode, PairTokenizer, ModelInfo, config)."""
+    folder = Path(folder)
+    info = read_info(folder)
+    cfg = load_config(folder / "config.yaml")
+    cfg.model.init_from = ""
+    pairs, backbone_folder = build_tokenizer(cfg)
+    if pairs.fingerprint() != info.tokenizer_fingerprint:
+        raise CheckpointError(
+            f"{folder}: the backbone's tokenizer ({cfg.model.backbone}) is not the one this model was trained with "
+            "(fingerprint differs): its token ids would mean something else"
+        )
+    model = build_model(cfg, info.qc_feature_dim, backbone_folder, pairs.arch)
+    load_weights(model, folder)
+    return model.to(device).eval(), pairs, info, cfg

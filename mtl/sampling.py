@@ -1,0 +1,106 @@
+"""Interleaving: which task each optimizer step trains, and the batches each task's stream yields.
+
+Both are pure functions of (seed, step) or (seed, task, epoch), so every process computes the same schedule without
+talking to the others, and resuming needs only the positions saved in `TaskStreams.state_dict()`.
+
+- `proportional`: P(task) ~ n_task, as if the two training sets were concatenated.
+- `temperature`:  P(task) ~ n_task^(1/T); T=1 is proportional, large T tends to uniform (up-samples the small task).
+- `round_robin`:  qc, qi, qc, qi, ...
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers.trainer_pt_utils import get_length_grouped_indices
+
+
+def task_probabilities(sizes: dict[str, int], strategy: str, temperature: float = 1.0) -> dict[str, float]:
+    tasks = sorted(sizes)
+    if strategy == "round_robin":
+        return {t: 1 / len(tasks) for t in tasks}
+    power = 1.0 if strategy == "proportional" else 1.0 / temperature
+    weights = np.array([sizes[t] ** power for t in tasks], dtype=np.float64)
+    return dict(zip(tasks, (weights / weights.sum()).tolist()))
+
+
+def task_for_step(step: int, sizes: dict[str, int], strategy: str, temperature: float, seed: int) -> str:
+    """The task trained at optimizer step `step` (0-based)."""
+    tasks = sorted(sizes)
+    if len(tasks) == 1:
+        return tasks[0]
+    if strategy == "round_robin":
+        return tasks[step % len(tasks)]
+    probs = task_probabilities(sizes, strategy, temperature)
+    rng = np.random.default_rng([seed, step])
+    return tasks[int(rng.choice(len(tasks), p=[probs[t] for t in tasks]))]
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, bucket: bool) -> list[np.ndarray]:
+    """One epoch of full batches of row indices (the remainder waits for the next epoch's shuffle).
+
+    bucket: transformers' length grouping (shuffle, sort within mega-batches of 50 batches) and then the batch
+    order shuffled, so a batch holds pairs of similar length (little padding) while the order stays random.
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    if bucket:
+        order = np.asarray(get_length_grouped_indices(lengths.tolist(), batch_size, generator=generator))
+    else:
+        order = torch.randperm(len(lengths), generator=generator).numpy()
+    n_full = len(order) // batch_size
+    batches = [order[i * batch_size:(i + 1) * batch_size] for i in range(n_full)]
+    if bucket:
+        shuffle = torch.randperm(n_full, generator=generator).tolist()
+        batches = [batches[i] for i in shuffle]
+    return batches
+
+
+class TaskStreams:
+    """An endless stream of global batches per task; `state_dict` is all a resumed run needs."""
+
+    def __init__(self, lengths: dict[str, np.ndarray], batch_size: int, seed: int, bucket: bool):
+        for task, task_lengths in lengths.items():
+            if len(task_lengths) < batch_size:
+                raise ValueError(f"{task}: {len(task_lengths)} training pairs cannot fill one batch of {batch_size}")
+        self.lengths, self.batch_size, self.seed, self.bucket = lengths, batch_size, seed, bucket
+        self.position = {task: (0, 0) for task in lengths}
+        self._current: dict[str, tuple[int, list[np.ndarray]]] = {}
+
+    def _batches(self, task: str, epoch: int) -> list[np.ndarray]:
+        """The task's batches for `epoch`, computed once per epoch (sorting a large set is not free)."""
+        if self._current.get(task, (None,))[0] != epoch:
+            task_seed = self.seed + 7919 * (sorted(self.lengths).index(task) + 1)
+            self._current[task] = (epoch, epoch_batches(self.lengths[task], self.batch_size, task_seed, epoch, self.bucket))
+        return self._current[task][1]
+
+    def next(self, task: str) -> np.ndarray:
+        epoch, index = self.position[task]
+        batches = self._batches(task, epoch)
+        if index >= len(batches):
+            epoch, index = epoch + 1, 0
+            batches = self._batches(task, epoch)
+        self.position[task] = (epoch, index + 1)
+        return batches[index]
+
+    def epochs_done(self, task: str) -> float:
+        epoch, index = self.position[task]
+        return epoch + index / max(1, len(self._batches(task, epoch)))
+
+    def state_dict(self) -> dict:
+        return {task: list(pos) for task, pos in self.position.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if set(state) != set(self.position):
+            raise ValueError(f"sampler state is for tasks {sorted(state)}, this run trains {sorted(self.position)}")
+        self.position = {task: (int(e), int(i)) for task, (e, i) in state.items()}
+
+
+def shard(global_batch: np.ndarray, micro_batch_size: int, rank: int, world_size: int) -> list[np.ndarray]:
+    """This process's micro-batches of a global batch.
+
+    Every process draws the same global batch (the task must be the same on all of them: each task has its own
+    head), then takes micro-batches rank, rank+world, ...; the union over processes and accumulation steps is the
+    global batch, so 1 and N processes see the same examples per optimizer step.
+    """
+    micros = [global_batch[i:i + micro_batch_size] for i in range(0, len(global_batch), micro_batch_size)]
+    return micros[rank::world_size]

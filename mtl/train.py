@@ -1,0 +1,489 @@
+"""Training: one loop for the joint model and the single-task baselines; TAPT and CV folds are runs of that loop.
+
+    python -m mtl train                                   # joint QC+QI model on the embedded sample
+    python -m mtl train --mode single --task qc           # the paper's per-task baseline
+    python -m mtl train --mode tapt --task qc             # QI first, then QC from those weights
+    torchrun --nproc_per_node 8 -m mtl train train.deepspeed=configs/deepspeed/zero2.json
+
+Each optimizer step trains one task (the schedule in `mtl.sampling`); every process draws the same global batch of
+that task and takes its share of micro-batches. accelerate handles devices, DDP/DeepSpeed, mixed precision and
+gradient accumulation; the loop below is the whole recipe.
+
+A run folder `log.root/<run>/` holds config.yaml, metrics.jsonl, metrics.json, TensorBoard events, `best/` and
+`final/` model folders and resumable `step-N/` checkpoints. SIGINT/SIGTERM checkpoint at the next step boundary and
+exit; `mtl train --resume <run>` continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import DeepSpeedPlugin, DistributedType, set_seed
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from mtl.config import ExperimentConfig, TASKS, save_config, to_dict
+from mtl.data.tasks import TaskData, collate, fit_priors, load_splits, make_task_data
+from mtl.errors import CheckpointError, ConfigError, MtlError
+from mtl.evaluate import predict_probs, task_report
+from mtl.io import atomic_write_text
+from mtl.logger import build_logger
+from mtl.metrics import f1_avg, format_table
+from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, save_model
+from mtl.sampling import TaskStreams, shard, task_for_step
+from mtl.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(MtlError):
+    """Training stopped on SIGINT/SIGTERM after writing a checkpoint."""
+
+
+class NonFiniteLoss(MtlError):
+    """A loss was NaN/inf and `train.nonfinite=stop`: nothing was applied to the weights."""
+
+
+@dataclass
+class TrainState:
+    """Loop counters saved in every checkpoint (with the optimizer, scheduler, sampler and RNG states)."""
+
+    step: int = 0
+    best_score: float = -1.0
+    best_step: int = -1
+    skipped_batches: int = 0
+    train_seconds: float = 0.0
+    tokens: int = 0
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
+def run(cfg: ExperimentConfig, resume: bool = False) -> dict:
+    """Dispatch on `cv.fold` and `train.mode`; returns the run's summary metrics (also in metrics.json)."""
+    run_dir = Path(cfg.log.root) / cfg.log.run_name
+    if cfg.cv.fold == "all":
+        return run_all_folds(cfg, run_dir, resume)
+    if cfg.train.mode == "tapt":
+        return run_tapt(cfg, run_dir, resume)
+    return train(cfg, run_dir, resume)
+
+
+def run_tapt(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict:
+    """The paper's schedule: stage 1 trains on the other task, stage 2 fine-tunes on the target task starting from
+    stage 1's `final/` (adapter and the trained head, copied into the target head)."""
+    target = cfg.train.task
+    source = next(t for t in TASKS if t != target)
+    source_dir, target_dir = run_dir / f"source-{source}", run_dir / f"target-{target}"
+
+    stage1 = copy.deepcopy(cfg)
+    stage1.train.mode, stage1.train.task = "single", source
+    stage1.train.max_steps = cfg.train.tapt_steps or cfg.train.max_steps
+    if not (source_dir / "metrics.json").is_file():
+        train(stage1, source_dir, resume and source_dir.exists(), tags={"tapt_stage": f"source-{source}"})
+
+    stage2 = copy.deepcopy(cfg)
+    stage2.train.mode, stage2.train.task = "single", target
+    stage2.model.init_from = str(source_dir / "final")
+    summary = train(stage2, target_dir, resume and target_dir.exists(), head_from=source,
+                    tags={"tapt_stage": f"target-{target}"})
+    atomic_write_text(run_dir / "metrics.json", json.dumps({**summary, "mode": "tapt"}, indent=1))
+    return summary
+
+
+def run_all_folds(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict:
+    """Every fold in turn (`fold-k/`), then the mean and standard deviation of each headline F1."""
+    per_fold = []
+    for fold in range(cfg.cv.n_folds):
+        fold_cfg = copy.deepcopy(cfg)
+        fold_cfg.cv.fold = str(fold)
+        fold_dir = run_dir / f"fold-{fold}"
+        if (fold_dir / "metrics.json").is_file():
+            per_fold.append(json.loads((fold_dir / "metrics.json").read_text()))
+            continue
+        fold_run = run_tapt if cfg.train.mode == "tapt" else train
+        per_fold.append(fold_run(fold_cfg, fold_dir, resume and fold_dir.exists()))
+    keys = sorted(set.intersection(*(set(s["best"]["headline"]) for s in per_fold)))
+    cv = {k: {"mean": float(np.mean([s["best"]["headline"][k] for s in per_fold])),
+              "std": float(np.std([s["best"]["headline"][k] for s in per_fold]))} for k in keys}
+    summary = {"mode": cfg.train.mode, "folds": len(per_fold), "cv": cv}
+    atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=1))
+    return summary
+
+
+def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from: str | None = None,
+          tags: dict | None = None) -> dict:
+    accelerator = build_accelerator(cfg)
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if resume and checkpoint is None:
+        raise CheckpointError(f"{run_dir}: nothing to resume (no complete step-N/ checkpoint)")
+    if accelerator.is_main_process:
+        prepare_run_dir(run_dir, cfg, resume)
+    set_seed(cfg.train.seed)
+
+    with accelerator.main_process_first():  # converts the embedded backbone / writes the token cache once
+        pair_tokenizer, backbone_folder = build_tokenizer(cfg)
+        tasks = cfg.active_tasks
+        splits = load_splits(cfg, tasks)
+        taxonomy = Taxonomy.from_paths(splits["qc"].train["category_path"]) if "qc" in tasks else None
+        priors = fit_priors(cfg, splits["qc"].train) if "qc" in tasks else None
+        train_data = {t: make_task_data(splits[t].train, t, cfg, pair_tokenizer, priors, leave_one_out=True)
+                      for t in tasks}
+        val_data = {t: make_task_data(splits[t].val, t, cfg, pair_tokenizer, priors) for t in tasks}
+
+    set_seed(cfg.train.seed)  # LoRA and head initialisation do not depend on what loading consumed
+    model = build_model(cfg, priors.n_features if priors else 0, backbone_folder, pair_tokenizer.arch)
+    if head_from:
+        transfer_head(model, head_from, tasks[0])
+    params = count_parameters(model)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = get_scheduler(
+        {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[cfg.train.lr_schedule],
+        optimizer, num_warmup_steps=int(cfg.train.warmup_ratio * cfg.train.max_steps),
+        num_training_steps=cfg.train.max_steps,
+    )
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    streams = TaskStreams({t: d.lengths for t, d in train_data.items()}, cfg.train.global_batch_size,
+                          cfg.train.seed, bucket=cfg.train.batching == "bucket")
+    state = TrainState()
+    accelerator.register_for_checkpointing(scheduler, streams, state)
+    if checkpoint is not None:
+        restore_checkpoint(accelerator, model, checkpoint)
+        log.info("resumed from %s at step %d", checkpoint, state.step)
+
+    info = ModelInfo(pair_tokenizer.fingerprint(), pair_tokenizer.arch, accelerator.unwrap_model(model).pooling,
+                     accelerator.unwrap_model(model).backbone.get_base_model().config.hidden_size,
+                     priors.n_features if priors else 0, list(tasks), priors=priors.to_dict() if priors else None)
+    logger = build_logger(run_dir, cfg.log.tensorboard, accelerator.is_main_process)
+    sizes = {t: len(d) for t, d in train_data.items()}
+    weights = {"qc": cfg.tasks.loss_weight_qc, "qi": cfg.tasks.loss_weight_qi}
+    pad_id = pair_tokenizer.pad_id
+    log.info("training %s on %s: %s trainable of %s parameters, %d process(es), %d micro-batches per step",
+             "+".join(tasks), cfg.model.backbone, f"{params['trainable']:,}", f"{params['total']:,}",
+             accelerator.num_processes, accelerator.gradient_accumulation_steps)
+
+    window = {"loss": {t: [] for t in tasks}, "tokens": 0, "seconds": 0.0}
+    best_reports, reports = {}, {}
+    progress = tqdm(total=cfg.train.max_steps, initial=state.step, desc="train", disable=not accelerator.is_main_process)
+    with StopSignal() as stop:
+        while state.step < cfg.train.max_steps:
+            step_start = time.perf_counter()
+            task = task_for_step(state.step, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed)
+            micro_batches = shard(streams.next(task), cfg.train.micro_batch_size, accelerator.process_index,
+                                  accelerator.num_processes)
+            loss, tokens = train_step(model, train_data[task], micro_batches, weights[task], optimizer, accelerator,
+                                      cfg, state, pad_id)
+            scheduler.step()
+            state.step += 1
+            seconds = time.perf_counter() - step_start
+            state.train_seconds += seconds
+            window["loss"][task].append(loss)
+            window["tokens"] += tokens
+            window["seconds"] += seconds
+            progress.update(1)
+            progress.set_postfix(task=task, loss=f"{loss:.4f}")
+
+            if state.step % cfg.log.every == 0 or state.step == cfg.train.max_steps:
+                log_training(logger, window, scheduler, accelerator, state)
+            is_last = state.step == cfg.train.max_steps
+            if is_last or (cfg.train.eval_every and state.step % cfg.train.eval_every == 0):
+                reports = validate(model, val_data, accelerator, cfg, pad_id, logger, state.step)
+                score = selection_score(reports, cfg)
+                if score > state.best_score:
+                    state.best_score, state.best_step, best_reports = score, state.step, reports
+                    write_model(accelerator, model, run_dir / "best", cfg, info, reports, taxonomy)
+            if is_last or (cfg.train.save_every and state.step % cfg.train.save_every == 0):
+                save_checkpoint(accelerator, model, run_dir, state.step, cfg, info, taxonomy)
+            if not is_last and stop.requested(accelerator):
+                path = save_checkpoint(accelerator, model, run_dir, state.step, cfg, info, taxonomy)
+                raise Interrupted(f"stopped at step {state.step}; checkpoint {path}; continue with "
+                                  f"`mtl train --resume {run_dir}`")
+    progress.close()
+
+    if not reports:  # resumed from the checkpoint of the last step
+        reports = validate(model, val_data, accelerator, cfg, pad_id, logger, state.step)
+    write_model(accelerator, model, run_dir / "final", cfg, info, reports, taxonomy)
+    if not best_reports:  # resumed after the best checkpoint was written: read its metrics back
+        best_reports = json.loads((run_dir / "best" / "model.json").read_text())["metrics"]
+    summary = summarize(cfg, state, best_reports, reports, params, splits, accelerator, tags)
+    if accelerator.is_main_process:
+        atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=1))
+        logger.log_hparams({**flatten(to_dict(cfg)), **(tags or {})}, summary["best"]["headline"])
+        log.info("best step %d of %s:\n%s", state.best_step, run_dir, format_table(best_reports))
+    logger.close()
+    accelerator.wait_for_everyone()
+    return summary
+
+
+def train_step(model, data: TaskData, micro_batches, weight: float, optimizer, accelerator, cfg, state, pad_id):
+    """One optimizer step on one task: forward/backward each micro-batch, then clip and step (accelerate applies
+    the update only after the last micro-batch). Returns the mean loss and this process's real (non-pad) tokens."""
+    losses, tokens = [], 0
+    for rows in micro_batches:
+        batch = collate(data, rows, pad_id)
+        tokens += int(batch["attention_mask"].sum())
+        with accelerator.accumulate(model):
+            logits = model(task=data.task, input_ids=batch["input_ids"].to(accelerator.device),
+                           attention_mask=batch["attention_mask"].to(accelerator.device),
+                           features=batch["features"].to(accelerator.device) if "features" in batch else None)
+            loss = F.binary_cross_entropy_with_logits(logits.float(), batch["labels"].to(accelerator.device)) * weight
+            if not finite_everywhere(loss, accelerator):
+                loss = handle_nonfinite(model, data, rows, state, cfg)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and cfg.train.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+    return float(np.mean(losses)), tokens
+
+
+def finite_everywhere(loss: torch.Tensor, accelerator) -> bool:
+    """All processes must agree to skip or stop, or they would wait on each other's gradients forever."""
+    finite = torch.isfinite(loss.detach()).float().reshape(1)
+    if accelerator.num_processes > 1:
+        finite = accelerator.reduce(finite.to(accelerator.device), reduction="sum") / accelerator.num_processes
+    return bool(finite.item() == 1.0)
+
+
+def handle_nonfinite(model, data: TaskData, rows, state: TrainState, cfg) -> torch.Tensor:
+    """stop: raise before anything reaches the weights. skip: count it and return a loss whose gradient is exactly
+    zero for every trainable weight, so DDP/DeepSpeed still see the backward pass they expect."""
+    ids = data.records["id"].to_numpy()[np.asarray(rows)].tolist()
+    where = f"step {state.step + 1}, task {data.task}, record ids {ids[:8]}{' ...' if len(ids) > 8 else ''}"
+    if cfg.train.nonfinite == "stop":
+        raise NonFiniteLoss(f"non-finite loss at {where}; weights are untouched since the last step. Lower "
+                            "train.lr, check those records, or set train.nonfinite=skip")
+    state.skipped_batches += 1
+    log.warning("skipping a batch with a non-finite loss at %s (%d skipped so far)", where, state.skipped_batches)
+    return sum((p * 0).sum() for p in model.parameters() if p.requires_grad)
+
+
+def validate(model, val_data: dict[str, TaskData], accelerator, cfg, pad_id, logger, step) -> dict:
+    reports = {}
+    for task, data in val_data.items():
+        probs = predict_probs(model, data, pad_id, cfg.eval.batch_size, accelerator)
+        reports[task] = task_report(data, probs, tune=cfg.eval.tune_threshold)
+    scalars = {}
+    for task, r in reports.items():
+        scalars.update({f"eval/f1/{task}": r["f1"], f"eval/precision/{task}": r["precision"],
+                        f"eval/recall/{task}": r["recall"]})
+        if "tuned" in r:
+            scalars[f"eval/f1_tuned/{task}"] = r["tuned"]["f1"]
+        scalars.update({f"eval/f1_by_language/{task}/{lang}": v for lang, v in r["f1_by_language"].items()})
+    if f1_avg(reports) is not None:
+        scalars["eval/f1/avg"] = f1_avg(reports)
+    logger.log(scalars, step)
+    log.info("step %d: %s", step, ", ".join(f"{k}={v:.4f}" for k, v in scalars.items() if k.startswith("eval/f1/")))
+    return reports
+
+
+def selection_score(reports: dict, cfg: ExperimentConfig) -> float:
+    """F1_avg for the joint model, the task's F1 otherwise (at 0.5: the tuned F1 is fitted on this same fold)."""
+    avg = f1_avg(reports)
+    return avg if avg is not None else reports[cfg.train.task or next(iter(reports))]["f1"]
+
+
+def log_training(logger, window: dict, scheduler, accelerator, state: TrainState) -> None:
+    tokens = torch.tensor([window["tokens"]], device=accelerator.device)
+    tokens = int(accelerator.reduce(tokens, reduction="sum").item()) if accelerator.num_processes > 1 else window["tokens"]
+    state.tokens += tokens
+    scalars = {f"train/loss/{t}": float(np.mean(v)) for t, v in window["loss"].items() if v}
+    scalars.update({"train/lr": scheduler.get_last_lr()[0],
+                    "perf/tokens_per_s": tokens / max(window["seconds"], 1e-9)})  # training time only, not eval
+    logger.log(scalars, state.step)
+    window.update({"loss": {t: [] for t in window["loss"]}, "tokens": 0, "seconds": 0.0})
+
+
+def build_accelerator(cfg: ExperimentConfig) -> Accelerator:
+    from mtl.model import resolve_dtype
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if cfg.train.global_batch_size % (cfg.train.micro_batch_size * world):
+        raise ConfigError(f"train.global_batch_size={cfg.train.global_batch_size} is not a multiple of "
+                          f"micro_batch_size x processes = {cfg.train.micro_batch_size} x {world}")
+    accumulation = cfg.train.global_batch_size // (cfg.train.micro_batch_size * world)
+    deepspeed = None
+    if cfg.train.deepspeed:
+        if not Path(cfg.train.deepspeed).is_file():
+            raise ConfigError(f"train.deepspeed: no such file {cfg.train.deepspeed}")
+        deepspeed = DeepSpeedPlugin(hf_ds_config=cfg.train.deepspeed, gradient_accumulation_steps=accumulation,
+                                    gradient_clipping=cfg.train.max_grad_norm or None)
+    return Accelerator(
+        mixed_precision="bf16" if resolve_dtype(cfg.model.dtype) == torch.bfloat16 else "no",
+        gradient_accumulation_steps=accumulation,
+        deepspeed_plugin=deepspeed,
+        # A QC step leaves qi_head without a gradient (and vice versa); DDP must be told to expect that.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+
+
+def build_optimizer(model, cfg: ExperimentConfig) -> torch.optim.Optimizer:
+    """AdamW over trainable weights only: the adapter at `train.lr`, the freshly initialised heads at `head_lr`."""
+    heads = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith(("qc_head", "qi_head"))]
+    adapter = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("qc_head", "qi_head"))]
+    return torch.optim.AdamW([
+        {"params": adapter, "lr": cfg.train.lr, "weight_decay": cfg.train.weight_decay},
+        {"params": heads, "lr": cfg.train.head_lr, "weight_decay": 0.0},
+    ])
+
+
+def transfer_head(model, source: str, target: str) -> None:
+    """TAPT: the target head starts as the trained source head (the paper reuses one classifier head); QC feature
+    weights, which QI has no counterpart for, start at zero."""
+    src, dst = model.head(source), model.head(target)
+    shared = min(src.weight.shape[1], dst.weight.shape[1])
+    with torch.no_grad():
+        dst.weight.zero_()
+        dst.weight[:, :shared] = src.weight[:, :shared]
+        dst.bias.copy_(src.bias)
+
+
+def write_model(accelerator, model, folder: Path, cfg, info: ModelInfo, reports: dict, taxonomy) -> None:
+    """Save a model folder with the thresholds tuned on validation (`best/`, `final/`)."""
+    state_dict = accelerator.get_state_dict(model)  # collective under ZeRO-3: every process must call it
+    if accelerator.is_main_process:
+        info = copy.deepcopy(info)
+        info.thresholds = {t: r.get("tuned", {}).get("threshold", 0.5) for t, r in reports.items()}
+        info.metrics = reports
+        save_model(accelerator.unwrap_model(model), folder, cfg, info, taxonomy, state_dict)
+    accelerator.wait_for_everyone()
+
+
+def save_checkpoint(accelerator, model, run_dir: Path, step: int, cfg, info: ModelInfo, taxonomy) -> Path:
+    """`step-N/` = a model folder + `training/` (optimizer, scheduler, sampler, loop counters, RNG of every process).
+    Written under `step-N.tmp/` and renamed when complete, so a checkpoint is complete or absent."""
+    final, tmp = run_dir / f"step-{step:06d}", run_dir / f"step-{step:06d}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    write_model(accelerator, model, tmp, cfg, info, {}, taxonomy)
+    handle = accelerator.register_save_state_pre_hook(lambda models, weights, output_dir: weights.clear())
+    try:  # the frozen backbone is not saved: it is whatever `model.backbone` points at
+        if accelerator.distributed_type == DistributedType.DEEPSPEED:
+            accelerator.save_state(str(tmp / "training"), exclude_frozen_parameters=True)
+        else:
+            accelerator.save_state(str(tmp / "training"))
+    finally:
+        handle.remove()
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        old = sorted(run_dir.glob("step-[0-9]*[0-9]"))[: -cfg.train.keep_checkpoints]
+        for folder in old:
+            shutil.rmtree(folder, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    complete = sorted(p for p in run_dir.glob("step-[0-9]*[0-9]") if (p / "training").is_dir())
+    return complete[-1] if complete else None
+
+
+def restore_checkpoint(accelerator, model, checkpoint: Path) -> None:
+    from mtl.model import load_weights
+
+    if accelerator.distributed_type != DistributedType.DEEPSPEED:  # DeepSpeed's own checkpoint holds them
+        load_weights(accelerator.unwrap_model(model), checkpoint)
+    handle = accelerator.register_load_state_pre_hook(lambda models, input_dir: models.clear())
+    try:
+        if accelerator.distributed_type == DistributedType.DEEPSPEED:
+            accelerator.load_state(str(checkpoint / "training"), load_module_strict=False)
+        else:
+            accelerator.load_state(str(checkpoint / "training"))
+    finally:
+        handle.remove()
+
+
+def prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool) -> None:
+    """A new run needs an empty folder (so runs are never mixed); stale `*.tmp` from a crash are removed."""
+    if not resume and run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(f"{run_dir} already holds a run: use --resume {run_dir} or another log.run_name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.glob("*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    save_config(cfg, run_dir / "config.yaml")
+
+
+def summarize(cfg, state: TrainState, best: dict, last: dict, params: dict, splits, accelerator, tags) -> dict:
+    def headline(reports):
+        out = {f"f1/{t}": r["f1"] for t, r in reports.items()}
+        out.update({f"f1_tuned/{t}": r["tuned"]["f1"] for t, r in reports.items() if "tuned" in r})
+        if f1_avg(reports) is not None:
+            out["f1/avg"] = f1_avg(reports)
+        return out
+
+    return {
+        "mode": cfg.train.mode, "tasks": list(cfg.active_tasks), "tags": tags or {},
+        "steps": state.step, "best_step": state.best_step,
+        "best": {"headline": headline(best), "reports": best},
+        "final": {"headline": headline(last), "reports": last},
+        "train_seconds": state.train_seconds,
+        "tokens": state.tokens, "tokens_per_s": state.tokens / max(state.train_seconds, 1e-9),
+        "skipped_batches": state.skipped_batches,
+        "parameters": params, "processes": accelerator.num_processes,
+        "data": {t: [r.summary() for r in s.reports] for t, s in splits.items()},
+    }
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value if not isinstance(value, list) else ",".join(map(str, value))
+    return out
+
+
+class StopSignal:
+    """SIGINT/SIGTERM set a flag that the loop reads at step boundaries; a second signal interrupts at once."""
+
+    def __init__(self):
+        self.flag = False
+        self.previous = {}
+
+    def _handle(self, signum, frame):
+        self.flag = True
+        log.warning("received signal %d: checkpointing after this step (send again to abort now)", signum)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def requested(self, accelerator) -> bool:
+        """Agreed by all processes (a signal may reach only some of them)."""
+        flag = torch.tensor([float(self.flag)], device=accelerator.device)
+        if accelerator.num_processes > 1:
+            flag = accelerator.reduce(flag, reduction="sum")
+        return bool(flag.item() > 0)

@@ -1,0 +1,200 @@
+"""Category path parsing, the category tree, and leakage-free prefix prior features."""
+
+import json
+import math
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from mtl.taxonomy import ROOT, PathMatch, PrefixPriors, Taxonomy, group, join_levels, parse_path, render_levels
+
+FOUR_LEVELS = "food,grocery,flour, baking and cooking,decorations"
+
+
+@pytest.fixture
+def tax():
+    return Taxonomy.from_paths([
+        "home & garden,kitchen,cookware",
+        "home & garden,kitchen,cutlery",
+        "home & garden,bath",
+        " home & garden,kitchen,cookware ",
+        FOUR_LEVELS,
+    ])
+
+
+def test_level_name_with_comma_space_stays_one_level():
+    assert parse_path(FOUR_LEVELS) == ["food", "grocery", "flour, baking and cooking", "decorations"]
+
+
+def test_path_without_comma_space():
+    assert parse_path("home & garden,kitchen,cookware") == ["home & garden", "kitchen", "cookware"]
+
+
+def test_stray_commas_and_whitespace_are_dropped():
+    assert parse_path(" ,food,,grocery , ") == ["food", "grocery"]
+    assert parse_path("food,grocery,") == ["food", "grocery"]
+    assert parse_path("food,grocery, ") == ["food", "grocery"]
+
+
+@pytest.mark.parametrize("blank", ["", "   ", ",,", " , "])
+def test_blank_path_raises(blank):
+    with pytest.raises(ValueError, match="empty category path"):
+        parse_path(blank)
+
+
+def test_join_levels_is_canonical_id():
+    assert join_levels(parse_path(" food ,grocery ")) == "food,grocery"
+
+
+def test_comma_space_inside_level_is_not_a_separator():
+    assert parse_path("food , grocery") == ["food , grocery"]
+
+
+def test_group_prefix_and_longer_than_depth():
+    assert group(FOUR_LEVELS, 1) == "food"
+    assert group(FOUR_LEVELS, 3) == "food,grocery,flour, baking and cooking"
+    assert group("a,b", 5) == "a,b"
+    with pytest.raises(ValueError):
+        group("a,b", 0)
+
+
+def test_render_levels():
+    assert render_levels(FOUR_LEVELS) == "food > grocery > flour, baking and cooking > decorations"
+    assert render_levels("a,b", sep="/") == "a/b"
+
+
+def test_tree_nodes_and_attributes(tax):
+    assert len(tax) == 9
+    assert tax.graph.nodes[ROOT] == {"name": "", "depth": 0, "count": 5}
+    assert tax.graph.nodes["home & garden"] == {"name": "home & garden", "depth": 1, "count": 4}
+    assert tax.graph.nodes["home & garden,kitchen,cookware"]["count"] == 2
+    assert tax.graph.nodes["food,grocery,flour, baking and cooking"]["name"] == "flour, baking and cooking"
+    assert tax.graph.nodes["food,grocery,flour, baking and cooking,decorations"]["depth"] == 4
+    assert set(tax.graph.successors(ROOT)) == {"home & garden", "food"}
+
+
+def test_contains_canonicalises(tax):
+    assert " home & garden ,kitchen" in tax
+    assert "home & garden,garage" not in tax
+    assert "" not in tax
+
+
+def test_depth_works_for_unseen_paths(tax):
+    assert tax.depth(FOUR_LEVELS) == 4
+    assert tax.depth("never,seen") == 2
+
+
+def test_ancestors(tax):
+    assert tax.ancestors(FOUR_LEVELS) == ["food", "food,grocery", "food,grocery,flour, baking and cooking"]
+    assert tax.ancestors("food") == []
+
+
+def test_children_and_siblings(tax):
+    assert tax.children("home & garden") == ["home & garden,bath", "home & garden,kitchen"]
+    assert tax.children("home & garden,bath") == []
+    assert tax.children(ROOT) == ["food", "home & garden"]
+    assert tax.siblings("home & garden,kitchen,cutlery") == ["home & garden,kitchen,cookware"]
+    assert tax.siblings("food") == ["home & garden"]
+
+
+def test_leaf_internal_and_leaves(tax):
+    assert tax.is_leaf("home & garden,bath")
+    assert not tax.is_internal("home & garden,bath")
+    assert tax.is_internal("home & garden,kitchen")
+    assert tax.leaves() == [
+        FOUR_LEVELS,
+        "home & garden,bath",
+        "home & garden,kitchen,cookware",
+        "home & garden,kitchen,cutlery",
+    ]
+
+
+@pytest.mark.parametrize("method", ["ancestors", "children", "siblings", "is_leaf"])
+def test_unknown_path_error_names_path(tax, method):
+    with pytest.raises(KeyError, match="home & garden,garage"):
+        getattr(tax, method)("home & garden,garage")
+
+
+def test_lookup_complete_partial_none(tax):
+    assert tax.lookup(" home & garden,kitchen ") == PathMatch("complete", 2, "home & garden,kitchen")
+    assert tax.lookup("home & garden,kitchen,pans,steel") == PathMatch("partial", 2, "home & garden,kitchen")
+    assert tax.lookup("toys,puzzles") == PathMatch("none", 0, ROOT)
+
+
+def test_save_load_round_trip(tax, tmp_path):
+    file = tmp_path / "tax.json"
+    tax.save(file)
+    loaded = Taxonomy.load(file)
+    assert dict(loaded.graph.nodes(data=True)) == dict(tax.graph.nodes(data=True))
+    assert set(loaded.graph.edges) == set(tax.graph.edges)
+    assert isinstance(loaded.graph, nx.DiGraph) and loaded.graph.is_directed()
+    assert loaded.lookup("food,grocery,rice").depth == 2
+
+
+def test_saved_file_is_json_and_no_temp_left(tax, tmp_path):
+    file = tmp_path / "tax.json"
+    tax.save(file)
+    data = json.loads(file.read_text(encoding="utf-8"))
+    assert len(data["nodes"]) == 10 and len(data["edges"]) == 9
+    assert [p.name for p in tmp_path.iterdir()] == ["tax.json"]
+
+
+# global rate 2/4 = 0.5; counts a=[3,2], a,x=[2,1], a,y=[1,1], b=[1,0]
+PATHS = ["a,x", "a,x", "a,y", "b"]
+LABELS = [1, 0, 1, 0]
+
+
+@pytest.fixture
+def priors():
+    return PrefixPriors.fit(PATHS, LABELS, depth=2, strength=2.0)
+
+
+def test_priors_fit_counts(priors):
+    assert priors.global_rate == 0.5
+    assert priors.counts == {"a": [3, 2], "a,x": [2, 1], "a,y": [1, 1], "b": [1, 0]}
+
+
+def test_priors_hand_computed_features(priors):
+    got = priors.features(["a,y"])
+    # rate(a) = (2 + 2*0.5) / (3 + 2) = 0.6; rate(a,y) = (1 + 1) / (1 + 2) = 2/3
+    expected = [0.6 - 0.5, 2 / 3 - 0.5, math.log1p(3) / 10, math.log1p(1) / 10, 1.0]
+    np.testing.assert_allclose(got[0], expected, rtol=1e-6)
+
+
+def test_priors_shape_and_dtype(priors):
+    got = priors.features(PATHS)
+    assert priors.n_features == 5
+    assert got.shape == (4, 5) and got.dtype == np.float32
+
+
+def test_priors_leave_one_out_removes_own_label(priors):
+    got = priors.features(["a,y"], labels=[1])
+    # a: n=2, pos=1 -> rate (1+1)/(2+2) = 0.5 = global; a,y: seen once, so n=0 -> global rate
+    np.testing.assert_allclose(got[0], [0.0, 0.0, math.log1p(2) / 10, 0.0, 0.5], atol=1e-7)
+
+
+def test_priors_leave_one_out_single_level_prefix_seen_once(priors):
+    got = priors.features(["b"], labels=[0])
+    np.testing.assert_allclose(got[0], [0.0, 0.0, 0.0, 0.0, 0.0], atol=1e-7)
+    assert priors.features(["b"])[0, 0] == pytest.approx(2 * 0.5 / 3 - 0.5)
+
+
+def test_priors_leave_one_out_rejects_rows_not_fitted(priors):
+    with pytest.raises(ValueError, match="not among the rows"):
+        priors.features(["c"], labels=[1])
+
+
+def test_priors_unseen_prefix(priors):
+    got = priors.features(["c,z", "a,q"])
+    np.testing.assert_array_equal(got[0], np.zeros(5, dtype=np.float32))
+    assert got[1, 1] == 0.0 and got[1, 3] == 0.0
+    assert got[1, 0] == pytest.approx(0.1)
+    assert got[1, 4] == 0.5
+
+
+def test_priors_dict_round_trip(priors):
+    d = json.loads(json.dumps(priors.to_dict()))
+    back = PrefixPriors.from_dict(d)
+    assert back == priors
+    np.testing.assert_array_equal(back.features(PATHS, LABELS), priors.features(PATHS, LABELS))
