@@ -4,6 +4,7 @@
     mtl train     train the joint model (or a single-task / TAPT baseline)
     mtl predict   score a file with a trained model, in the submission format
     mtl evaluate  F1 / precision / recall (and per language) of a submission against labelled records
+    mtl translate fill `translated_query` with English translations (cached, resumable)
 
 Errors a user can fix (bad data, bad config) print one line and exit with status 2.
 """
@@ -98,11 +99,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "evaluate", help="score a submission against labelled records",
-        description="Positive-class F1, precision and recall, and F1 per language, of --pred against --gold.",
+        description="Positive-class F1, precision and recall, and F1 per language, of --pred against --gold, "
+                    "printed as markdown tables. Every gold id must be predicted exactly once: a missing, unknown or "
+                    "repeated id is an error naming the file and line.",
     )
     evaluate.add_argument("--pred", required=True, help="JSON lines with id and prediction")
     evaluate.add_argument("--gold", required=True, help="labelled QC or QI records")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    translate = commands.add_parser(
+        "translate", help="fill translated_query with English translations (translation augmentation)",
+        description="Write --input's records to --output with translated_query filled for every record that lacks "
+                    "one. English records, and queries that already look English, are their own translation. Each "
+                    "distinct query is translated once and kept in a persistent cache shared by all files and "
+                    "runs, so an interrupted run resumes where it stopped when run again. Texts that fail to "
+                    "translate are counted and left empty, never stopping the run.",
+    )
+    translate.add_argument("--input", required=True, help="QC or QI records (JSON lines or CSV)")
+    translate.add_argument("--output", required=True, help="where to write the records (format from the suffix)")
+    translate.add_argument("--backend", choices=["seq2seq", "llm", "column"], default="seq2seq",
+                           help="seq2seq: a translation model (MADLAD-400, NLLB-200, M2M100, Marian/Opus-MT); llm: an "
+                                "instruction-tuned causal LM prompted to translate; column: no model, keep the "
+                                "translations the input has (default: %(default)s)")
+    translate.add_argument("--model", help="local Hugging Face folder of the seq2seq or llm model")
+    translate.add_argument("--task", choices=["qc", "qi"], help="default: inferred from the columns")
+    translate.add_argument("--batch-size", type=int, default=32,
+                           help="distinct texts per model call; a failing batch is retried in halves (default: "
+                                "%(default)s)")
+    cache = translate.add_mutually_exclusive_group()
+    cache.add_argument("--cache", help="sqlite translation cache (default: $MTL_CACHE_DIR/translations.sqlite, "
+                                       "with $MTL_CACHE_DIR defaulting to ~/.cache/mtl)")
+    cache.add_argument("--no-cache", action="store_true", help="keep no translations between runs")
+    translate.add_argument("--device", default="cuda" if _cuda() else "cpu", help="default: cuda when available")
+    translate.add_argument("--max-new-tokens", type=int,
+                           help="longest translation in tokens (default: 64 for seq2seq, 32 for llm)")
+    translate.add_argument("--num-beams", type=int, default=1, help="beam search width (default: 1, greedy)")
+    translate.add_argument("--model-id", help="the model's name in the cache (default: folder name + a hash of its "
+                                              "config.json and the generation settings)")
+    translate.add_argument("--no-detect-english", action="store_true",
+                           help="translate non-en queries even when every word is a common English or brand word")
+    translate.set_defaults(func=cmd_translate)
     return parser
 
 
@@ -165,6 +201,28 @@ def cmd_evaluate(args) -> int:
 
     _, table = evaluate_files(args.pred, args.gold)
     print(table)
+    return 0
+
+
+def cmd_translate(args) -> int:
+    from mtl.translate import translate_file
+
+    s = translate_file(args.input, args.output, args.backend, args.model, task=args.task, batch_size=args.batch_size,
+                       cache_path=":memory:" if args.no_cache else args.cache, device=args.device,
+                       max_new_tokens=args.max_new_tokens, num_beams=args.num_beams, model_id=args.model_id,
+                       detect_english=not args.no_detect_english, progress=not args.quiet)
+    if s["model_id"] == "column":
+        work = (f"{s['to_translate']} rows ({s['distinct_texts']} distinct texts) have no translation; the column "
+                f"backend translates nothing")
+    else:
+        work = (f"{s['to_translate']} rows to translate carried {s['distinct_texts']} distinct texts: "
+                f"{s['cache_hits']} came from the cache and {s['translated']} were translated by {s['model_id']} in "
+                f"{s['model_calls']} model calls; {s['failed_texts']} texts failed, leaving {s['failed_rows']} rows "
+                f"without a translation")
+    print(f"{s['output']}: {s['rows']} {s['task'].upper()} rows. {s['already_translated']} were already translated, "
+          f"{s['english']} English rows and {s['looks_english']} English-looking queries passed through as their "
+          f"own translation. {work}. {s['untranslated_rows']} rows have an empty translated_query; "
+          f"{s['seconds']:.1f} s.")
     return 0
 
 

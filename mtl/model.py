@@ -108,8 +108,8 @@ def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: 
     pooling = cfg.model.pooling if cfg.model.pooling != "auto" else ("last" if arch == "decoder" else "first")
     hidden = backbone.get_base_model().config.hidden_size
     model = MultiTaskClassifier(backbone, hidden, pooling, qc_feature_dim, cfg.model.head_dropout)
-    if cfg.model.init_from:
-        load_weights(model, Path(cfg.model.init_from))
+    if cfg.model.init_from:  # warm start: the adapter, and the heads the source model trained (others are untrained)
+        load_weights(model, Path(cfg.model.init_from), heads=read_info(cfg.model.init_from).tasks)
     return model
 
 
@@ -137,8 +137,8 @@ def save_model(model: MultiTaskClassifier, folder: str | Path, cfg: ExperimentCo
             taxonomy.save(tmp / "taxonomy.json")
 
 
-def load_weights(model: MultiTaskClassifier, folder: Path) -> None:
-    """Load a saved adapter and both heads into `model`, refusing anything that does not fit exactly."""
+def load_weights(model: MultiTaskClassifier, folder: Path, heads=TASKS) -> None:
+    """Load a saved adapter and the given heads into `model`, refusing anything that does not fit exactly."""
     adapter_file, heads_file = folder / "adapter" / "adapter_model.safetensors", folder / "heads.safetensors"
     for file in (adapter_file, heads_file):
         if not file.is_file():
@@ -150,10 +150,10 @@ def load_weights(model: MultiTaskClassifier, folder: Path) -> None:
             f"{folder}: adapter does not fit this backbone/LoRA config "
             f"(unexpected {result.unexpected_keys[:3]}, missing {missing[:3]})"
         )
-    heads = load_file(str(heads_file))
-    for task in TASKS:
+    saved = load_file(str(heads_file))
+    for task in heads:
         head = model.head(task)
-        weight, bias = heads.get(f"{task}_head.weight"), heads.get(f"{task}_head.bias")
+        weight, bias = saved.get(f"{task}_head.weight"), saved.get(f"{task}_head.bias")
         if weight is None or weight.shape != head.weight.shape:
             raise CheckpointError(
                 f"{folder}: {task}_head has shape {None if weight is None else tuple(weight.shape)}, this model "

@@ -67,7 +67,8 @@ def assign_folds(records: pd.DataFrame, task: str, strategy: str = "ca", n_folds
     with warnings.catch_warnings():
         # Rare language x label strata (fewer members than folds) are expected in real data and harmless here.
         warnings.filterwarnings("ignore", message="The least populated class")
-        for fold, (_, val_idx) in enumerate(splitter.split(np.zeros(len(records)), y, groups)):
+        split_groups_arg = None if strategy == "random" else groups
+        for fold, (_, val_idx) in enumerate(splitter.split(np.zeros(len(records)), y, split_groups_arg)):
             folds[val_idx] = fold
     if strategy != "random":
         check_leakage(groups, folds)

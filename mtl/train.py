@@ -233,7 +233,8 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
 
 def train_step(model, data: TaskData, micro_batches, weight: float, optimizer, accelerator, cfg, state, pad_id):
     """One optimizer step on one task: forward/backward each micro-batch, then clip and step (accelerate applies
-    the update only after the last micro-batch). Returns the mean loss and this process's real (non-pad) tokens."""
+    the update only after the last micro-batch). Returns the global batch's mean loss and this process's real
+    (non-pad) tokens."""
     losses, tokens = [], 0
     for rows in micro_batches:
         batch = collate(data, rows, pad_id)
@@ -250,8 +251,11 @@ def train_step(model, data: TaskData, micro_batches, weight: float, optimizer, a
                 accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
-    return float(np.mean(losses)), tokens
+        losses.append(loss.detach().float())
+    mean_loss = torch.stack(losses).mean()
+    if accelerator.num_processes > 1:  # each process saw its own micro-batches: log the global batch's loss
+        mean_loss = accelerator.reduce(mean_loss.to(accelerator.device), reduction="mean")
+    return float(mean_loss), tokens
 
 
 def finite_everywhere(loss: torch.Tensor, accelerator) -> bool:
@@ -326,6 +330,7 @@ def build_accelerator(cfg: ExperimentConfig) -> Accelerator:
         deepspeed = DeepSpeedPlugin(hf_ds_config=cfg.train.deepspeed, gradient_accumulation_steps=accumulation,
                                     gradient_clipping=cfg.train.max_grad_norm or None)
     return Accelerator(
+        cpu=not torch.cuda.is_available(),  # accelerate takes torchrun's processes as MULTI_CPU (gloo) only then
         mixed_precision="bf16" if resolve_dtype(cfg.model.dtype) == torch.bfloat16 else "no",
         gradient_accumulation_steps=accumulation,
         deepspeed_plugin=deepspeed,

@@ -1,0 +1,264 @@
+"""Translator backends: one small interface, three ways to get an English translation of a search query.
+
+    translator = BACKENDS["seq2seq"]("models/madlad400-3b-mt", device="cuda")
+    translator.translate(["zapatos rojos", "обувь"], ["es", "ru"])      # -> ["red shoes", "shoes"]
+
+- `seq2seq`: an HF translation model from a local folder. The family is detected from `config.model_type` and the
+  tokenizer, and its language-code convention applied: MADLAD-400 reads a `<2en> ` prefix; NLLB-200 and M2M100 need
+  the source language set on the tokenizer (so they are generated one source language at a time) and English forced
+  as the first generated token; Marian/Opus-MT (`opus-mt-mul-en`) and unknown families read the bare text.
+- `llm`: an instruction-tuned causal LM prompted to translate, greedy, left-padded batches, first line of the reply.
+- `column`: no model; the translations already in the input file are the only ones (`translate` returns "").
+
+`model_id` names a model and its generation settings; the translation cache is keyed by it, so changing the model,
+`max_new_tokens`, beams or the prompt never reuses another setting's translations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+NLLB_CODES = {
+    "ar": "arb_Arab", "bn": "ben_Beng", "cs": "ces_Latn", "da": "dan_Latn", "de": "deu_Latn", "el": "ell_Grek",
+    "en": "eng_Latn", "es": "spa_Latn", "fa": "pes_Arab", "fi": "fin_Latn", "fr": "fra_Latn", "he": "heb_Hebr",
+    "hi": "hin_Deva", "hu": "hun_Latn", "id": "ind_Latn", "it": "ita_Latn", "ja": "jpn_Jpan", "ko": "kor_Hang",
+    "ms": "zsm_Latn", "nb": "nob_Latn", "nl": "nld_Latn", "no": "nob_Latn", "pl": "pol_Latn", "pt": "por_Latn",
+    "ro": "ron_Latn", "ru": "rus_Cyrl", "sv": "swe_Latn", "ta": "tam_Taml", "te": "tel_Telu", "th": "tha_Thai",
+    "tl": "tgl_Latn", "tr": "tur_Latn", "uk": "ukr_Cyrl", "ur": "urd_Arab", "vi": "vie_Latn", "zh": "zho_Hans",
+    "zh-tw": "zho_Hant", "zh-hk": "zho_Hant",
+}
+"""ISO-639-1 (the records' `language`) -> NLLB-200 code (ISO-639-3 + script). Arabic is Modern Standard `arb`."""
+
+LANGUAGE_NAMES = {
+    "ar": "Arabic", "bn": "Bengali", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek", "en": "English",
+    "es": "Spanish", "fa": "Persian", "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi",
+    "hu": "Hungarian", "id": "Indonesian", "it": "Italian", "ja": "Japanese", "ko": "Korean", "ms": "Malay",
+    "nl": "Dutch", "no": "Norwegian", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian",
+    "sv": "Swedish", "th": "Thai", "tl": "Tagalog", "tr": "Turkish", "uk": "Ukrainian", "ur": "Urdu",
+    "vi": "Vietnamese", "zh": "Chinese",
+}
+"""For the LLM prompt; a language not listed is left unnamed ("this e-commerce search query")."""
+
+LLM_PROMPT = ("Translate this {language}e-commerce search query into English. Reply with the translation only.\n"
+              "Query: {text}\nEnglish:")
+
+FAMILIES = ("madlad", "nllb", "m2m100", "marian", "generic")
+
+
+class Translator(Protocol):
+    model_id: str
+    """Names the model and its generation settings; translations are cached under it."""
+
+    def translate(self, texts: list[str], source_languages: list[str]) -> list[str]:
+        """English translations of `texts` (ISO-639-1 `source_languages`, one per text), in order. May raise: the
+        caller retries the batch in halves and records texts that still fail."""
+        ...
+
+
+@dataclass
+class GenerationGroup:
+    """Texts generated together: one `generate` call with one tokenizer source language."""
+
+    indices: list[int]
+    inputs: list[str]
+    src_lang: str | None = None
+    generate_kwargs: dict = field(default_factory=dict)
+
+
+def base_language(language: str) -> str:
+    """`pt-BR` / `pt_br` / `PT` -> `pt`."""
+    return language.strip().lower().replace("_", "-").split("-")[0]
+
+
+def nllb_code(language: str) -> str:
+    key = language.strip().lower().replace("_", "-")
+    code = NLLB_CODES.get(key) or NLLB_CODES.get(base_language(language))
+    if code is None:
+        raise ValueError(f"no NLLB-200 code for language {language!r}; add it to mtl.translate.backends.NLLB_CODES")
+    return code
+
+
+def detect_family(config, tokenizer) -> str:
+    """One of FAMILIES, from the model config and tokenizer. NLLB-200 and M2M100 share `model_type` m2m_100 and
+    differ in their tokenizer; MADLAD-400 is a plain T5 whose vocabulary has `<2xx>` target tokens."""
+    model_type = getattr(config, "model_type", "")
+    tokenizer_class = type(tokenizer).__name__
+    if model_type == "m2m_100":
+        if tokenizer_class.startswith("Nllb"):
+            return "nllb"
+        if hasattr(tokenizer, "get_lang_id"):
+            return "m2m100"
+    if model_type in ("t5", "mt5", "umt5") and _has_token(tokenizer, "<2en>"):
+        return "madlad"
+    if model_type == "marian":
+        return "marian"
+    return "generic"
+
+
+def plan_generation(family: str, tokenizer, texts: list[str], languages: list[str]) -> list[GenerationGroup]:
+    """How to generate English for `texts` with a model of `family`: input strings, source-language setting and
+    extra `generate` arguments, grouped so each group has one source language where the family needs one."""
+    if family == "madlad":
+        # MADLAD names only the target language, as a prefix token; the source is inferred from the text.
+        return [GenerationGroup(list(range(len(texts))), [f"<2en> {t}" for t in texts])]
+    if family not in ("nllb", "m2m100"):
+        return [GenerationGroup(list(range(len(texts))), list(texts))]
+
+    if family == "nllb":
+        english = tokenizer.convert_tokens_to_ids("eng_Latn")
+    else:
+        english = tokenizer.get_lang_id("en")
+    by_language: dict[str, list[int]] = {}
+    for i, language in enumerate(languages):
+        by_language.setdefault(base_language(language) if family == "m2m100" else nllb_code(language), []).append(i)
+    groups = []
+    for code, indices in by_language.items():
+        if family == "nllb" and tokenizer.convert_tokens_to_ids(code) == tokenizer.unk_token_id:
+            raise ValueError(f"the NLLB tokenizer has no language token {code!r}")
+        groups.append(GenerationGroup(indices, [texts[i] for i in indices], src_lang=code,
+                                      generate_kwargs={"forced_bos_token_id": english}))
+    return groups
+
+
+class Seq2SeqTranslator:
+    """An encoder-decoder translation model (MADLAD-400, NLLB-200, M2M100, Marian/Opus-MT) from a local folder.
+    The weights load on the first `translate`, so a run whose texts are all cached never loads them."""
+
+    def __init__(self, model_path: str | Path, device: str = "cpu", max_new_tokens: int | None = None,
+                 num_beams: int = 1, max_input_tokens: int = 128, model_id: str | None = None):
+        self.path = _model_folder(model_path)
+        self.device, self.num_beams, self.max_input_tokens = device, num_beams, max_input_tokens
+        self.max_new_tokens = max_new_tokens or 64
+        self.model_id = model_id or _model_id("seq2seq", self.path, self.max_new_tokens, num_beams)
+        self.model = self.tokenizer = self.family = None
+
+    def load(self) -> None:
+        if self.model is not None:
+            return
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(str(self.path), dtype=_dtype(self.device))
+        self.model.to(self.device).eval()
+        self.family = detect_family(self.model.config, self.tokenizer)
+        log.info("%s: %s translation model, %s", self.path, self.family, self.model_id)
+        if self.family == "generic":
+            log.warning("%s: model type %r has no known language-code convention; it reads the bare source text",
+                        self.path, self.model.config.model_type)
+
+    def translate(self, texts: list[str], source_languages: list[str]) -> list[str]:
+        import torch
+
+        self.load()
+        out = [""] * len(texts)
+        for group in plan_generation(self.family, self.tokenizer, texts, source_languages):
+            if group.src_lang is not None:
+                self.tokenizer.src_lang = group.src_lang
+            batch = self.tokenizer(group.inputs, return_tensors="pt", padding=True, truncation=True,
+                                   max_length=self.max_input_tokens).to(self.device)
+            with torch.inference_mode():
+                generated = self.model.generate(**batch, **group.generate_kwargs, max_new_tokens=self.max_new_tokens,
+                                                num_beams=self.num_beams, do_sample=False)
+            for i, text in zip(group.indices, self.tokenizer.batch_decode(generated, skip_special_tokens=True)):
+                out[i] = text.strip()
+        return out
+
+
+class LLMTranslator:
+    """An instruction-tuned causal LM from a local folder, prompted to translate; greedy and short. Loads lazily."""
+
+    def __init__(self, model_path: str | Path, device: str = "cpu", max_new_tokens: int | None = None,
+                 num_beams: int = 1, model_id: str | None = None):
+        self.path = _model_folder(model_path)
+        self.device, self.num_beams = device, num_beams
+        self.max_new_tokens = max_new_tokens or 32
+        self.model_id = model_id or _model_id("llm", self.path, LLM_PROMPT, self.max_new_tokens, num_beams)
+        self.model = self.tokenizer = None
+
+    def load(self) -> None:
+        if self.model is not None:
+            return
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        # Batched generation continues every row from its last prompt token, so prompts must end together.
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(str(self.path), dtype=_dtype(self.device))
+        self.model.to(self.device).eval()
+        log.info("%s: translating by prompting, %s", self.path, self.model_id)
+
+    def prompts(self, texts: list[str], source_languages: list[str]) -> list[str]:
+        """The model's input text per query: the instruction, inside the chat template when the tokenizer has one."""
+        self.load()
+        out = []
+        for text, language in zip(texts, source_languages):
+            name = LANGUAGE_NAMES.get(base_language(language))
+            prompt = LLM_PROMPT.format(language=f"{name} " if name else "", text=text)
+            if self.tokenizer.chat_template:
+                prompt = self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                            add_generation_prompt=True)
+            out.append(prompt)
+        return out
+
+    def translate(self, texts: list[str], source_languages: list[str]) -> list[str]:
+        import torch
+
+        prompts = self.prompts(texts, source_languages)
+        # A chat template writes its own <bos>; adding another would give the model a prompt it never saw.
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True,
+                               add_special_tokens=not self.tokenizer.chat_template).to(self.device)
+        with torch.inference_mode():
+            generated = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, num_beams=self.num_beams,
+                                            do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
+        replies = self.tokenizer.batch_decode(generated[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+        return [next(iter(reply.strip().splitlines()), "").strip() for reply in replies]
+
+
+class ColumnTranslator:
+    """No model: the input's own `translated_query` column is the only source of translations."""
+
+    model_id = "column"
+
+    def __init__(self, model_path=None, **_settings):
+        """Takes the other backends' arguments, so all three are built alike, and ignores them."""
+
+    def translate(self, texts: list[str], source_languages: list[str]) -> list[str]:
+        return [""] * len(texts)
+
+
+BACKENDS = {"seq2seq": Seq2SeqTranslator, "llm": LLMTranslator, "column": ColumnTranslator}
+
+
+def _has_token(tokenizer, token: str) -> bool:
+    return token in tokenizer.get_vocab()
+
+
+def _model_folder(model_path) -> Path:
+    from mtl.errors import ConfigError
+
+    path = Path(model_path).expanduser()
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"translation model {model_path}: not a local Hugging Face folder (no config.json)")
+    return path
+
+
+def _model_id(backend: str, path: Path, *settings) -> str:
+    """`backend:<folder name>@<hash of config.json and generation settings>`: readable, known without loading the
+    weights, and distinct for another architecture or setting. Two different checkpoints with the same folder name
+    and config.json (a fine-tuned copy) need an explicit `model_id`."""
+    digest = hashlib.sha256((path / "config.json").read_bytes() + repr(settings).encode()).hexdigest()[:10]
+    return f"{backend}:{path.resolve().name}@{digest}"
+
+
+def _dtype(device: str):
+    import torch
+
+    return torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32

@@ -1,0 +1,66 @@
+import json
+import logging
+
+import pytest
+
+from mtl.cli import build_parser, main
+from tests.conftest import make_records, write_jsonl
+
+COMMANDS = ["split", "train", "predict", "evaluate", "translate"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert f"usage: mtl {command}" in text and len(text) > 300
+
+
+def test_all_commands_are_registered():
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command")
+    assert sorted(subparsers.choices) == sorted(COMMANDS)
+
+
+def test_split_writes_input_records_plus_folds(tmp_path, capsys):
+    rows = make_records("qi", 200, seed=3)
+    source = write_jsonl(tmp_path / "train_QI.txt", rows)
+    assert main(["split", "--input", str(source), "--output", str(tmp_path / "folds.txt"), "--n-folds", "3"]) == 0
+    out = [json.loads(line) for line in (tmp_path / "folds.txt").read_text().splitlines()]
+    assert [{k: v for k, v in r.items() if k != "fold"} for r in out] == rows
+    assert {r["fold"] for r in out} == {0, 1, 2}
+    by_query = {}
+    for r in out:
+        by_query.setdefault(r["origin_query"].lower(), set()).add(r["fold"])
+    assert all(len(folds) == 1 for folds in by_query.values())
+    assert "fold 0: 0.0%" in capsys.readouterr().out
+
+
+def test_bad_input_exits_2_naming_file_line_and_field(tmp_path, caplog):
+    source = write_jsonl(tmp_path / "bad.txt", make_records("qc", 3))
+    lines = source.read_text().splitlines()
+    lines[1] = lines[1].replace('"label": 0', '"label": "maybe"').replace('"label": 1', '"label": "maybe"')
+    source.write_text("\n".join(lines) + "\n")
+    with caplog.at_level(logging.ERROR):
+        code = main(["split", "--input", str(source), "--output", str(tmp_path / "out.txt")])
+    assert code == 2
+    assert f"{source}:2: field 'label': must be 0 or 1, got 'maybe'" in caplog.text
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_train_refuses_single_mode_without_a_task(caplog):
+    with caplog.at_level(logging.ERROR):
+        assert main(["train", "--mode", "single"]) == 2
+    assert "needs a target task" in caplog.text
+
+
+def test_resume_refuses_a_different_backbone(tmp_path, caplog):
+    from mtl.config import load_config, save_config
+
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    save_config(load_config(), run / "config.yaml")
+    with caplog.at_level(logging.ERROR):
+        assert main(["train", "--resume", str(run), "model.backbone=/elsewhere"]) == 2
+    assert "cannot change model.backbone" in caplog.text

@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import pytest
+
+from mtl.config import ExperimentConfig, load_config, save_config
+from mtl.errors import ConfigError
+
+CONFIGS = sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("*.yaml"))
+
+
+def test_defaults_are_the_dataclass_defaults():
+    assert load_config() == ExperimentConfig()
+
+
+def test_yaml_delta_then_overrides_in_that_order(tmp_path):
+    file = tmp_path / "x.yaml"
+    file.write_text("train:\n  lr: 1.0e-4\n  max_steps: 7\n")
+    cfg = load_config(file, ["train.lr=2e-5"])
+    assert cfg.train.lr == 2e-5 and cfg.train.max_steps == 7
+
+
+def test_override_values_are_typed():
+    cfg = load_config(None, ["augment.translation=off", "cv.fold=3", "lora.target_modules=q_proj,v_proj",
+                             "tasks.temperature=3"])
+    assert cfg.augment.translation is False
+    assert cfg.cv.fold == "3"
+    assert cfg.lora.target_modules == ["q_proj", "v_proj"]
+    assert isinstance(cfg.tasks.temperature, float)
+
+
+def test_unknown_key_names_the_closest_valid_key():
+    with pytest.raises(ConfigError, match="did you mean 'train.max_steps'"):
+        load_config(None, ["train.max_step=3"])
+
+
+def test_unknown_key_in_yaml_names_the_file(tmp_path):
+    file = tmp_path / "bad.yaml"
+    file.write_text("modle:\n  backbone: x\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml.*'modle'.*did you mean 'model'"):
+        load_config(file)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.max_steps=ten", "train.max_steps: expected int"),
+    ("train.mode=joint", "train.mode: 'joint' is not one of"),
+    ("train.lr=fast", "train.lr: expected a number"),
+    ("train.max_steps=true", "train.max_steps: expected int"),
+])
+def test_wrong_types_are_refused(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.mode=single"], "needs a target task"),
+    (["train.task=qc"], "only meaningful with --mode single"),
+    (["train.global_batch_size=20", "train.micro_batch_size=16"], "multiple of"),
+    (["cv.fold=9"], "cv.fold must be"),
+])
+def test_contradictory_options_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_saved_config_loads_back_equal(tmp_path):
+    cfg = load_config(None, ["train.mode=tapt", "train.task=qi", "train.lr=5e-5", "cv.fold=2"])
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+
+
+def test_there_are_configs_to_load():
+    assert len(CONFIGS) >= 4
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_shipped_config_loads_and_documents_its_launch_command(path):
+    load_config(path)
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("#"), f"{path.name} must start with a comment giving its purpose"
+    assert "mtl" in path.read_text().split("\n\n")[0], f"{path.name}: header should give the launch command"

@@ -1,0 +1,176 @@
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from mtl.backbone import load_backbone
+from mtl.config import load_config
+from mtl.errors import CheckpointError
+from mtl.model import ModelInfo, build_model, build_tokenizer, load_weights, pool, save_model
+
+
+@pytest.fixture
+def cfg(tiny_backbone, tmp_path):
+    return load_config(None, [f"model.backbone={tiny_backbone}", "lora.r=4", "lora.alpha=8",
+                              f"data.cache_dir={tmp_path}"])
+
+
+def make_model(cfg, feature_dim=3, seed=0):
+    pairs, folder = build_tokenizer(cfg)
+    torch.manual_seed(seed)
+    return build_model(cfg, feature_dim, folder, pairs.arch).eval(), pairs
+
+
+def batch(pairs, texts, padding_side="right"):
+    ids = pairs.encode([t for t, _ in texts], [t for _, t in texts])
+    width = max(map(len, ids))
+    input_ids = torch.full((len(ids), width), pairs.pad_id)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, row in enumerate(ids):
+        span = slice(0, len(row)) if padding_side == "right" else slice(width - len(row), width)
+        input_ids[i, span], mask[i, span] = torch.tensor(row), 1
+    return input_ids, mask
+
+
+def randomise_trainables(model, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.1)
+
+
+def test_only_lora_and_heads_are_new_weights(cfg, tiny_backbone):
+    model, _ = make_model(cfg)
+    saved = load_file(str(tiny_backbone / "model.safetensors"))
+    base = {n.replace("backbone.base_model.model.", "model.").replace(".base_layer", ""): p
+            for n, p in model.named_parameters()}
+    new = sorted(n for n in base if n not in saved)
+    assert new and all("lora_" in n or n.startswith(("qc_head.", "qi_head.")) for n in new)
+    assert {"qc_head.weight", "qi_head.weight"} <= set(new)
+    for name, value in saved.items():
+        if name in base:
+            assert torch.equal(base[name], value), name
+
+
+def test_frozen_backbone_trainable_adapter_and_heads(cfg):
+    model, _ = make_model(cfg)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all("lora_" in n or n.startswith(("qc_head", "qi_head")) for n in trainable)
+    assert any("lora_A" in n for n in trainable) and "qc_head.weight" in trainable
+
+
+def test_a_checkpoint_missing_backbone_weights_is_refused(tiny_backbone, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for file in tiny_backbone.iterdir():
+        (broken / file.name).write_bytes(file.read_bytes())
+    weights = load_file(str(broken / "model.safetensors"))
+    save_file({k: v for k, v in weights.items() if "layers.1." not in k}, str(broken / "model.safetensors"),
+              metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="backbone weights are not in the checkpoint"):
+        load_backbone(broken, torch.float32)
+
+
+def test_multimodal_gemma3_checkpoint_loads_its_language_model_only(tmp_path):
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3TextModel
+
+    text = dict(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                num_key_value_heads=1, head_dim=16, sliding_window=16, layer_types=["sliding_attention", "full_attention"])
+    vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=28,
+                  patch_size=14)
+    multimodal = Gemma3ForConditionalGeneration(Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4))
+    multimodal.save_pretrained(str(tmp_path))
+    model = load_backbone(tmp_path, torch.float32)
+    assert type(model) is Gemma3TextModel
+    assert not any("vision" in n for n, _ in model.named_parameters())
+    reference = multimodal.model.language_model.state_dict()
+    assert all(torch.equal(reference[k], v) for k, v in model.state_dict().items())
+
+
+def test_forward_routes_each_task_to_its_own_head(cfg):
+    model, pairs = make_model(cfg)
+    input_ids, mask = batch(pairs, [("pan", "kitchen"), ("shoes", "sneakers red")])
+    features = torch.zeros(2, 3)
+    qc = model(task="qc", input_ids=input_ids, attention_mask=mask, features=features)
+    with torch.no_grad():
+        model.qi_head.weight.add_(1.0)
+    assert qc.shape == (2,)
+    assert torch.equal(qc, model(task="qc", input_ids=input_ids, attention_mask=mask, features=features))
+    assert not torch.allclose(model(task="qi", input_ids=input_ids, attention_mask=mask), qc)
+
+
+def test_qc_head_reads_the_taxonomy_features(cfg):
+    model, pairs = make_model(cfg)
+    input_ids, mask = batch(pairs, [("pan", "kitchen")])
+    a = model(task="qc", input_ids=input_ids, attention_mask=mask, features=torch.zeros(1, 3))
+    b = model(task="qc", input_ids=input_ids, attention_mask=mask, features=torch.ones(1, 3))
+    assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_padding_does_not_change_logits(cfg, padding_side):
+    model, pairs = make_model(cfg)
+    randomise_trainables(model)
+    texts = [("pan", "kitchen"), ("zapatos nike running", "clothing > shoes > running shoes for men")]
+    alone = torch.cat([model(task="qi", input_ids=i, attention_mask=m) for i, m in (batch(pairs, [t]) for t in texts)])
+    input_ids, mask = batch(pairs, texts, padding_side)
+    assert mask[0].sum() < mask.shape[1]
+    torch.testing.assert_close(model(task="qi", input_ids=input_ids, attention_mask=mask), alone, atol=1e-5, rtol=1e-4)
+
+
+def test_last_token_pooling_picks_the_last_real_token():
+    hidden = torch.arange(2 * 4 * 1, dtype=torch.float32).reshape(2, 4, 1)
+    mask = torch.tensor([[1, 1, 0, 0], [0, 1, 1, 1]])
+    assert pool(hidden, mask, "last").flatten().tolist() == [1.0, 7.0]
+    assert pool(hidden, mask, "mean").flatten().tolist() == [0.5, 6.0]
+
+
+def test_saved_model_loads_back_with_identical_logits(cfg, tmp_path):
+    model, pairs = make_model(cfg)
+    randomise_trainables(model)
+    info = ModelInfo(pairs.fingerprint(), pairs.arch, model.pooling, 64, 3, ["qc", "qi"])
+    save_model(model, tmp_path / "saved", cfg, info)
+    input_ids, mask = batch(pairs, [("pan", "kitchen"), ("обувь", "shoes")])
+    features = torch.rand(2, 3)
+    expected = {t: model(task=t, input_ids=input_ids, attention_mask=mask, features=features) for t in ("qc", "qi")}
+
+    fresh, _ = make_model(cfg, seed=123)
+    before = fresh(task="qc", input_ids=input_ids, attention_mask=mask, features=features)
+    assert not torch.allclose(before, expected["qc"])
+    load_weights(fresh, tmp_path / "saved")
+    for task in ("qc", "qi"):
+        assert torch.equal(fresh(task=task, input_ids=input_ids, attention_mask=mask, features=features), expected[task])
+
+
+def test_heads_of_another_shape_are_refused(cfg, tmp_path):
+    model, pairs = make_model(cfg, feature_dim=3)
+    save_model(model, tmp_path / "saved", cfg, ModelInfo(pairs.fingerprint(), "decoder", "last", 64, 3, ["qc"]))
+    other, _ = make_model(cfg, feature_dim=0)
+    with pytest.raises(CheckpointError, match="qc_head has shape"):
+        load_weights(other, tmp_path / "saved")
+
+
+def test_incomplete_model_folder_is_refused(cfg, tmp_path):
+    model, pairs = make_model(cfg)
+    save_model(model, tmp_path / "saved", cfg, ModelInfo(pairs.fingerprint(), "decoder", "last", 64, 3, ["qc"]))
+    (tmp_path / "saved" / "heads.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="heads.safetensors is missing"):
+        load_weights(model, tmp_path / "saved")
+
+
+def test_loss_falls_when_overfitting_32_examples(cfg):
+    model, pairs = make_model(cfg, feature_dim=0)
+    model.train()
+    texts = [(f"query {i}", f"item {i % 7}") for i in range(32)]
+    labels = torch.tensor([float(i % 2) for i in range(32)])
+    input_ids, mask = batch(pairs, texts)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-3)
+    losses = []
+    for _ in range(40):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            model(task="qi", input_ids=input_ids, attention_mask=mask), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]

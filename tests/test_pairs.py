@@ -1,0 +1,85 @@
+import pandas as pd
+import pytest
+from transformers import AutoTokenizer
+
+from mtl.data import pairs as pairs_module
+from mtl.data.pairs import PairTokenizer, build_pairs, query_text, target_text, tokenize_pairs
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_backbone):
+    return AutoTokenizer.from_pretrained(str(tiny_backbone))
+
+
+def test_query_reads_origin_dash_translation_when_augmenting():
+    assert query_text("zapatos nike", "nike shoes", True) == "zapatos nike - nike shoes"
+    assert query_text("zapatos nike", "nike shoes", False) == "zapatos nike"
+
+
+def test_missing_or_identical_translation_leaves_the_query_alone():
+    assert query_text("zapatos", "", True) == "zapatos"
+    assert query_text("nike shoes", "nike shoes", True) == "nike shoes"
+
+
+def test_qc_target_is_rendered_level_by_level():
+    path = "food,grocery,flour, baking and cooking,decorations"
+    assert target_text("qc", path, "levels") == "food > grocery > flour, baking and cooking > decorations"
+    assert target_text("qc", path, "raw") == path
+    assert target_text("qi", "Nike Air, men", "levels") == "Nike Air, men"
+
+
+def test_build_pairs_uses_the_task_target_column():
+    records = pd.DataFrame({"origin_query": ["sartén"], "translated_query": ["frying pan"],
+                            "item_title": ["Tefal pan 24cm"]})
+    assert build_pairs(records, "qi", True, "levels").iloc[0].tolist() == ["sartén - frying pan", "Tefal pan 24cm"]
+
+
+def test_decoder_pair_format_is_bos_query_newline_target_eos(tokenizer):
+    encoder = PairTokenizer(tokenizer, "decoder", max_length=64)
+    (ids,) = encoder.encode(["pan"], ["kitchen"])
+    expected = ([tokenizer.bos_token_id] + tokenizer.encode("pan", add_special_tokens=False)
+                + tokenizer.encode("\n", add_special_tokens=False)
+                + tokenizer.encode("kitchen", add_special_tokens=False) + [tokenizer.eos_token_id])
+    assert ids == expected
+    assert tokenizer.padding_side == "right"
+
+
+def test_truncation_keeps_max_length_and_cuts_the_target_first(tokenizer):
+    encoder = PairTokenizer(tokenizer, "decoder", max_length=16)
+    short_query = "pan"
+    (ids,) = encoder.encode([short_query], ["kitchen cookware " * 20])
+    assert len(ids) == 16
+    query_ids = tokenizer.encode(short_query, add_special_tokens=False)
+    assert ids[1:1 + len(query_ids)] == query_ids
+    assert ids[-1] == tokenizer.eos_token_id
+
+
+def test_a_long_query_cannot_take_the_whole_budget(tokenizer):
+    encoder = PairTokenizer(tokenizer, "decoder", max_length=16)
+    (ids,) = encoder.encode(["zapatos " * 30], ["kitchen cookware " * 30])
+    sep = tokenizer.encode("\n", add_special_tokens=False)
+    budget = 16 - 2 - len(sep)
+    target_part = ids[1:-1][-(budget // 2):]
+    assert len(ids) == 16
+    assert target_part == tokenizer.encode("kitchen cookware " * 30, add_special_tokens=False)[: budget // 2]
+
+
+def test_fingerprint_changes_with_max_length(tokenizer):
+    assert PairTokenizer(tokenizer, "decoder", 32).fingerprint() != PairTokenizer(tokenizer, "decoder", 64).fingerprint()
+
+
+def test_tokenized_pairs_are_cached_and_reused(tokenizer, tmp_path, monkeypatch):
+    encoder = PairTokenizer(tokenizer, "decoder", 32)
+    frame = pd.DataFrame({"text_a": ["pan", "обувь"], "text_b": ["kitchen", "shoes"]})
+    first = tokenize_pairs(frame, encoder, tmp_path)
+    assert len(list((tmp_path / "tokenized").iterdir())) == 1
+    monkeypatch.setattr(encoder, "encode", lambda *a: pytest.fail("cache miss: tokenized again"))
+    assert tokenize_pairs(frame, encoder, tmp_path) == first
+
+
+def test_cache_key_depends_on_the_text(tokenizer, tmp_path):
+    encoder = PairTokenizer(tokenizer, "decoder", 32)
+    tokenize_pairs(pd.DataFrame({"text_a": ["pan"], "text_b": ["kitchen"]}), encoder, tmp_path)
+    tokenize_pairs(pd.DataFrame({"text_a": ["pan"], "text_b": ["garden"]}), encoder, tmp_path)
+    assert len(list((tmp_path / "tokenized").iterdir())) == 2
+    assert pairs_module.FORMAT_VERSION

@@ -1,0 +1,101 @@
+import json
+
+import pytest
+
+from mtl import train as train_module
+from mtl.config import load_config
+from mtl.errors import CheckpointError, DataError
+from mtl.predict import evaluate_files, predict_file, read_predictions
+from tests.conftest import make_records, tiny_overrides, write_jsonl
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_backbone, tiny_data, tmp_path_factory):
+    """A joint model and a QI-only model trained for a few steps on the tiny data."""
+    root = tmp_path_factory.mktemp("predict")
+    for name, extra in (("joint", {}), ("qi-only", {"train.mode": "single", "train.task": "qi"})):
+        train_module.run(load_config(None, tiny_overrides(tiny_backbone, tiny_data, root,
+                                                          **{"log.run_name": name, **extra})))
+    return root / "runs"
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("task", ["qc", "qi"])
+def test_one_joint_model_predicts_every_id_once_in_input_order(trained, tmp_path, task):
+    rows = make_records(task, 40, seed=9, with_label=False)
+    rows[5]["origin_query"] = "   "
+    source = write_jsonl(tmp_path / f"test_{task}.txt", rows)
+    summary = predict_file(trained / "joint" / "best", source, tmp_path / "submit.txt")
+    out = read_jsonl(tmp_path / "submit.txt")
+    assert [r["id"] for r in out] == [r["id"] for r in rows]
+    assert all(r["prediction"] in (0, 1) for r in out)
+    assert out[5]["prediction"] == 0 and summary["defaulted_to_0"] == 1
+    assert summary["task"] == task
+
+
+def test_threshold_choice_changes_predictions_consistently(trained, tmp_path):
+    source = write_jsonl(tmp_path / "test.txt", make_records("qi", 60, seed=10, with_label=False))
+    predict_file(trained / "joint" / "best", source, tmp_path / "low.txt", threshold=0.0, with_scores=True)
+    predict_file(trained / "joint" / "best", source, tmp_path / "high.txt", threshold=1.01)
+    low, high = read_jsonl(tmp_path / "low.txt"), read_jsonl(tmp_path / "high.txt")
+    assert all(r["prediction"] == 1 and 0 <= r["score"] <= 1 for r in low)
+    assert all(r["prediction"] == 0 for r in high)
+
+
+def test_duplicate_input_ids_are_refused(trained, tmp_path):
+    rows = make_records("qi", 4, seed=1, with_label=False)
+    rows[3]["id"] = rows[0]["id"]
+    source = write_jsonl(tmp_path / "dup.txt", rows)
+    with pytest.raises(DataError, match="dup.txt:4: field 'id': duplicate id"):
+        predict_file(trained / "joint" / "best", source, tmp_path / "out.txt")
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_a_single_task_model_refuses_the_other_task_unless_asked(trained, tmp_path):
+    source = write_jsonl(tmp_path / "qc.txt", make_records("qc", 10, seed=1, with_label=False))
+    with pytest.raises(CheckpointError, match="trained for qi, its qc_head is untrained"):
+        predict_file(trained / "qi-only" / "best", source, tmp_path / "out.txt")
+    summary = predict_file(trained / "qi-only" / "best", source, tmp_path / "out.txt", head="qi")
+    assert summary["head"] == "qi" and len(read_jsonl(tmp_path / "out.txt")) == 10
+
+
+def test_a_model_whose_tokenizer_changed_is_refused(trained, tmp_path):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(trained / "joint" / "best", copy)
+    info = json.loads((copy / "model.json").read_text())
+    info["tokenizer_fingerprint"] = "0" * 16
+    (copy / "model.json").write_text(json.dumps(info))
+    source = write_jsonl(tmp_path / "qi.txt", make_records("qi", 4, seed=1, with_label=False))
+    with pytest.raises(CheckpointError, match="not the one this model was trained with"):
+        predict_file(copy, source, tmp_path / "out.txt")
+
+
+def test_evaluate_scores_a_submission_against_gold(tmp_path):
+    gold = write_jsonl(tmp_path / "dev.txt", [
+        {"id": 1, "language": "en", "origin_query": "a", "item_title": "x", "label": 1},
+        {"id": 2, "language": "es", "origin_query": "b", "item_title": "y", "label": 0},
+        {"id": 3, "language": "es", "origin_query": "c", "item_title": "z", "label": 1}])
+    pred = write_jsonl(tmp_path / "pred.txt", [{"id": 3, "prediction": 0}, {"id": 1, "prediction": 1},
+                                               {"id": 2, "prediction": 1}])
+    reports, table = evaluate_files(pred, gold)
+    assert reports["qi"]["precision"] == 0.5 and reports["qi"]["recall"] == 0.5
+    assert reports["qi"]["f1_by_language"] == {"en": 1.0, "es": 0.0}
+    assert "| QI | 3 | 0.5000 |" in table
+
+
+def test_evaluate_refuses_missing_and_unknown_ids(tmp_path):
+    gold = write_jsonl(tmp_path / "dev.txt", [{"id": 1, "language": "en", "origin_query": "a", "item_title": "x",
+                                               "label": 1}])
+    with pytest.raises(DataError, match="1 ids of .* have no prediction"):
+        evaluate_files(write_jsonl(tmp_path / "p1.txt", [{"id": 2, "prediction": 1}]), gold)
+
+
+def test_submission_with_a_bad_prediction_names_the_line(tmp_path):
+    path = write_jsonl(tmp_path / "p.txt", [{"id": 1, "prediction": 1}, {"id": 2, "prediction": "yes"}])
+    with pytest.raises(DataError, match="p.txt:2: field 'prediction': must be 0 or 1"):
+        read_predictions(path)

@@ -1,0 +1,116 @@
+import json
+
+import pytest
+
+from mtl.data.records import clean_records, load_task_records, read_records, write_records
+from mtl.errors import DataError
+
+
+def write(tmp_path, text, name="train_QC.txt", mode="w"):
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def qc(**kw):
+    row = {"id": 1, "language": "es", "origin_query": "sartén", "category_path": "home & garden,kitchen", "label": 1}
+    row.update(kw)
+    return json.dumps(row, ensure_ascii=False)
+
+
+def test_reads_jsonl_and_infers_the_task(tmp_path):
+    path = write(tmp_path, qc() + "\n" + qc(id=2, label=0, translated_query="frying pan") + "\n")
+    records, report = read_records(path)
+    assert records.attrs["task"] == "qc"
+    assert records["label"].tolist() == [1, 0]
+    assert records["translated_query"].tolist() == ["", "frying pan"]
+    assert records["_line"].tolist() == [1, 2]
+    assert report.rows == 2
+
+
+def test_reads_csv_with_the_same_columns(tmp_path):
+    path = write(tmp_path, "id,language,origin_query,item_title,label\n7,ru,обувь,\"Nike Air, men\",1\n", "x.csv")
+    records, _ = read_records(path)
+    assert records.attrs["task"] == "qi"
+    assert records.loc[0, "item_title"] == "Nike Air, men"
+    assert records.loc[0, "id"] == 7
+
+
+@pytest.mark.parametrize("text, line, field, problem", [
+    (qc() + "\n{not json\n", 2, None, "not valid JSON"),
+    (qc() + "\n" + json.dumps({"id": 2, "language": "es", "origin_query": "x", "label": 1}) + "\n", 2,
+     "category_path", "missing"),
+    (qc(label="yes") + "\n", 1, "label", "must be 0 or 1, got 'yes'"),
+    (qc(label=2) + "\n", 1, "label", "must be 0 or 1"),
+    (qc() + "\n" + qc() + "\n", 2, "id", "duplicate id 1 (first seen on line 1)"),
+    ("[1, 2]\n", 1, None, "expected a JSON object"),
+    (qc(language="") + "\n", 1, "language", "empty"),
+    (qc(origin_query={"a": 1}) + "\n", 1, "origin_query", "expected text"),
+])
+def test_bad_records_name_file_line_and_field(tmp_path, text, line, field, problem):
+    path = write(tmp_path, text)
+    with pytest.raises(DataError) as err:
+        read_records(path)
+    assert (err.value.line, err.value.field) == (line, field)
+    assert problem in str(err.value)
+    assert str(err.value).startswith(f"{path}:{line}")
+
+
+def test_invalid_utf8_names_its_line(tmp_path):
+    path = write(tmp_path, (qc() + "\n").encode() + b'{"id": 2, "origin_query": "\xff"}\n')
+    with pytest.raises(DataError, match=r":2: not valid UTF-8"):
+        read_records(path)
+
+
+def test_bom_and_crlf_are_accepted(tmp_path):
+    path = write(tmp_path, ("\ufeff" + qc() + "\r\n" + qc(id=2) + "\r\n").encode("utf-8"))
+    records, _ = read_records(path)
+    assert len(records) == 2 and records.loc[0, "origin_query"] == "sartén"
+
+
+@pytest.mark.parametrize("raw, expected", [(1, 1), (0, 0), ("1", 1), ("0.0", 0), (1.0, 1), (True, 1), ("true", 1)])
+def test_label_spellings_are_normalised(tmp_path, raw, expected):
+    records, _ = read_records(write(tmp_path, qc(label=raw) + "\n"))
+    assert records.loc[0, "label"] == expected
+
+
+def test_labels_required_when_asked(tmp_path):
+    row = json.dumps({"id": 1, "language": "en", "origin_query": "pan", "category_path": "a,b"})
+    assert "label" not in read_records(write(tmp_path, row + "\n"))[0]
+    with pytest.raises(DataError, match="field 'label': missing"):
+        read_records(write(tmp_path, row + "\n"), require_label=True)
+
+
+def test_task_cannot_be_inferred_without_a_target_field(tmp_path):
+    path = write(tmp_path, json.dumps({"id": 1, "language": "en", "origin_query": "x", "label": 1}) + "\n")
+    with pytest.raises(DataError, match="cannot tell the task"):
+        read_records(path)
+
+
+def test_cleaning_collapses_spaces_lowercases_and_counts_drops(tmp_path):
+    rows = [qc(origin_query="  Frying   PAN "), qc(id=2, origin_query="   "),
+            qc(id=3, category_path=None), qc(id=4, origin_query=None)]
+    records, report = load_task_records(write(tmp_path, "\n".join(rows) + "\n"))
+    assert records["origin_query"].tolist() == ["frying pan"]
+    assert report.dropped == {"an empty query": 2, "an empty category_path": 1}
+    assert "dropped 2 with an empty query" in report.summary()
+
+
+def test_cleaning_can_be_switched_off_but_empties_are_still_dropped(tmp_path):
+    records, _ = read_records(write(tmp_path, qc(origin_query="Frying  PAN") + "\n" + qc(id=2, origin_query="") + "\n"))
+    cleaned, dropped = clean_records(records, collapse_spaces=False, lowercase=False)
+    assert cleaned["origin_query"].tolist() == ["Frying  PAN"]
+    assert dropped["an empty query"] == 1
+
+
+@pytest.mark.parametrize("name", ["out.jsonl", "out.csv"])
+def test_write_records_round_trips(tmp_path, name):
+    src = write(tmp_path, qc(category_path="food,grocery,flour, baking and cooking") + "\n" + qc(id=2, label=0) + "\n")
+    records, _ = read_records(src)
+    write_records(records, tmp_path / name)
+    again, _ = read_records(tmp_path / name)
+    assert again.drop(columns="_line").equals(records.drop(columns="_line"))
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

@@ -1,0 +1,85 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from mtl.errors import LeakageError, MtlError
+from mtl.splits import assign_folds, check_leakage, overlap_report, split_groups
+from mtl.taxonomy import group
+
+
+def generated(task: str, n: int = 1200, seed: int = 0) -> pd.DataFrame:
+    """Many rows per query / category group, several languages, ~40% positives."""
+    rng = np.random.default_rng(seed)
+    langs = rng.choice(["en", "es", "ru", "ja", "ar"], n)
+    tops = ["food", "home & garden", "clothing, shoes & accessories", "electronics", "toys"]
+    paths = [f"{rng.choice(tops)},sub{rng.integers(4)},leaf{rng.integers(5)}" for _ in range(n)]
+    queries = [f"query {rng.integers(150)}" for _ in range(n)]
+    frame = pd.DataFrame({"id": range(n), "language": langs, "origin_query": queries,
+                          "label": (rng.random(n) < 0.4).astype(int)})
+    frame["category_path" if task == "qc" else "item_title"] = paths if task == "qc" else queries
+    return frame
+
+
+def test_qi_folds_never_share_a_query():
+    records = generated("qi")
+    folds = assign_folds(records, "qi", "ca", n_folds=5)
+    per_query = pd.Series(folds).groupby(records["origin_query"].str.lower()).nunique()
+    assert per_query.max() == 1
+    assert sorted(set(folds)) == [0, 1, 2, 3, 4]
+
+
+def test_qc_folds_never_share_the_first_two_levels():
+    records = generated("qc")
+    folds = assign_folds(records, "qc", "ca", n_folds=4, qc_group_levels=2)
+    groups = records["category_path"].map(lambda p: group(p, 2))
+    assert pd.Series(folds).groupby(groups).nunique().max() == 1
+
+
+def test_grouped_split_keeps_label_and_language_mix():
+    records = generated("qi", n=3000)
+    folds = assign_folds(records, "qi", "ca", n_folds=5)
+    overall = records["label"].mean()
+    for fold in range(5):
+        part = records[folds == fold]
+        assert abs(part["label"].mean() - overall) < 0.05
+        assert part["language"].nunique() == 5
+
+
+def test_language_split_holds_out_whole_languages():
+    records = generated("qi")
+    folds = assign_folds(records, "qi", "language", n_folds=5)
+    assert pd.Series(folds).groupby(records["language"]).nunique().max() == 1
+    assert len(set(folds)) == 5
+
+
+def test_language_split_needs_enough_languages():
+    with pytest.raises(MtlError, match="5 languages cannot fill 6 folds"):
+        assign_folds(generated("qi"), "qi", "language", n_folds=6)
+
+
+def test_random_split_leaks_queries_and_the_report_shows_it():
+    records = generated("qi")
+    random_folds = assign_folds(records, "qi", "random", n_folds=5)
+    grouped_folds = assign_folds(records, "qi", "ca", n_folds=5)
+    assert min(overlap_report(records, "qi", random_folds).values()) > 0.5
+    assert max(overlap_report(records, "qi", grouped_folds).values()) == 0.0
+
+
+def test_leakage_check_names_the_leaked_group():
+    groups = pd.Series(["a", "a", "b"])
+    with pytest.raises(LeakageError, match="1 groups appear in more than one fold, e.g. 'a'"):
+        check_leakage(groups, np.array([0, 1, 1]))
+
+
+def test_split_is_deterministic_for_a_seed():
+    # QI: 150 query groups; StratifiedGroupKFold only uses the seed to break ties, which few groups rarely have.
+    records = generated("qi")
+    assert (assign_folds(records, "qi", "ca", 5, seed=1) == assign_folds(records, "qi", "ca", 5, seed=1)).all()
+    assert (assign_folds(records, "qi", "ca", 5, seed=1) != assign_folds(records, "qi", "ca", 5, seed=2)).any()
+
+
+def test_qc_group_uses_the_comma_space_rule():
+    records = pd.DataFrame({"category_path": ["food,grocery,flour, baking and cooking", "food,grocery,rice"],
+                            "language": ["en", "en"], "origin_query": ["a", "b"], "label": [1, 0]})
+    assert split_groups(records, "qc", "ca", 3).tolist() == ["food,grocery,flour, baking and cooking",
+                                                             "food,grocery,rice"]

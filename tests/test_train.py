@@ -1,0 +1,142 @@
+"""End-to-end runs of the real training entry point on the tiny backbone (a few seconds each)."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mtl import train as train_module
+from mtl.config import load_config
+from mtl.errors import ConfigError
+from tests.conftest import tiny_overrides
+
+
+def run(tiny_backbone, tiny_data, tmp_path, name, **extra):
+    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"log.run_name": name, **extra}))
+    return cfg, train_module.run(cfg)
+
+
+def scalar_tags(run_dir):
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return set(events.Tags()["scalars"])
+
+
+def test_joint_run_writes_models_metrics_and_tensorboard(tiny_backbone, tiny_data, tmp_path):
+    cfg, summary = run(tiny_backbone, tiny_data, tmp_path, "joint")
+    run_dir = tmp_path / "runs" / "joint"
+    for item in ("config.yaml", "metrics.json", "metrics.jsonl", "best/heads.safetensors", "final/model.json",
+                 "final/adapter/adapter_model.safetensors", "final/taxonomy.json", "step-000006/training"):
+        assert (run_dir / item).exists(), item
+    assert load_config(run_dir / "config.yaml") == cfg
+    tags = scalar_tags(run_dir)
+    assert {"train/loss/qc", "train/loss/qi", "train/lr", "perf/tokens_per_s", "eval/f1/qc", "eval/f1/qi",
+            "eval/f1/avg", "eval/f1_by_language/qc/es", "eval/f1_by_language/qi/ja"} <= tags
+    assert set(summary["best"]["headline"]) >= {"f1/qc", "f1/qi", "f1/avg", "f1_tuned/qc"}
+    assert summary["steps"] == 6 and summary["tasks"] == ["qc", "qi"]
+    assert json.loads((run_dir / "metrics.json").read_text())["best_step"] in (3, 6)
+
+
+def test_training_changes_adapter_and_heads_but_not_the_backbone(tiny_backbone, tiny_data, tmp_path):
+    run(tiny_backbone, tiny_data, tmp_path, "weights")
+    final = tmp_path / "runs" / "weights" / "final"
+    adapter = load_file(str(final / "adapter" / "adapter_model.safetensors"))
+    assert all("lora_" in k for k in adapter)
+    assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k), "lora_B starts at zero and must move"
+    heads = load_file(str(final / "heads.safetensors"))
+    assert set(heads) == {"qc_head.weight", "qc_head.bias", "qi_head.weight", "qi_head.bias"}
+    model_files = {p.name for p in final.rglob("*.safetensors")}
+    assert model_files == {"adapter_model.safetensors", "heads.safetensors"}, "no backbone copy in a model folder"
+
+
+def test_single_task_run_trains_and_evaluates_one_task(tiny_backbone, tiny_data, tmp_path):
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, "single", **{"train.mode": "single", "train.task": "qi"})
+    assert summary["tasks"] == ["qi"]
+    assert set(summary["best"]["reports"]) == {"qi"}
+    assert "eval/f1/qc" not in scalar_tags(tmp_path / "runs" / "single")
+
+
+def test_tapt_stage_two_starts_from_stage_one(tiny_backbone, tiny_data, tmp_path, monkeypatch):
+    built = []
+    original = train_module.transfer_head
+
+    def spy(model, source, target):
+        original(model, source, target)
+        built.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
+
+    monkeypatch.setattr(train_module, "transfer_head", spy)
+    run(tiny_backbone, tiny_data, tmp_path, "tapt", **{"train.mode": "tapt", "train.task": "qc"})
+    stage1 = tmp_path / "runs" / "tapt" / "source-qi" / "final"
+    assert (tmp_path / "runs" / "tapt" / "target-qc" / "final").is_dir()
+    (start,) = built
+    adapter = load_file(str(stage1 / "adapter" / "adapter_model.safetensors"))
+    for key, saved in adapter.items():  # PEFT files drop the adapter name that the live module carries
+        assert torch.equal(start["backbone." + key.replace(".weight", ".default.weight")], saved), key
+    heads = load_file(str(stage1 / "heads.safetensors"))
+    assert torch.equal(start["qc_head.weight"][:, :64], heads["qi_head.weight"])
+    assert (start["qc_head.weight"][:, 64:] == 0).all(), "taxonomy-feature weights have no QI counterpart"
+    assert torch.equal(start["qc_head.bias"], heads["qi_head.bias"])
+
+
+def test_cross_validation_fold_trains_on_the_other_folds(tiny_backbone, tiny_data, tmp_path):
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, "fold", **{"cv.fold": "1", "cv.n_folds": 4})
+    assert 20 < summary["best"]["reports"]["qi"]["n"] < 60
+
+
+def test_a_new_run_refuses_a_folder_that_holds_a_run(tiny_backbone, tiny_data, tmp_path):
+    run(tiny_backbone, tiny_data, tmp_path, "twice")
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run(tiny_backbone, tiny_data, tmp_path, "twice")
+
+
+def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_run(tiny_backbone, tiny_data, tmp_path, monkeypatch):
+    _, straight = run(tiny_backbone, tiny_data, tmp_path, "straight")
+
+    calls = {"n": 0}
+
+    def stop_after_three(self, accelerator):
+        calls["n"] += 1
+        return calls["n"] == 3
+
+    monkeypatch.setattr(train_module.StopSignal, "requested", stop_after_three)
+    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"log.run_name": "stopped"}))
+    with pytest.raises(train_module.Interrupted, match="stopped at step 3"):
+        train_module.run(cfg)
+    assert (tmp_path / "runs" / "stopped" / "step-000003" / "training").is_dir()
+    resumed = train_module.run(cfg, resume=True)
+    assert resumed["steps"] == 6
+    assert resumed["best"]["headline"] == pytest.approx(straight["best"]["headline"], abs=1e-6)
+    assert resumed["final"]["headline"] == pytest.approx(straight["final"]["headline"], abs=1e-6)
+
+
+def test_non_finite_loss_stops_before_touching_the_weights(tiny_backbone, tiny_data, tmp_path, monkeypatch):
+    real = train_module.F.binary_cross_entropy_with_logits
+    calls = {"n": 0}
+
+    def nan_on_fourth(logits, labels):
+        calls["n"] += 1
+        loss = real(logits, labels)
+        return loss * float("nan") if calls["n"] == 4 else loss
+
+    monkeypatch.setattr(train_module.F, "binary_cross_entropy_with_logits", nan_on_fourth)
+    with pytest.raises(train_module.NonFiniteLoss, match=r"step 4, task (qc|qi), record ids \["):
+        run(tiny_backbone, tiny_data, tmp_path, "nan", **{"train.save_every": 3})
+    heads = load_file(str(tmp_path / "runs" / "nan" / "step-000003" / "heads.safetensors"))
+    assert all(torch.isfinite(v).all() for v in heads.values())
+
+
+def test_non_finite_loss_can_be_skipped_and_counted(tiny_backbone, tiny_data, tmp_path, monkeypatch):
+    real = train_module.F.binary_cross_entropy_with_logits
+    calls = {"n": 0}
+
+    def nan_on_second(logits, labels):
+        calls["n"] += 1
+        return real(logits, labels) * (float("nan") if calls["n"] == 2 else 1.0)
+
+    monkeypatch.setattr(train_module.F, "binary_cross_entropy_with_logits", nan_on_second)
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, "skip", **{"train.nonfinite": "skip"})
+    assert summary["skipped_batches"] == 1 and summary["steps"] == 6
+    heads = load_file(str(tmp_path / "runs" / "skip" / "final" / "heads.safetensors"))
+    assert all(torch.isfinite(v).all() for v in heads.values())
