@@ -85,7 +85,8 @@ def load_backbone(folder: Path, dtype: torch.dtype, attn_implementation: str = "
                                                 **kwargs)
     else:
         model, info = AutoModel.from_pretrained(str(folder), **kwargs)
-    missing = sorted(info["missing_keys"])
+    # Encoder checkpoints saved from *ForMaskedLM lack the pooler, which this project never uses (it pools itself).
+    missing = sorted(k for k in info["missing_keys"] if not k.startswith("pooler."))
     if missing:
         raise CheckpointError(
             f"{folder}: {len(missing)} backbone weights are not in the checkpoint and would be random, e.g. "

@@ -5,6 +5,9 @@
     mtl predict   score a file with a trained model, in the submission format
     mtl evaluate  F1 / precision / recall (and per language) of a submission against labelled records
     mtl translate fill `translated_query` with English translations (cached, resumable)
+    mtl compare   run single / TAPT / joint (and the ablations) side by side under one log root
+    mtl report    report.md + plots comparing the runs under a log root
+    mtl bench     training / inference throughput against a reference-style pipeline (the paper's)
 
 Errors a user can fix (bad data, bad config) print one line and exit with status 2.
 """
@@ -139,6 +142,69 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--no-detect-english", action="store_true",
                            help="translate non-en queries even when every word is a common English or brand word")
     translate.set_defaults(func=cmd_translate)
+
+    compare = commands.add_parser(
+        "compare", help="run single, TAPT and joint models (and the ablations) side by side",
+        epilog="key=value overrides apply to every run (data, backbone, batch, seed). The budget is train.max_steps: "
+               "the joint model's steps; per-task models get half, each TAPT stage a quarter, the fine-tunes an "
+               "eighth. " + EPILOG_OVERRIDES,
+        description="Run the comparison grid one run after another under --root: main = single QC, single QI, TAPT "
+                    "QI->QC, TAPT QC->QI, joint, joint + short per-task fine-tunes, and cross-task transfer; "
+                    "ablations = translation augmentation off, taxonomy features off, task sampling, CA vs random "
+                    "split, held-out languages. Same seed, data, folds and budget rule for every run. A failing run "
+                    "leaves a FAILED file and the grid goes on; complete runs are skipped, so running the same "
+                    "command again continues an interrupted grid. Then `mtl report ROOT`.",
+    )
+    compare.add_argument("--root", default="runs/compare", help="log root of the grid (default: %(default)s)")
+    compare.add_argument("--grid", choices=["main", "ablations", "all"], default="main")
+    compare.add_argument("--config", help="YAML delta on the defaults, the base of every run")
+    compare.add_argument("--only", action="append", default=[], metavar="RUN", help="run just this run (repeatable)")
+    compare.add_argument("--dry-run", action="store_true", help="print the runs and their overrides, run nothing")
+    compare.add_argument("--lock", metavar="FILE", help="hold an exclusive flock on FILE during each run (shared "
+                                                     "machines: other jobs taking it never overlap a run)")
+    compare.add_argument("--invoked-as", default="", help="the command line to record in grid.json (scripts set it)")
+    compare.add_argument("overrides", nargs="*", metavar="key=value")
+    compare.set_defaults(func=cmd_compare)
+
+    report = commands.add_parser(
+        "report", help="write report.md and plots comparing the runs under a log root",
+        description="Read every run folder under RUN_ROOT (metrics.json, TensorBoard event files, and grid.json "
+                    "when `mtl compare` made it) and write report.md: best F1 QC / QI / avg per run, the systems "
+                    "that serve both tasks, per-language and zero-shot-language F1, ablation deltas, steps, wall "
+                    "time, tokens/s, parameters and model memory; plus PNG plots (F1 curves per task, F1 by "
+                    "language) and a TensorBoard custom-scalar layout at RUN_ROOT. Failed or missing runs are rows "
+                    "saying so.",
+    )
+    report.add_argument("root", metavar="RUN_ROOT", help="log root holding the runs (e.g. runs/compare)")
+    report.add_argument("--out", help="folder for report.md and the PNGs (default: RUN_ROOT)")
+    report.set_defaults(func=cmd_report)
+
+    bench = commands.add_parser(
+        "bench", help="training / inference throughput against a reference-style pipeline", epilog=EPILOG_OVERRIDES,
+        description="In one process: the machine's matmul peak; the joint model trained by the trainer for 2N steps "
+                    "(real tokens/s, pairs/s, padding, MFU, peak memory, F1 on the dev subset); the same on packed "
+                    "rows; the paper-style reference (one model per task, N steps each, random batches padded to "
+                    "the longest, max_length 2048, the tokenizer's own pair template); inference pairs/s per task "
+                    "and parameter memory of one joint model vs two single-task models. Writes NAME.md and "
+                    "NAME.json under --output-dir. Give it the machine to itself: on a shared machine wrap it in "
+                    "`flock /tmp/mtl-heavy.lock`.",
+    )
+    bench.add_argument("--config", help="YAML delta on the defaults (backbone, data, batch)")
+    bench.add_argument("--steps-per-task", type=int, default=80,
+                       help="steps of each reference model; the joint model trains twice as many (default: "
+                            "%(default)s)")
+    bench.add_argument("--packing-steps", type=int, default=-1, help="steps of the packed run (default: as many as "
+                                                                     "the joint model; 0 skips it)")
+    bench.add_argument("--row-length", type=int, default=0, help="tokens per packed row (default: 2 x "
+                                                                 "data.max_length)")
+    bench.add_argument("--peak-size", type=int, default=0, help="matmul side for the peak (default: 2048 on CPU, "
+                                                                "8192 on CUDA)")
+    bench.add_argument("--output-dir", default="benchmarks/results", help="default: %(default)s")
+    bench.add_argument("--name", help="file name stem (default: bench-<device>-<backbone>)")
+    bench.add_argument("--work-dir", help="keep the benchmark's training runs here (default: a temporary folder)")
+    bench.add_argument("--invoked-as", default="", help="the command line to record (scripts set it)")
+    bench.add_argument("overrides", nargs="*", metavar="key=value")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -223,6 +289,48 @@ def cmd_translate(args) -> int:
           f"{s['english']} English rows and {s['looks_english']} English-looking queries passed through as their "
           f"own translation. {work}. {s['untranslated_rows']} rows have an empty translated_query; "
           f"{s['seconds']:.1f} s.")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from mtl import experiments
+
+    specs = experiments.plan(args.grid, args.overrides, args.config, args.only)
+    if args.dry_run:
+        for spec in specs:
+            source = f" (from {spec.source})" if spec.source else ""
+            print(f"{spec.name:30s} {spec.kind:9s} {' '.join(spec.overrides)}{source}")
+        return 0
+    command = args.invoked_as or " ".join(
+        ["mtl compare", f"--root {args.root}", f"--grid {args.grid}", *(f"--only {n}" for n in args.only),
+         *([f"--config {args.config}"] if args.config else []), *([f"--lock {args.lock}"] if args.lock else []),
+         *args.overrides])
+    statuses = experiments.run_grid(specs, args.root, args.overrides, args.config, command, args.lock)
+    for name, status in statuses.items():
+        print(f"{name:30s} {status}")
+    return 1 if any(s.startswith("FAILED") for s in statuses.values()) else 0
+
+
+def cmd_report(args) -> int:
+    from mtl.report import write_report
+
+    print(write_report(args.root, args.out))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    import shlex
+
+    from mtl.bench import BenchOptions, default_name, run_benchmark, write_results
+    from mtl.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    options = BenchOptions(steps_per_task=args.steps_per_task, packing_steps=args.packing_steps,
+                           row_length=args.row_length, peak_size=args.peak_size, work_dir=args.work_dir or "")
+    results = run_benchmark(cfg, options, args.invoked_as or shlex.join(["mtl", *sys.argv[1:]]))
+    md, js = write_results(results, args.output_dir, args.name or default_name(cfg))
+    print(md.read_text(encoding="utf-8"))
+    print(f"wrote {md} and {js}")
     return 0
 
 

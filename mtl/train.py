@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.state import AcceleratorState
 from accelerate.utils import DeepSpeedPlugin, DistributedType, set_seed
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -245,7 +246,7 @@ def train_step(model, data: TaskData, micro_batches, weight: float, optimizer, a
                            features=batch["features"].to(accelerator.device) if "features" in batch else None)
             loss = F.binary_cross_entropy_with_logits(logits.float(), batch["labels"].to(accelerator.device)) * weight
             if not finite_everywhere(loss, accelerator):
-                loss = handle_nonfinite(model, data, rows, state, cfg)
+                loss = handle_nonfinite(accelerator.unwrap_model(model), data, rows, state, cfg)
             accelerator.backward(loss)
             if accelerator.sync_gradients and cfg.train.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
@@ -268,7 +269,8 @@ def finite_everywhere(loss: torch.Tensor, accelerator) -> bool:
 
 def handle_nonfinite(model, data: TaskData, rows, state: TrainState, cfg) -> torch.Tensor:
     """stop: raise before anything reaches the weights. skip: count it and return a loss whose gradient is exactly
-    zero for every trainable weight, so DDP/DeepSpeed still see the backward pass they expect."""
+    zero for every weight this task's forward used, so DDP/DeepSpeed still see the backward pass they expect (the
+    other task's head is left out: DDP has already marked it unused)."""
     ids = data.records["id"].to_numpy()[np.asarray(rows)].tolist()
     where = f"step {state.step + 1}, task {data.task}, record ids {ids[:8]}{' ...' if len(ids) > 8 else ''}"
     if cfg.train.nonfinite == "stop":
@@ -276,7 +278,8 @@ def handle_nonfinite(model, data: TaskData, rows, state: TrainState, cfg) -> tor
                             "train.lr, check those records, or set train.nonfinite=skip")
     state.skipped_batches += 1
     log.warning("skipping a batch with a non-finite loss at %s (%d skipped so far)", where, state.skipped_batches)
-    return sum((p * 0).sum() for p in model.parameters() if p.requires_grad)
+    other_head = {id(p) for task in TASKS if task != data.task for p in model.head(task).parameters()}
+    return sum((p * 0).sum() for p in model.parameters() if p.requires_grad and id(p) not in other_head)
 
 
 def validate(model, val_data: dict[str, TaskData], accelerator, cfg, pad_id, logger, step) -> dict:
@@ -329,14 +332,42 @@ def build_accelerator(cfg: ExperimentConfig) -> Accelerator:
             raise ConfigError(f"train.deepspeed: no such file {cfg.train.deepspeed}")
         deepspeed = DeepSpeedPlugin(hf_ds_config=cfg.train.deepspeed, gradient_accumulation_steps=accumulation,
                                     gradient_clipping=cfg.train.max_grad_norm or None)
-    return Accelerator(
-        cpu=not torch.cuda.is_available(),  # accelerate takes torchrun's processes as MULTI_CPU (gloo) only then
+        if "WORLD_SIZE" not in os.environ:
+            # Started without torchrun: DeepSpeed still needs a process group, so give it the one-process group
+            # torchrun would have set up.
+            os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+                              MASTER_PORT=str(_free_port()))
+    # accelerate keeps one process-wide state and refuses a second Accelerator with other plugins; TAPT stages,
+    # CV folds and experiment grids train several models in one process, so each starts from a clean state (the
+    # process group, if any, is reused: PartialState only creates one when none exists).
+    AcceleratorState._reset_state(reset_partial_state=True)
+    if deepspeed is None:
+        os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)
+    accelerator = Accelerator(
+        # Without CUDA, accelerate treats torchrun's processes as MULTI_CPU (gloo) only with cpu=True, but with
+        # cpu=True it silently drops DeepSpeed; DeepSpeed brings its own CPU backend.
+        cpu=not torch.cuda.is_available() and deepspeed is None,
         mixed_precision="bf16" if resolve_dtype(cfg.model.dtype) == torch.bfloat16 else "no",
         gradient_accumulation_steps=accumulation,
         deepspeed_plugin=deepspeed,
         # A QC step leaves qi_head without a gradient (and vice versa); DDP must be told to expect that.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
+    if deepspeed is not None:
+        if accelerator.distributed_type != DistributedType.DEEPSPEED:
+            raise ConfigError(f"train.deepspeed is set but accelerate runs {accelerator.distributed_type}: "
+                              "DeepSpeed did not engage")
+        # The loop feeds batches itself (no DataLoader for accelerate to read the size from).
+        deepspeed.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.train.micro_batch_size
+    return accelerator
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def build_optimizer(model, cfg: ExperimentConfig) -> torch.optim.Optimizer:
@@ -446,6 +477,7 @@ def summarize(cfg, state: TrainState, best: dict, last: dict, params: dict, spli
         "tokens": state.tokens, "tokens_per_s": state.tokens / max(state.train_seconds, 1e-9),
         "skipped_batches": state.skipped_batches,
         "parameters": params, "processes": accelerator.num_processes,
+        "distributed": str(accelerator.distributed_type).split(".")[-1],
         "data": {t: [r.summary() for r in s.reports] for t, s in splits.items()},
     }
 

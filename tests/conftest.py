@@ -76,6 +76,32 @@ def build_tiny_backbone(folder: Path) -> Path:
     return folder
 
 
+def build_tiny_encoder(folder: Path) -> Path:
+    """A 2-layer random BERT (saved as a masked LM, so without pooler weights, like most encoder checkpoints) and a
+    WordPiece tokenizer with the [CLS] A [SEP] B [SEP] pair template."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+
+    corpus = [json.dumps(r, ensure_ascii=False) for task in ("qc", "qi") for r in make_records(task, 200, seed=1)]
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=600, special_tokens=specials,
+                                                                    show_progress=False))
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+                            sep_token="[SEP]", mask_token="[MASK]").save_pretrained(str(folder))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=600, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, pad_token_id=0)
+    BertForMaskedLM(config).save_pretrained(str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory) -> Path:
     return build_tiny_backbone(tmp_path_factory.mktemp("tiny-gemma3"))

@@ -127,7 +127,12 @@ def test_non_finite_loss_stops_before_touching_the_weights(tiny_backbone, tiny_d
     assert all(torch.isfinite(v).all() for v in heads.values())
 
 
-def test_non_finite_loss_can_be_skipped_and_counted(tiny_backbone, tiny_data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("wrapped", [False, True], ids=["plain", "ddp"])
+def test_non_finite_loss_can_be_skipped_and_counted(tiny_backbone, tiny_data, tmp_path, monkeypatch, wrapped):
+    if wrapped:  # a one-process torchrun environment: accelerate wraps the model in DDP (gloo)
+        for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                            "MASTER_PORT": str(train_module._free_port())}.items():
+            monkeypatch.setenv(name, value)
     real = train_module.F.binary_cross_entropy_with_logits
     calls = {"n": 0}
 
@@ -138,5 +143,31 @@ def test_non_finite_loss_can_be_skipped_and_counted(tiny_backbone, tiny_data, tm
     monkeypatch.setattr(train_module.F, "binary_cross_entropy_with_logits", nan_on_second)
     _, summary = run(tiny_backbone, tiny_data, tmp_path, "skip", **{"train.nonfinite": "skip"})
     assert summary["skipped_batches"] == 1 and summary["steps"] == 6
+    assert summary["distributed"] == ("MULTI_CPU" if wrapped else "NO")
     heads = load_file(str(tmp_path / "runs" / "skip" / "final" / "heads.safetensors"))
     assert all(torch.isfinite(v).all() for v in heads.values())
+
+
+def test_an_encoder_backbone_trains_with_first_token_pooling(tiny_data, tmp_path):
+    from tests.conftest import build_tiny_encoder
+
+    encoder = build_tiny_encoder(tmp_path / "bert")
+    _, summary = run(encoder, tiny_data, tmp_path, "encoder", **{"lora.target_modules": "query,key,value,dense"})
+    info = json.loads((tmp_path / "runs" / "encoder" / "final" / "model.json").read_text())
+    assert (info["arch"], info["pooling"], info["hidden_size"]) == ("encoder", "first", 32)
+    assert summary["steps"] == 6 and 0 <= summary["final"]["headline"]["f1/avg"] <= 1
+
+
+def test_gradient_checkpointing_still_trains_the_adapter(tiny_backbone, tiny_data, tmp_path):
+    run(tiny_backbone, tiny_data, tmp_path, "ckpt", **{"model.gradient_checkpointing": True})
+    adapter = load_file(str(tmp_path / "runs" / "ckpt" / "final" / "adapter" / "adapter_model.safetensors"))
+    assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
+
+
+def test_all_folds_report_mean_and_spread(tiny_backbone, tiny_data, tmp_path):
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, "cv", **{"cv.fold": "all", "cv.n_folds": 2})
+    assert summary["folds"] == 2
+    assert {"f1/qc", "f1/qi", "f1/avg"} <= set(summary["cv"])
+    per_fold = [json.loads((tmp_path / "runs" / "cv" / f"fold-{k}" / "metrics.json").read_text()) for k in (0, 1)]
+    mean = sum(s["best"]["headline"]["f1/avg"] for s in per_fold) / 2
+    assert summary["cv"]["f1/avg"]["mean"] == pytest.approx(mean)
