@@ -101,15 +101,16 @@ def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: 
     """Backbone from `folder` + fresh LoRA (seeded by the caller) + fresh heads; `model.init_from` loads saved ones."""
     backbone = load_backbone(folder, resolve_dtype(cfg.model.dtype), cfg.model.attn_implementation)
     if cfg.model.gradient_checkpointing:
-        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                       target_modules=list(cfg.lora.target_modules))
     backbone = get_peft_model(backbone, lora)
     pooling = cfg.model.pooling if cfg.model.pooling != "auto" else ("last" if arch == "decoder" else "first")
     hidden = backbone.get_base_model().config.hidden_size
     model = MultiTaskClassifier(backbone, hidden, pooling, qc_feature_dim, cfg.model.head_dropout)
-    if cfg.model.init_from:  # warm start: the adapter, and the heads the source model trained (others are untrained)
-        load_weights(model, Path(cfg.model.init_from), heads=read_info(cfg.model.init_from).tasks)
+    if cfg.model.init_from:  # warm start: the adapter, and the heads the source trained that this run trains too
+        trained = read_info(cfg.model.init_from).tasks
+        load_weights(model, Path(cfg.model.init_from), heads=[t for t in trained if t in cfg.active_tasks])
     return model
 
 

@@ -16,6 +16,7 @@ exit; `mtl train --resume <run>` continues exactly where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.state import AcceleratorState
 from accelerate.utils import DeepSpeedPlugin, DistributedType, set_seed
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
@@ -78,11 +80,35 @@ class TrainState:
 def run(cfg: ExperimentConfig, resume: bool = False) -> dict:
     """Dispatch on `cv.fold` and `train.mode`; returns the run's summary metrics (also in metrics.json)."""
     run_dir = Path(cfg.log.root) / cfg.log.run_name
-    if cfg.cv.fold == "all":
-        return run_all_folds(cfg, run_dir, resume)
-    if cfg.train.mode == "tapt":
-        return run_tapt(cfg, run_dir, resume)
-    return train(cfg, run_dir, resume)
+    with process_group_without_launcher(cfg):
+        if cfg.cv.fold == "all":
+            return run_all_folds(cfg, run_dir, resume)
+        if cfg.train.mode == "tapt":
+            return run_tapt(cfg, run_dir, resume)
+        return train(cfg, run_dir, resume)
+
+
+@contextlib.contextmanager
+def process_group_without_launcher(cfg: ExperimentConfig):
+    """DeepSpeed needs a process group even for one process; started without torchrun, give it the environment
+    torchrun would have set, and restore the environment afterwards so that child processes and later
+    non-DeepSpeed runs do not see a launcher that is not there. The group itself stays up: deepspeed.comm caches
+    it process-wide, and a later DeepSpeed run in this process reuses it."""
+    if not cfg.train.deepspeed or "WORLD_SIZE" in os.environ:
+        yield
+        return
+    names = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    try:
+        yield
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run_tapt(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict:
@@ -139,18 +165,14 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
 
     with accelerator.main_process_first():  # converts the embedded backbone / writes the token cache once
         pair_tokenizer, backbone_folder = build_tokenizer(cfg)
-        tasks = cfg.active_tasks
-        splits = load_splits(cfg, tasks)
-        taxonomy = Taxonomy.from_paths(splits["qc"].train["category_path"]) if "qc" in tasks else None
-        priors = fit_priors(cfg, splits["qc"].train) if "qc" in tasks else None
-        train_data = {t: make_task_data(splits[t].train, t, cfg, pair_tokenizer, priors, leave_one_out=True)
-                      for t in tasks}
-        val_data = {t: make_task_data(splits[t].val, t, cfg, pair_tokenizer, priors) for t in tasks}
+        data = load_run_data(cfg, pair_tokenizer)
+    tasks, splits, taxonomy, priors = cfg.active_tasks, data.splits, data.taxonomy, data.priors
+    train_data, val_data = data.train, data.val
 
     set_seed(cfg.train.seed)  # LoRA and head initialisation do not depend on what loading consumed
     model = build_model(cfg, priors.n_features if priors else 0, backbone_folder, pair_tokenizer.arch)
     if head_from:
-        transfer_head(model, head_from, tasks[0])
+        transfer_head(model, Path(cfg.model.init_from), head_from, tasks[0])
     params = count_parameters(model)
     optimizer = build_optimizer(model, cfg)
     scheduler = get_scheduler(
@@ -230,6 +252,33 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
     logger.close()
     accelerator.wait_for_everyone()
     return summary
+
+
+@dataclass
+class RunData:
+    """Everything a run reads from its files: records per split, the taxonomy and QC priors of the training fold,
+    and the tokenized training and validation sets per task."""
+
+    splits: dict
+    taxonomy: Taxonomy | None
+    priors: object
+    train: dict[str, TaskData]
+    val: dict[str, TaskData]
+
+
+def load_run_data(cfg: ExperimentConfig, pair_tokenizer) -> RunData:
+    """file -> records -> (train, val) split -> pairs -> token ids, per active task. The taxonomy and the QC prefix
+    priors are fitted on this run's training records only."""
+    tasks = cfg.active_tasks
+    splits = load_splits(cfg, tasks)
+    qc_train = splits["qc"].train if "qc" in tasks else None
+    taxonomy = Taxonomy.from_paths(qc_train["category_path"]) if qc_train is not None else None
+    priors = fit_priors(cfg, qc_train) if qc_train is not None else None
+    return RunData(
+        splits, taxonomy, priors,
+        train={t: make_task_data(splits[t].train, t, cfg, pair_tokenizer, priors, leave_one_out=True) for t in tasks},
+        val={t: make_task_data(splits[t].val, t, cfg, pair_tokenizer, priors) for t in tasks},
+    )
 
 
 def train_step(model, data: TaskData, micro_batches, weight: float, optimizer, accelerator, cfg, state, pad_id):
@@ -332,11 +381,6 @@ def build_accelerator(cfg: ExperimentConfig) -> Accelerator:
             raise ConfigError(f"train.deepspeed: no such file {cfg.train.deepspeed}")
         deepspeed = DeepSpeedPlugin(hf_ds_config=cfg.train.deepspeed, gradient_accumulation_steps=accumulation,
                                     gradient_clipping=cfg.train.max_grad_norm or None)
-        if "WORLD_SIZE" not in os.environ:
-            # Started without torchrun: DeepSpeed still needs a process group, so give it the one-process group
-            # torchrun would have set up.
-            os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
-                              MASTER_PORT=str(_free_port()))
     # accelerate keeps one process-wide state and refuses a second Accelerator with other plugins; TAPT stages,
     # CV folds and experiment grids train several models in one process, so each starts from a clean state (the
     # process group, if any, is reused: PartialState only creates one when none exists).
@@ -380,15 +424,17 @@ def build_optimizer(model, cfg: ExperimentConfig) -> torch.optim.Optimizer:
     ])
 
 
-def transfer_head(model, source: str, target: str) -> None:
-    """TAPT: the target head starts as the trained source head (the paper reuses one classifier head); QC feature
-    weights, which QI has no counterpart for, start at zero."""
-    src, dst = model.head(source), model.head(target)
-    shared = min(src.weight.shape[1], dst.weight.shape[1])
+def transfer_head(model, folder: Path, source: str, target: str) -> None:
+    """TAPT: the target head starts as the source head saved in `folder` (the paper reuses one classifier head).
+    Columns for QC's taxonomy features, which the other head lacks, start at zero (QI -> QC) or are dropped."""
+    saved = load_file(str(folder / "heads.safetensors"))
+    weight, bias = saved[f"{source}_head.weight"], saved[f"{source}_head.bias"]
+    dst = model.head(target)
+    shared = min(weight.shape[1], dst.weight.shape[1])
     with torch.no_grad():
         dst.weight.zero_()
-        dst.weight[:, :shared] = src.weight[:, :shared]
-        dst.bias.copy_(src.bias)
+        dst.weight[:, :shared] = weight[:, :shared]
+        dst.bias.copy_(bias)
 
 
 def write_model(accelerator, model, folder: Path, cfg, info: ModelInfo, reports: dict, taxonomy) -> None:

@@ -8,6 +8,7 @@ pooling code as the 270M and 12B models in well under a second.
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -20,6 +21,16 @@ CATEGORIES = {
     "phones": ("electronics,phones,smartphones", ["phone", "smartphone", "teléfono", "телефон", "スマホ"]),
 }
 LANGUAGES = ["en", "es", "ru", "fr", "ja"]
+REPO = Path(__file__).resolve().parents[1]
+LAUNCHER_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment for `python -m mtl` in a child process: this checkout's package whatever is installed, and no
+    launcher variables (a child must not try to join a process group that belongs to the test process)."""
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return {**env, **extra}
 
 
 def make_records(task: str, n: int, seed: int = 0, with_label: bool = True) -> list[dict]:

@@ -6,7 +6,7 @@ import pytest
 from mtl.cli import build_parser, main
 from tests.conftest import make_records, write_jsonl
 
-COMMANDS = ["split", "train", "predict", "evaluate", "translate"]
+COMMANDS = ["split", "train", "predict", "evaluate", "translate", "compare", "report", "bench"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

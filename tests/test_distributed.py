@@ -1,13 +1,12 @@
 """Two CPU processes (torchrun, gloo) train the same model as one process: same global batches, same schedule."""
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import tiny_overrides
+from tests.conftest import child_env, tiny_overrides
 
 # Dropout off: with it on, each process draws its own masks and the runs differ by design.
 DETERMINISTIC = {"lora.dropout": 0.0, "model.head_dropout": 0.0, "train.max_steps": 8, "train.eval_every": 0,
@@ -15,7 +14,7 @@ DETERMINISTIC = {"lora.dropout": 0.0, "model.head_dropout": 0.0, "train.max_step
 
 
 def launch(command, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = child_env(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 

@@ -1,7 +1,6 @@
 """Interruption, atomic outputs and fuzzed bad input."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from mtl.config import load_config
 from mtl.data.records import read_records, write_records
 from mtl.errors import DataError
 from mtl.io import atomic_open
-from tests.conftest import make_records, tiny_overrides, write_jsonl
+from tests.conftest import child_env, make_records, tiny_overrides, write_jsonl
 
 LONG_RUN = {"train.max_steps": 120, "train.eval_every": 40, "log.every": 1, "train.save_every": 0}
 
@@ -25,7 +24,7 @@ def test_sigterm_checkpoints_and_resume_matches_an_uninterrupted_run(tiny_backbo
     overrides = tiny_overrides(tiny_backbone, tiny_data, tmp_path, **LONG_RUN)
     straight = train_module.run(load_config(None, overrides + ["log.run_name=straight"]))
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = child_env(OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "mtl", "-q", "train", *overrides, "log.run_name=killed"]
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = tmp_path / "runs" / "killed" / "metrics.jsonl"

@@ -62,8 +62,8 @@ def test_tapt_stage_two_starts_from_stage_one(tiny_backbone, tiny_data, tmp_path
     built = []
     original = train_module.transfer_head
 
-    def spy(model, source, target):
-        original(model, source, target)
+    def spy(model, folder, source, target):
+        original(model, folder, source, target)
         built.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
 
     monkeypatch.setattr(train_module, "transfer_head", spy)
@@ -78,6 +78,14 @@ def test_tapt_stage_two_starts_from_stage_one(tiny_backbone, tiny_data, tmp_path
     assert torch.equal(start["qc_head.weight"][:, :64], heads["qi_head.weight"])
     assert (start["qc_head.weight"][:, 64:] == 0).all(), "taxonomy-feature weights have no QI counterpart"
     assert torch.equal(start["qc_head.bias"], heads["qi_head.bias"])
+
+
+def test_tapt_from_qc_with_taxonomy_features_into_qi(tiny_backbone, tiny_data, tmp_path):
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, "tapt-qi", **{"train.mode": "tapt", "train.task": "qi"})
+    source = json.loads((tmp_path / "runs" / "tapt-qi" / "source-qc" / "final" / "model.json").read_text())
+    assert source["qc_feature_dim"] > 0 and summary["tasks"] == ["qi"]
+    target_heads = load_file(str(tmp_path / "runs" / "tapt-qi" / "target-qi" / "final" / "heads.safetensors"))
+    assert target_heads["qi_head.weight"].shape == (1, 64)
 
 
 def test_cross_validation_fold_trains_on_the_other_folds(tiny_backbone, tiny_data, tmp_path):
@@ -141,7 +149,11 @@ def test_non_finite_loss_can_be_skipped_and_counted(tiny_backbone, tiny_data, tm
         return real(logits, labels) * (float("nan") if calls["n"] == 2 else 1.0)
 
     monkeypatch.setattr(train_module.F, "binary_cross_entropy_with_logits", nan_on_second)
-    _, summary = run(tiny_backbone, tiny_data, tmp_path, "skip", **{"train.nonfinite": "skip"})
+    try:
+        _, summary = run(tiny_backbone, tiny_data, tmp_path, "skip", **{"train.nonfinite": "skip"})
+    finally:
+        if torch.distributed.is_initialized():  # torchrun's group lives as long as its process; this one is pytest
+            torch.distributed.destroy_process_group()
     assert summary["skipped_batches"] == 1 and summary["steps"] == 6
     assert summary["distributed"] == ("MULTI_CPU" if wrapped else "NO")
     heads = load_file(str(tmp_path / "runs" / "skip" / "final" / "heads.safetensors"))

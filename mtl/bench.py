@@ -1,0 +1,650 @@
+"""Throughput benchmark: this project's training and serving pipeline against a reference-style one (the paper's).
+
+    python benchmarks/bench.py                                   # embedded Gemma-3 270M, sample data, this device
+    flock /tmp/mtl-heavy.lock python benchmarks/bench.py         # on a shared machine (timings need it to themselves)
+    mtl bench --steps-per-task 3 model.backbone=/path/to/tiny     # any backbone / data via key=value overrides
+
+One process, one run, phases in this order:
+
+1. matmul peak: the best of a few `torch.matmul` of two large square matrices in the backbone's dtype
+   (FLOPs = 2·m·n·k), measured here so MFU is against this machine's own ceiling;
+2. ours: the joint model trained by the project's trainer (`mtl.train.train`, bucketed batches by default) for
+   2·N optimizer steps, then its F1 on the dev subset;
+3. packed: the joint model trained 2·N steps on packed rows (`mtl.packing`), the same optimizer step otherwise;
+4. reference: what the paper's code does, run through the same trainer: one single-task model per task for N steps
+   each, random batches padded to the longest pair, `max_length` 2048 (truncation only), the pair as the tokenizer's
+   own pair template (`<bos>A<bos>B` for the Gemma GGUF tokenizer), no taxonomy features; same backbone, LoRA,
+   optimizer, batch size, data and dev subset;
+5. inference: pairs/s on the dev subset of both tasks through the one joint model (`load_trained` +
+   `predict_probs`, length-sorted batches), and through the two reference models (batches in file order, both
+   models in memory, as two separately served single-task models are);
+6. memory: parameter bytes of the joint model vs the two single-task models.
+
+Both sides see the same pairs per task (2·N joint steps ≈ N per task), so their F1 is comparable.
+
+Training FLOPs (model FLOPs: real tokens only, so padding shows up as lost MFU), for a pair of L real tokens:
+
+    L·(4·N_frozen + 6·N_lora) + Σ_layers 12·d_attn·P(L)
+
+N_frozen: weights of the backbone's linear layers (embeddings are a lookup and cost nothing); N_lora: adapter
+weights; d_attn = heads × head_dim; P(L): query-key pairs a layer scores, L(L+1)/2 when causal (fewer inside a
+sliding window), L² for an encoder. Forward costs 2 FLOPs per weight per token and 4·d_attn per query-key pair
+(QKᵀ and AV). Backward computes activation gradients everywhere (2 per weight per token, twice the forward for
+attention), so that the adapters of earlier layers get their gradients, but weight gradients only for LoRA
+(2 per weight per token): the frozen base gets none. Norms, softmax, activations, rotary, dropout, the heads and the
+optimizer are left out (< 1% of the FLOPs here).
+
+Peak memory is per phase: on CUDA the allocator's peak, on Linux CPUs the process's peak RSS since the phase began
+(VmHWM, reset through /proc/self/clear_refs), elsewhere `ru_maxrss` (the process lifetime's peak). Each phase also
+records the CPU cores other processes kept busy meanwhile: timings are only comparable when that is near 0.
+"""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import datetime
+import gc
+import json
+import logging
+import os
+import platform
+import resource
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mtl.config import ExperimentConfig, TASKS, from_dict, to_dict
+from mtl.data.tasks import TaskData, collate, fit_priors, load_splits, make_task_data
+from mtl.errors import ConfigError
+from mtl.evaluate import predict_probs, task_report
+from mtl.io import atomic_write_text
+from mtl.metrics import f1_avg
+from mtl.model import build_model, build_tokenizer, count_parameters, load_trained, resolve_dtype
+from mtl.packing import packed_train_step
+from mtl.sampling import TaskStreams, shard, task_for_step
+
+log = logging.getLogger(__name__)
+
+REFERENCE_MAX_LENGTH = 2048
+"""The paper's max_length: truncation only, batches are padded to their longest pair."""
+
+
+@dataclass
+class BenchOptions:
+    steps_per_task: int = 80
+    """Optimizer steps of each reference single-task model; the joint and packed models train twice as many."""
+    packing_steps: int = -1
+    """Optimizer steps of the packed run (-1: as many as the joint model; 0: skip packing)."""
+    row_length: int = 0
+    """Tokens per packed row (0: twice data.max_length)."""
+    peak_size: int = 0
+    """Side of the square matrices of the matmul peak (0: 2048 on CPU, 8192 on CUDA)."""
+    peak_reps: int = 5
+    """Timed matmuls of the peak; the fastest counts."""
+    work_dir: str = ""
+    """Where the benchmark's training runs are written (empty: a temporary folder, removed afterwards)."""
+
+    def __post_init__(self):
+        if self.steps_per_task < 1:
+            raise ConfigError(f"--steps-per-task must be >= 1, got {self.steps_per_task}")
+
+
+def run_benchmark(cfg: ExperimentConfig, options: BenchOptions, command: str) -> dict:
+    """Run every phase and return the results (what `write_results` writes)."""
+    if cfg.train.mode != "mtl" or cfg.cv.fold != "none":
+        raise ConfigError("mtl bench measures the joint model on the dev files: leave train.mode=mtl and cv.fold=none")
+    if options.work_dir:
+        return _run(cfg, options, command, Path(options.work_dir))
+    with tempfile.TemporaryDirectory(prefix="mtl-bench-") as tmp:
+        return _run(cfg, options, command, Path(tmp))
+
+
+def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path) -> dict:
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = resolve_dtype(cfg.model.dtype)
+    ours_cfg = derive(cfg, {"train.max_steps": 2 * options.steps_per_task, "train.eval_every": 0,
+                            "train.save_every": 0, "log.tensorboard": False, "log.root": str(work),
+                            "log.run_name": "ours"})
+    ref_cfgs = {t: reference_config(cfg, t, options.steps_per_task, work) for t in TASKS}
+    packing_steps = 2 * options.steps_per_task if options.packing_steps < 0 else options.packing_steps
+    row_length = options.row_length or 2 * cfg.data.max_length
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load_before = os.getloadavg()
+
+    peak = matmul_peak(dtype, device, options.peak_size or (8192 if device == "cuda" else 2048), options.peak_reps)
+    log.info("matmul peak: %.1f GFLOP/s (%s)", peak["flops_per_s"] / 1e9, peak["dtype"])
+    ours_data = load_task_data(ours_cfg)
+    counts = flop_counts(ours_cfg, ours_data)
+
+    training = {"ours": train_with_trainer(ours_cfg, ours_data, counts, peak, device)}
+    if packing_steps and ours_data["pairs"].arch != "decoder":
+        log.warning("packing needs a decoder backbone (last-token pooling): the packed run is skipped")
+        packing_steps = 0
+    if packing_steps:
+        training["packed"] = train_packed(ours_cfg, ours_data, counts, peak, device, packing_steps, row_length)
+    ref_data = {t: load_task_data(c) for t, c in ref_cfgs.items()}
+    reference = {t: train_with_trainer(c, ref_data[t], counts, peak, device) for t, c in ref_cfgs.items()}
+    training["reference"] = {**reference, "total": combine(reference, peak)}
+
+    inference = {
+        "ours": serve({t: work / "ours" / "final" for t in TASKS}, ours_data, device, cfg.eval.batch_size, True),
+        "reference": serve({t: work / f"reference-{t}" / "final" for t in TASKS},
+                           {"val": {t: ref_data[t]["val"][t] for t in TASKS}}, device, cfg.eval.batch_size, False),
+    }
+    ours, ref = training["ours"], training["reference"]["total"]
+    memory = {"joint_model_bytes": inference["ours"]["parameter_bytes"],
+              "two_models_bytes": inference["reference"]["parameter_bytes"]}
+    results = {
+        "command": command, "date": started.isoformat(timespec="seconds"),
+        "wall_seconds": (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(),
+        "machine": machine(device),
+        # Other processes on the machine slow every phase down: the 1/5/15-minute load averages before and after
+        # the run (the benchmark itself adds about one per busy core) say whether it had the machine to itself.
+        "load_average": {"before": load_before, "after": os.getloadavg()},
+        "device": device, "dtype": str(dtype).removeprefix("torch."),
+        "backbone": cfg.model.backbone,
+        "setup": {"steps_per_task": options.steps_per_task, "joint_steps": 2 * options.steps_per_task,
+                  "packing_steps": packing_steps, "row_length": row_length,
+                  "global_batch_size": cfg.train.global_batch_size, "micro_batch_size": cfg.train.micro_batch_size,
+                  "max_length": cfg.data.max_length, "reference_max_length": REFERENCE_MAX_LENGTH,
+                  "batching": cfg.train.batching, "lora_r": cfg.lora.r, "lora_targets": list(cfg.lora.target_modules),
+                  "data": {k: getattr(cfg.data, k) for k in ("qc_train", "qi_train", "qc_dev", "qi_dev")},
+                  "dev_limit": cfg.data.dev_limit, "train_limit": cfg.data.train_limit},
+        "matmul_peak": peak, "flop_model": counts, "training": training, "inference": inference,
+        "memory": {**memory, "ratio": memory["two_models_bytes"] / memory["joint_model_bytes"]},
+        "ratios": {
+            "train_tokens_per_s": ours["tokens_per_s"] / ref["tokens_per_s"],
+            "train_examples_per_s": ours["examples_per_s"] / ref["examples_per_s"],
+            "inference_pairs_per_s": inference["ours"]["pairs_per_s"] / inference["reference"]["pairs_per_s"],
+        },
+    }
+    results["targets"] = {
+        "train_tokens_per_s_at_least_2x": results["ratios"]["train_tokens_per_s"] >= 2.0,
+        "padding_under_10pct": ours["padding_fraction"] < 0.10,
+        "f1_avg_equal_or_better": ours["f1"]["avg"] >= ref["f1"]["avg"],
+    }
+    if "packed" in training:
+        packed = training["packed"]
+        gain = packed["tokens_per_s"] / ours["tokens_per_s"] - 1
+        results["packing"] = {
+            "beats_bucketing": gain > 0, "tokens_per_s_gain": gain,
+            "verdict": (f"packed rows: {gain:+.1%} real tokens/s vs {cfg.train.batching} batches; "
+                        + ("worth wiring into the trainer" if gain > 0 else "kept out of the trainer")),
+        }
+    if device == "cpu":
+        results["gpu"] = "no GPU was available to this run: GPU bf16 LoRA training MFU is not measured here"
+    return results
+
+
+def derive(cfg: ExperimentConfig, changes: dict) -> ExperimentConfig:
+    """A copy of `cfg` with dotted-key changes, rebuilt through `from_dict` so its cross-field checks run again."""
+    tree = copy.deepcopy(to_dict(cfg))
+    for key, value in changes.items():
+        section, name = key.split(".")
+        tree[section][name] = value
+    return from_dict(ExperimentConfig, tree)
+
+
+def reference_config(cfg: ExperimentConfig, task: str, steps: int, work: Path) -> ExperimentConfig:
+    """The paper's pipeline for one task, expressed in this project's config so the same trainer runs it."""
+    return derive(cfg, {
+        "train.mode": "single", "train.task": task, "train.max_steps": steps, "train.eval_every": 0,
+        "train.save_every": 0, "train.batching": "random", "log.tensorboard": False,
+        "data.max_length": REFERENCE_MAX_LENGTH,
+        # PairTokenizer's encoder path is the tokenizer's own pair template with truncation: exactly what the
+        # paper's code feeds its decoder. Pooling must then be set to the decoder's last token explicitly.
+        "model.arch": "encoder", "model.pooling": "last",
+        "taxonomy.features": False,
+        "log.root": str(work), "log.run_name": f"reference-{task}",
+    })
+
+
+def load_task_data(cfg: ExperimentConfig) -> dict:
+    """Training and validation `TaskData` built exactly as the trainer builds them for `cfg` (token ids come from
+    the tokenization cache the trainer fills or reads)."""
+    pair_tokenizer, folder = build_tokenizer(cfg)
+    tasks = cfg.active_tasks
+    splits = load_splits(cfg, tasks)
+    priors = fit_priors(cfg, splits["qc"].train) if "qc" in tasks else None
+    return {"pairs": pair_tokenizer, "folder": folder, "priors": priors,
+            "train": {t: make_task_data(splits[t].train, t, cfg, pair_tokenizer, priors, leave_one_out=True)
+                      for t in tasks},
+            "val": {t: make_task_data(splits[t].val, t, cfg, pair_tokenizer, priors) for t in tasks}}
+
+
+def matmul_peak(dtype: torch.dtype, device: str, size: int, reps: int) -> dict:
+    """The machine's achievable matmul FLOP/s in `dtype`: the fastest of `reps` square matmuls after a warm-up."""
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
+    torch.matmul(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        _sync(device)
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return {"dtype": str(dtype).removeprefix("torch."), "size": size, "reps": reps, "seconds": best,
+            "flops_per_s": 2 * size ** 3 / best, "threads": torch.get_num_threads()}
+
+
+def flop_counts(cfg: ExperimentConfig, data: dict) -> dict:
+    """The sizes the FLOP formula needs, read off a freshly built model (backbone + LoRA as configured)."""
+    model = build_model(cfg, data["priors"].n_features if data["priors"] else 0, data["folder"], data["pairs"].arch)
+    frozen = lora = 0
+    for name, module in model.backbone.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            n = sum(p.numel() for p in module.parameters(recurse=False))
+            if "lora_" in name:
+                lora += n
+            else:
+                frozen += n
+    config = model.backbone.get_base_model().config
+    layers = config.num_hidden_layers
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    layer_types = getattr(config, "layer_types", None) or ["full_attention"] * layers
+    del model
+    return {"formula": "L*(4*frozen_linear_params + 6*lora_params) + sum_layers 12*attention_width*P(L)",
+            "frozen_linear_params": frozen, "lora_params": lora, "layers": layers,
+            "attention_width": config.num_attention_heads * head_dim,
+            "sliding_window": getattr(config, "sliding_window", None) or 0,
+            "sliding_layers": sum(t == "sliding_attention" for t in layer_types[:layers]),
+            "causal": data["pairs"].arch == "decoder"}
+
+
+def train_flops(lengths: np.ndarray, counts: dict) -> float:
+    """Model FLOPs of one training pass (forward + backward) over pairs of these real lengths; see the module doc."""
+    lengths = np.asarray(lengths, dtype=np.float64)
+    linear = lengths.sum() * (4 * counts["frozen_linear_params"] + 6 * counts["lora_params"])
+    if counts["causal"]:
+        full = lengths * (lengths + 1) / 2
+        window = counts["sliding_window"] or np.inf
+        # Query q scores min(q + 1, window) keys.
+        beyond = np.maximum(lengths - window, 0)
+        sliding = full - beyond * (beyond + 1) / 2
+    else:
+        full = sliding = lengths ** 2
+    n_sliding = counts["sliding_layers"]
+    pairs = (counts["layers"] - n_sliding) * full.sum() + n_sliding * sliding.sum()
+    return float(linear + 12 * counts["attention_width"] * pairs)
+
+
+def replay(cfg: ExperimentConfig, lengths: dict[str, np.ndarray]) -> list[tuple[str, list[np.ndarray]]]:
+    """The (task, micro-batches) of every step of a single-process run of the trainer on `cfg`: the schedule and the
+    batch streams are pure functions of the seed, so they are recomputed here rather than recorded."""
+    streams = TaskStreams(lengths, cfg.train.global_batch_size, cfg.train.seed, bucket=cfg.train.batching == "bucket")
+    sizes = {t: len(v) for t, v in lengths.items()}
+    steps = []
+    for step in range(cfg.train.max_steps):
+        task = task_for_step(step, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed)
+        steps.append((task, shard(streams.next(task), cfg.train.micro_batch_size, 0, 1)))
+    return steps
+
+
+def train_with_trainer(cfg: ExperimentConfig, data: dict, counts: dict, peak: dict, device: str) -> dict:
+    """Run the project's trainer on `cfg` and measure it: its own training time and token count (evaluation and
+    checkpointing excluded), and padding and FLOPs of the batches it trained on."""
+    from mtl.train import train
+
+    log.info("training %s (%d steps, %s batches)", cfg.log.run_name, cfg.train.max_steps, cfg.train.batching)
+    run_dir = Path(cfg.log.root) / cfg.log.run_name
+    with Meter(device) as meter:
+        summary = train(cfg, run_dir)
+    lengths = {t: d.lengths for t, d in data["train"].items()}
+    real = slots = pairs = 0
+    flops = 0.0
+    for task, micro_batches in replay(cfg, lengths):
+        for rows in micro_batches:
+            batch_lengths = lengths[task][rows]
+            real += int(batch_lengths.sum())
+            slots += len(rows) * int(batch_lengths.max())
+            pairs += len(rows)
+            flops += train_flops(batch_lengths, counts)
+    if real != summary["tokens"]:
+        log.warning("%s: replayed batches hold %d tokens, the trainer counted %d", cfg.log.run_name, real,
+                    summary["tokens"])
+    reports = summary["final"]["reports"]
+    return measured(cfg.train.max_steps, pairs, real, slots, summary["train_seconds"], flops, peak, meter,
+                    f1_of(reports))
+
+
+def train_packed(cfg: ExperimentConfig, data: dict, counts: dict, peak: dict, device: str, steps: int,
+                 row_length: int) -> dict:
+    """The trainer's loop with packed rows instead of padded batches: same model, optimizer, schedule, task
+    sampling and step (`mtl.packing.packed_train_step` mirrors `mtl.train.train_step`); batches are drawn in
+    random order, since packing leaves no padding for length grouping to save. F1 on the dev subset afterwards."""
+    from accelerate.utils import set_seed
+    from transformers import get_scheduler
+
+    from mtl.train import build_accelerator, build_optimizer
+
+    log.info("training packed (%d steps, rows of %d tokens)", steps, row_length)
+    cfg = derive(cfg, {"train.max_steps": steps})
+    train_data, pad_id = data["train"], data["pairs"].pad_id
+    with Meter(device) as meter:
+        accelerator = build_accelerator(cfg)
+        set_seed(cfg.train.seed)
+        model = build_model(cfg, data["priors"].n_features if data["priors"] else 0, data["folder"], data["pairs"].arch)
+        optimizer = build_optimizer(model, cfg)
+        scheduler = get_scheduler(
+            {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[cfg.train.lr_schedule],
+            optimizer, num_warmup_steps=int(cfg.train.warmup_ratio * steps), num_training_steps=steps)
+        model, optimizer = accelerator.prepare(model, optimizer)
+        streams = TaskStreams({t: d.lengths for t, d in train_data.items()}, cfg.train.global_batch_size,
+                              cfg.train.seed, bucket=False)
+        sizes = {t: len(d) for t, d in train_data.items()}
+        weights = {"qc": cfg.tasks.loss_weight_qc, "qi": cfg.tasks.loss_weight_qi}
+        seconds, real, slots, pairs, flops = 0.0, 0, 0, 0, 0.0
+        for step in range(steps):
+            start = time.perf_counter()
+            task = task_for_step(step, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed)
+            micro_batches = shard(streams.next(task), cfg.train.micro_batch_size, accelerator.process_index,
+                                  accelerator.num_processes)
+            _, shapes = packed_train_step(model, train_data[task], micro_batches, weights[task], optimizer,
+                                          accelerator, cfg, pad_id, row_length)
+            scheduler.step()
+            seconds += time.perf_counter() - start
+            for rows, (n_rows, width) in zip(micro_batches, shapes):
+                batch_lengths = train_data[task].lengths[rows]
+                real += int(batch_lengths.sum())
+                slots += n_rows * width
+                pairs += len(rows)
+                flops += train_flops(batch_lengths, counts)
+        model = accelerator.unwrap_model(model)
+        reports = {t: task_report(d, predict_probs(model, d, pad_id, cfg.eval.batch_size, progress=False))
+                   for t, d in data["val"].items()}
+        accelerator.free_memory()
+        del model, optimizer
+    return measured(steps, pairs, real, slots, seconds, flops, peak, meter, f1_of(reports))
+
+
+def measured(steps: int, pairs: int, real: int, slots: int, seconds: float, flops: float, peak: dict, meter,
+             f1: dict) -> dict:
+    return {"steps": steps, "examples": pairs, "tokens": real, "token_slots": slots,
+            "padding_fraction": 1 - real / slots, "train_seconds": seconds,
+            "tokens_per_s": real / seconds, "examples_per_s": pairs / seconds,
+            "model_flops": flops, "flops_per_s": flops / seconds, "mfu": flops / seconds / peak["flops_per_s"],
+            "peak_memory_bytes": meter.bytes, "other_load": meter.other_load, "f1": f1}
+
+
+def combine(parts: dict[str, dict], peak: dict) -> dict:
+    """The reference's two single-task runs as one pipeline: sums over both, F1 of each task from its own model."""
+    total = {k: sum(p[k] for p in parts.values())
+             for k in ("steps", "examples", "tokens", "token_slots", "train_seconds", "model_flops")}
+    f1 = {}
+    for part in parts.values():
+        f1.update(part["f1"])
+    f1["avg"] = 0.5 * (f1["qc"] + f1["qi"])
+    f1["avg_tuned"] = 0.5 * (f1["qc_tuned"] + f1["qi_tuned"])
+    loads = [(p["other_load"], p["train_seconds"]) for p in parts.values()]
+    meter = Meter("cpu")
+    meter.bytes = max(p["peak_memory_bytes"] for p in parts.values())
+    meter.other_load = None if any(x is None for x, _ in loads) else \
+        sum(x * t for x, t in loads) / sum(t for _, t in loads)
+    return measured(total["steps"], total["examples"], total["tokens"], total["token_slots"], total["train_seconds"],
+                    total["model_flops"], peak, meter, f1)
+
+
+def f1_of(reports: dict) -> dict:
+    """F1 at 0.5 (the paper's argmax) and at the threshold tuned on the same dev subset, per task and averaged."""
+    out = {}
+    for task, report in reports.items():
+        out[task] = report["f1"]
+        out[f"{task}_tuned"] = report.get("tuned", {}).get("f1", report["f1"])
+    if f1_avg(reports) is not None:
+        out["avg"] = f1_avg(reports)
+        out["avg_tuned"] = 0.5 * (out["qc_tuned"] + out["qi_tuned"])
+    return out
+
+
+def serve(model_dirs: dict[str, Path], data: dict, device: str, batch_size: int, sorted_batches: bool) -> dict:
+    """Load the model(s) in `model_dirs` (one folder for both tasks = one joint model) and score each task's dev
+    pairs: length-sorted batches (`predict_probs`, what `mtl predict` does) or batches in file order (a plain
+    DataLoader, the reference)."""
+    with Meter(device) as meter:
+        loaded = {folder: load_trained(folder, device) for folder in dict.fromkeys(model_dirs.values())}
+        parameter_bytes = sum(count_parameters(m[0])["bytes"] for m in loaded.values())
+        per_task, seconds, pairs = {}, 0.0, 0
+        for task, folder in model_dirs.items():
+            model, pair_tokenizer = loaded[folder][0], loaded[folder][1]
+            task_data = data["val"][task]
+            start = time.perf_counter()
+            if sorted_batches:
+                predict_probs(model, task_data, pair_tokenizer.pad_id, batch_size, progress=False)
+            else:
+                score_in_order(model, task_data, pair_tokenizer.pad_id, batch_size)
+            _sync(device)
+            elapsed = time.perf_counter() - start
+            per_task[task] = {"pairs": len(task_data), "seconds": elapsed, "pairs_per_s": len(task_data) / elapsed}
+            seconds += elapsed
+            pairs += len(task_data)
+        del loaded
+    return {"models": len(set(model_dirs.values())), "parameter_bytes": parameter_bytes, "tasks": per_task,
+            "pairs_per_s": pairs / seconds, "peak_memory_bytes": meter.bytes, "other_load": meter.other_load}
+
+
+@torch.no_grad()
+def score_in_order(model, data: TaskData, pad_id: int, batch_size: int) -> np.ndarray:
+    """P(relevant) with batches cut in file order, each padded to its longest pair (no length sorting)."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(data), batch_size):
+        batch = collate(data, np.arange(start, min(start + batch_size, len(data))), pad_id)
+        features = batch.get("features")
+        logits = model(task=data.task, input_ids=batch["input_ids"].to(device),
+                       attention_mask=batch["attention_mask"].to(device),
+                       features=None if features is None else features.to(device))
+        out.append(torch.sigmoid(logits.float()).cpu().numpy())
+    return np.concatenate(out)
+
+
+class Meter:
+    """Peak memory of the code inside the `with` (see the module doc for how it is read on each platform), and
+    `other_load`: the average number of CPU cores other processes kept busy meanwhile (Linux: /proc/stat minus this
+    process), which says whether the timings had the machine to themselves."""
+
+    def __init__(self, device: str):
+        self.device, self.bytes, self.other_load = device, 0, None
+
+    def __enter__(self):
+        gc.collect()
+        if self.device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            _trim_heap()
+            try:  # "5" resets VmHWM to the current RSS (Linux >= 4.0)
+                Path("/proc/self/clear_refs").write_text("5")
+            except OSError:
+                pass
+        self._start = (time.perf_counter(), _machine_busy_seconds(), sum(os.times()[:2]))
+        return self
+
+    def __exit__(self, *exc):
+        wall, busy, own = time.perf_counter(), _machine_busy_seconds(), sum(os.times()[:2])
+        if busy is not None and self._start[1] is not None:
+            others = (busy - self._start[1]) - (own - self._start[2])
+            self.other_load = max(0.0, others) / max(wall - self._start[0], 1e-9)
+        if self.device == "cuda":
+            self.bytes = int(torch.cuda.max_memory_allocated())
+            return
+        hwm = _vm_hwm()
+        self.bytes = hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _machine_busy_seconds() -> float | None:
+    """CPU seconds all processes have spent on all cores since boot (None where /proc/stat is missing)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _vm_hwm() -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _trim_heap() -> None:
+    """Hand freed heap back to the OS, so one phase's peak RSS does not start from the previous phase's garbage."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def machine(device: str) -> dict:
+    """What the figures were measured on."""
+    import accelerate
+    import peft
+    import transformers
+
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                cpu = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cpu_features": [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if f in flags],
+            "os": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "peft": peft.__version__, "accelerate": accelerate.__version__}
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def write_results(results: dict, output_dir: str | Path, name: str) -> tuple[Path, Path]:
+    """`<name>.md` (the tables) and `<name>.json` (every figure) under `output_dir`."""
+    output_dir = Path(output_dir)
+    md, js = output_dir / f"{name}.md", output_dir / f"{name}.json"
+    atomic_write_text(js, json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    atomic_write_text(md, format_markdown(results))
+    return md, js
+
+
+def default_name(cfg: ExperimentConfig) -> str:
+    backbone = cfg.model.backbone.split(":", 1)[1] if cfg.model.backbone.startswith("embedded:") else \
+        Path(cfg.model.backbone).name
+    return f"bench-{'cuda' if torch.cuda.is_available() else 'cpu'}-{backbone}"
+
+
+def format_markdown(r: dict) -> str:
+    m, s, peak = r["machine"], r["setup"], r["matmul_peak"]
+    train, ref = r["training"], r["training"]["reference"]
+    lines = [
+        f"# Benchmark: {r['backbone']} on {r['device']} ({r['dtype']})", "",
+        f"- command: `{r['command']}`",
+        f"- date: {r['date']} (whole run {r['wall_seconds'] / 60:.1f} min)",
+        f"- machine: {m['cpu']}, {m['cpu_cores']} cores ({', '.join(m['cpu_features']) or 'no AVX2'}), "
+        f"{m['torch_threads']} torch threads{', GPU ' + m['gpu'] if 'gpu' in m else ''}; {m['os']}; Python "
+        f"{m['python']}, torch {m['torch']}, transformers {m['transformers']}, peft {m['peft']}",
+        f"- load average (1/5/15 min) before the run {_load(r['load_average']['before'])}, after "
+        f"{_load(r['load_average']['after'])}",
+        f"- matmul peak ({peak['dtype']}, {peak['size']}³, best of {peak['reps']}): "
+        f"{peak['flops_per_s'] / 1e9:.1f} GFLOP/s",
+        f"- data: {s['data']['qc_train']}, {s['data']['qi_train']}; F1 on the dev subset "
+        f"(data.dev_limit={s['dev_limit']} per task)",
+        f"- batch {s['global_batch_size']} pairs per step (micro-batch {s['micro_batch_size']}); LoRA r={s['lora_r']} "
+        f"on {', '.join(s['lora_targets'])}",
+    ]
+    if "gpu" in r:
+        lines.append(f"- GPU: none ({r['gpu']})")
+    lines += ["", "## Training", "",
+              "| pipeline | steps | pairs/s | real tokens/s | padding | model GFLOP/s | MFU | peak memory | "
+              "other load | F1 QC | F1 QI | F1 avg | F1 avg (tuned) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [(f"ours: joint model, {s['batching']} batches, max_length {s['max_length']}", train["ours"])]
+    if "packed" in train:
+        rows.append((f"ours: joint model, packed rows of {s['row_length']} tokens", train["packed"]))
+    rows += [(f"reference: QC model, random batches, max_length {s['reference_max_length']}", ref["qc"]),
+             (f"reference: QI model, random batches, max_length {s['reference_max_length']}", ref["qi"]),
+             ("reference: both models", ref["total"])]
+    for label, p in rows:
+        f1 = p["f1"]
+        lines.append(
+            f"| {label} | {p['steps']} | {p['examples_per_s']:.2f} | {p['tokens_per_s']:.1f} | "
+            f"{p['padding_fraction']:.1%} | {p['flops_per_s'] / 1e9:.2f} | {p['mfu']:.1%} | "
+            f"{_mib(p['peak_memory_bytes'])} | {_cores(p['other_load'])} | {_f(f1.get('qc'))} | {_f(f1.get('qi'))} | "
+            f"{_f(f1.get('avg'))} | {_f(f1.get('avg_tuned'))} |")
+    ratio = r["ratios"]
+    lines += [f"| **ours / reference** |  | **{ratio['train_examples_per_s']:.2f}x** | "
+              f"**{ratio['train_tokens_per_s']:.2f}x** |  |  |  |  |  |  |  | "
+              f"{train['ours']['f1']['avg'] - ref['total']['f1']['avg']:+.4f} | "
+              f"{train['ours']['f1']['avg_tuned'] - ref['total']['f1']['avg_tuned']:+.4f} |", ""]
+    inf, mem = r["inference"], r["memory"]
+    lines += ["## Inference and memory", "",
+              "| pipeline | models in memory | parameter memory | QC pairs/s | QI pairs/s | pairs/s (both) | "
+              "peak memory | other load |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, p in (("ours: one joint model, length-sorted batches", inf["ours"]),
+                     ("reference: two single-task models, batches in file order", inf["reference"])):
+        lines.append(f"| {label} | {p['models']} | {_mib(p['parameter_bytes'])} | "
+                     f"{p['tasks']['qc']['pairs_per_s']:.1f} | {p['tasks']['qi']['pairs_per_s']:.1f} | "
+                     f"{p['pairs_per_s']:.1f} | {_mib(p['peak_memory_bytes'])} | {_cores(p['other_load'])} |")
+    lines += [f"| **ours / reference** |  | **{1 / mem['ratio']:.2f}x** |  |  | "
+              f"**{ratio['inference_pairs_per_s']:.2f}x** |  |  |", ""]
+    t = {k: "met" if v else "not met" for k, v in r["targets"].items()}
+    lines += ["## Targets", "",
+              f"- real tokens/s at least 2x the reference: **{t['train_tokens_per_s_at_least_2x']}** "
+              f"({ratio['train_tokens_per_s']:.2f}x; pairs/s {ratio['train_examples_per_s']:.2f}x)",
+              f"- padding under 10%: **{t['padding_under_10pct']}** "
+              f"({train['ours']['padding_fraction']:.1%} ours, {ref['total']['padding_fraction']:.1%} reference)",
+              f"- F1 avg equal or better: **{t['f1_avg_equal_or_better']}** "
+              f"({train['ours']['f1']['avg']:.4f} vs {ref['total']['f1']['avg']:.4f} at 0.5)"]
+    if "packing" in r:
+        lines.append(f"- packing: {r['packing']['verdict']}")
+    lines += ["", "## How the figures are made", "",
+              f"- Ours trains {s['joint_steps']} joint steps, each reference model {s['steps_per_task']} steps on its "
+              "task: the same pairs per task, the same optimizer, learning rates, schedule and seed. Training time is "
+              "the trainer's own (optimizer steps only; evaluation and checkpoints excluded).",
+              "- Real tokens are non-pad tokens of each pipeline's own pair format (ours `<bos> q \\n t <eos>`, the "
+              "reference `<bos>q<bos>t`: one token shorter), so pairs/s is the like-for-like rate.",
+              "- Padding = 1 - real tokens / tokens computed (rows x width of every forward pass).",
+              "- Model FLOPs per pair of L real tokens = L·(4·N_frozen + 6·N_lora) + Σ_layers 12·d_attn·P(L) "
+              f"(N_frozen = {r['flop_model']['frozen_linear_params']:,}, N_lora = "
+              f"{r['flop_model']['lora_params']:,}, d_attn = {r['flop_model']['attention_width']}, P = causal "
+              "query-key pairs); MFU = model FLOP/s / the matmul peak above. Padding is not counted as work.",
+              "- Peak memory: the process's peak RSS during that phase on CPU (allocator peak on CUDA). Other load: "
+              "CPU cores other processes kept busy on average during the phase (/proc/stat minus this process); "
+              "anything well above 0 means that phase's timings were slowed down by other work.",
+              "- Inference: the dev subset of both tasks; parameter memory counts every parameter of the loaded "
+              "model(s) (the reference serves two backbones).", ""]
+    return "\n".join(lines)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2 ** 20:,.0f} MiB"
+
+
+def _cores(x) -> str:
+    return "n/a" if x is None else f"{x:.2f} cores"
+
+
+def _load(values) -> str:
+    return "/".join(f"{v:.2f}" for v in values)
+
+
+def _f(x) -> str:
+    return "" if x is None else f"{x:.4f}"

@@ -1,0 +1,625 @@
+"""The comparison report: one markdown file and PNG plots from the run folders under a log root.
+
+    mtl report runs/compare                          # writes runs/compare/report.md and the PNGs beside it
+    mtl report runs/compare --out benchmarks/compare
+
+Reads each run's `metrics.json` (the best checkpoint's F1, steps, time, parameters), its TensorBoard event files
+(the evaluation curves; the F1 figures too when a run has no `metrics.json` yet) and, when `mtl compare` made the
+root, `grid.json` (which runs belong, the budget, the command and machine) and each run's `experiment.json`. A run of
+the grid that failed or never ran is a row saying so, not a gap. Also writes a TensorBoard custom-scalar layout at
+the root, so `tensorboard --logdir <root>` shows every run's `eval/f1/qc` on one chart (and the same for QI).
+
+Every figure is computed here from what the runs logged; nothing in the output is meant to be edited by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mtl.config import TASKS
+from mtl.errors import ConfigError
+from mtl.experiments import FAILED_FILE, GRID_FILE, RUN_FILE
+from mtl.io import atomic_write_text
+from mtl.metrics import format_table
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "report.md"
+CURVE_PLOTS = {task: f"f1_curves_{task}.png" for task in TASKS}
+LANGUAGE_PLOT = "f1_by_language.png"
+LAYOUT_SUFFIX = ".layout"
+"""Suffix of the event file holding the custom-scalar layout at the root, so a new report replaces the old one."""
+BUDGET_KEYS = ("train.mode=", "train.max_steps=", "train.eval_every=", "train.tapt_steps=")
+"""Overrides that set a run's schedule rather than what it ablates (left out of the ablation table's "changes")."""
+DASH = "—"
+
+
+@dataclass
+class RunResult:
+    """What the report knows about one run; F1 figures are the best checkpoint's, at threshold 0.5."""
+
+    name: str
+    status: str = "ok"
+    """ok (metrics.json), incomplete (event files only: still running or killed), FAILED, or missing."""
+    message: str = ""
+    spec: dict = field(default_factory=dict)
+    tasks: list[str] = field(default_factory=list)
+    steps: int | None = None
+    stage_steps: list[int] = field(default_factory=list)
+    """Optimizer steps of every stage the model went through (TAPT: source, target; fine-tune: source run, own)."""
+    best_step: int | None = None
+    f1: dict[str, float] = field(default_factory=dict)
+    """Per task and `avg`."""
+    f1_tuned: dict[str, float] = field(default_factory=dict)
+    f1_by_language: dict[str, dict[str, float]] = field(default_factory=dict)
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    """`eval/f1/<task>` per step, x shifted by the steps of earlier stages."""
+    reports: dict = field(default_factory=dict)
+    train_seconds: float | None = None
+    wall_seconds: float | None = None
+    tokens_per_s: float | None = None
+    trainable: int | None = None
+    total_params: int | None = None
+    model_bytes: int | None = None
+    unseen_languages: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def has_figures(self) -> bool:
+        return self.status in ("ok", "incomplete") and bool(self.f1)
+
+
+def write_report(root: str | Path, out: str | Path | None = None) -> Path:
+    """Read every run under `root`, write report.md and the PNGs to `out` (default: `root`) and the TensorBoard
+    layout to `root`; returns the report's path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such folder")
+    out = Path(out) if out else root
+    out.mkdir(parents=True, exist_ok=True)
+    grid = read_grid(root)
+    runs = read_runs(root, grid)
+    if not runs:
+        raise ConfigError(f"{root}: holds no runs (folders with metrics.json, event files or {FAILED_FILE})")
+    plot_curves(runs, out)
+    plot_languages(runs, out)
+    write_layout(root)
+    path = out / REPORT_FILE
+    atomic_write_text(path, render(root, grid, runs))
+    log.info("wrote %s (%d runs: %s)", path, len(runs),
+             ", ".join(f"{n} {s}" for s, n in _count(r.status for r in runs.values()).items()))
+    return path
+
+
+def read_grid(root: Path) -> dict:
+    path = root / GRID_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def read_runs(root: Path, grid: dict) -> dict[str, RunResult]:
+    """The grid's runs in grid order (those never started become `missing`), then any other run folder."""
+    specs = {s["name"]: s for s in grid.get("specs", [])}
+    names = list(specs)
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+        if folder.name not in specs and _looks_like_run(folder):
+            names.append(folder.name)
+    runs = {name: read_run(root / name, specs.get(name, {})) for name in names}
+    for run in runs.values():  # a fine-tune's model went through its source run's steps first
+        source = runs.get(run.spec.get("source", ""))
+        if run.spec.get("kind") == "finetune" and source and source.steps is not None:
+            run.stage_steps = [source.steps, *run.stage_steps]
+            run.curves = {t: [(s + source.steps, v) for s, v in c] for t, c in run.curves.items()}
+    return runs
+
+
+def read_run(run_dir: Path, spec: dict | None = None) -> RunResult:
+    run = RunResult(run_dir.name, spec=spec or {})
+    if not run_dir.is_dir():
+        run.status, run.message = "missing", "never ran (no run folder)"
+        return run
+    source_stage = next(iter(sorted(run_dir.glob("source-*"))), None)
+    offset = 0
+    if source_stage:  # TAPT: the target stage is the model; its curves continue after the source stage's steps
+        target_stage = next(iter(sorted(run_dir.glob("target-*"))), None)
+        offset = _read_json(source_stage / "metrics.json").get("steps") or read_events(source_stage).last_step or 0
+        run.stage_steps = [offset]
+        events = read_events(target_stage) if target_stage else Events()
+    else:
+        events = read_events(run_dir)
+    scalars = events.scalars
+    run.curves = {t: [(s + offset, v) for s, v in scalars[f"eval/f1/{t}"]] for t in TASKS if f"eval/f1/{t}" in scalars}
+
+    experiment = _read_json(run_dir / RUN_FILE)
+    run.spec = run.spec or experiment.get("spec", {})
+    run.wall_seconds = experiment.get("wall_seconds")
+    run.unseen_languages = experiment.get("unseen_languages", {})
+    summary = _read_json(run_dir / "metrics.json")
+    if (run_dir / FAILED_FILE).is_file():
+        run.status = "FAILED"
+        run.message = (run_dir / FAILED_FILE).read_text(encoding="utf-8").strip().splitlines()[0][:300]
+        return run
+    if summary:
+        from_summary(run, summary, source_stage)
+    elif scalars:
+        run.status, run.message = "incomplete", "no metrics.json: best evaluation so far, from the event files"
+        from_events(run, events)
+    else:
+        run.status, run.message = "incomplete", "no metrics.json and no evaluation logged"
+    run.stage_steps = run.stage_steps + ([run.steps] if run.steps is not None else [])
+    if run.wall_seconds is None:
+        run.wall_seconds = events.wall_span
+    return run
+
+
+def from_summary(run: RunResult, summary: dict, source_stage: Path | None) -> None:
+    """Figures of a finished run from its metrics.json (for TAPT, the target stage's, plus the source's cost)."""
+    best = summary["best"]
+    run.tasks = list(summary.get("tasks") or best["reports"])
+    run.reports = best["reports"]
+    run.f1 = {k.split("/", 1)[1]: v for k, v in best["headline"].items() if k.startswith("f1/")}
+    run.f1_tuned = {k.split("/", 1)[1]: v for k, v in best["headline"].items() if k.startswith("f1_tuned/")}
+    run.f1_by_language = {t: r.get("f1_by_language", {}) for t, r in best["reports"].items()}
+    run.steps, run.best_step = summary.get("steps"), summary.get("best_step")
+    params = summary.get("parameters", {})
+    run.trainable, run.total_params, run.model_bytes = params.get("trainable"), params.get("total"), params.get("bytes")
+    seconds, tokens = summary.get("train_seconds"), summary.get("tokens")
+    if source_stage:  # TAPT's cost is both stages'
+        source = _read_json(source_stage / "metrics.json")
+        seconds = (seconds or 0.0) + source.get("train_seconds", 0.0)
+        tokens = (tokens or 0) + source.get("tokens", 0)
+    if summary.get("steps"):  # a transfer run trains nothing: no training time or throughput to show
+        run.train_seconds = seconds
+        run.tokens_per_s = tokens / seconds if tokens and seconds else summary.get("tokens_per_s")
+
+
+def from_events(run: RunResult, events: Events) -> None:
+    """Figures from the event files alone: the best evaluation by the trainer's own rule (F1 avg when both tasks
+    are evaluated, else the task's F1; the first of equal scores)."""
+    scalars = events.scalars
+    run.tasks = [t for t in TASKS if f"eval/f1/{t}" in scalars]
+    if not run.tasks:
+        return
+    selection = scalars["eval/f1/avg"] if len(run.tasks) == 2 and "eval/f1/avg" in scalars else \
+        scalars[f"eval/f1/{run.tasks[0]}"]
+    best_step, _ = max(selection, key=lambda point: (point[1], -point[0]))
+    at_best = {name: dict(points).get(best_step) for name, points in scalars.items()}
+    run.best_step, run.steps = best_step, events.last_step
+    run.f1 = {t: at_best[f"eval/f1/{t}"] for t in run.tasks}
+    if len(run.tasks) == 2:
+        run.f1["avg"] = at_best.get("eval/f1/avg", 0.5 * (run.f1["qc"] + run.f1["qi"]))
+    run.f1_tuned = {t: at_best[f"eval/f1_tuned/{t}"] for t in run.tasks if at_best.get(f"eval/f1_tuned/{t}") is not None}
+    for name, value in at_best.items():
+        if name.startswith("eval/f1_by_language/") and value is not None:
+            _, _, task, lang = name.split("/", 3)
+            run.f1_by_language.setdefault(task, {})[lang] = value
+    rates = [v for _, v in scalars.get("perf/tokens_per_s", [])]
+    run.tokens_per_s = sum(rates) / len(rates) if rates else None
+
+
+@dataclass
+class Events:
+    """The scalars of the event files directly in one folder: {tag: [(step, value)]} sorted by step (a step logged
+    twice, as after a resume, keeps its last value), and the seconds between the first and last event."""
+
+    scalars: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    wall_span: float | None = None
+
+    @property
+    def last_step(self) -> int | None:
+        steps = [s for tag, points in self.scalars.items() if not tag.startswith("hparam/") for s, _ in points]
+        return max(steps) if steps else None
+
+
+def read_events(folder: Path) -> Events:
+    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+    logging.getLogger("tensorboard").setLevel(logging.WARNING)  # one INFO line per event file read otherwise
+    if not any(folder.glob("events.out.tfevents.*")):
+        return Events()
+    accumulator = EventAccumulator(str(folder), size_guidance={SCALARS: 0})
+    accumulator.Reload()
+    scalars, times = {}, []
+    for tag in accumulator.Tags()["scalars"]:
+        points = accumulator.Scalars(tag)
+        scalars[tag] = sorted({e.step: e.value for e in points}.items())
+        times += [e.wall_time for e in points]
+    return Events(scalars, max(times) - min(times) if times else None)
+
+
+def render(root: Path, grid: dict, runs: dict[str, RunResult]) -> str:
+    sections = [header(root, grid, runs), results_table(runs)]
+    if grid.get("systems"):
+        sections.append(systems_table(grid["systems"], runs))
+    sections += [cost_table(runs), language_section(runs), zero_shot_section(runs), ablation_section(runs),
+                 plots_section(runs), details_section(runs)]
+    return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def header(root: Path, grid: dict, runs: dict[str, RunResult]) -> str:
+    lines = ["# Single vs joint vs TAPT: comparison report", "",
+             f"Generated by `mtl report {root}` on {time.strftime('%Y-%m-%d %H:%M %Z')} from the run folders under "
+             f"`{root}`: every figure below is what the runs logged (metrics.json, TensorBoard event files), "
+             "nothing is edited by hand. F1 is positive-class F1 of the best checkpoint at threshold 0.5 (the "
+             "paper's argmax); F1 avg = 0.5 F1 QC + 0.5 F1 QI."]
+    for number, session in enumerate(grid.get("sessions", []), start=1):
+        lines += ["", f"Session {number}: `{session.get('command') or 'mtl compare'}`",
+                  f"- machine: {session.get('machine', '?')}",
+                  f"- started {session.get('started', '?')}, finished {session.get('finished', 'not finished')}"]
+    if grid:
+        lines += ["", f"Base overrides (every run): `{' '.join(grid.get('base_overrides', [])) or 'none'}`"
+                  + (f", config file `{grid['config_file']}`" if grid.get("config_file") else ""),
+                  "", f"**Budget.** {grid.get('budget', '')}"]
+    setup = _setup_line(root, runs)
+    if setup:
+        lines += ["", setup]
+    counts = _count(r.status for r in runs.values())
+    lines += ["", "Runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "."]
+    return "\n".join(lines)
+
+
+def results_table(runs: dict[str, RunResult]) -> str:
+    rows = []
+    for run in runs.values():
+        status = run.status if run.status == "ok" else f"**{run.status}**: {run.message}"
+        rows.append([f"`{run.name}`", run.spec.get("about", ""), status, _f1(run, "qc"), _f1(run, "qi"),
+                     _f1(run, "avg"), _f1(run, "avg", tuned=True), _steps(run),
+                     DASH if run.best_step is None else str(run.best_step)])
+    return ("## Results\n\nBest checkpoint of each run on its validation records (the dev files unless the run "
+            "name says fold0: then fold 0 of the training files). Transfer rows score one task's model on the "
+            "other task, zero-shot. *F1 avg (tuned)* uses thresholds tuned on the same records, so it is "
+            "optimistic.\n\n"
+            + markdown_table(["run", "what", "status", "F1 QC", "F1 QI", "F1 avg", "F1 avg (tuned)", "steps",
+                              "best step (last stage)"], rows))
+
+
+def systems_table(systems: list, runs: dict[str, RunResult]) -> str:
+    """Does one model beat the per-task models and TAPT? Each system answers both tasks with its runs' models."""
+    rows = []
+    for label, qc_run, qi_run in systems:
+        qc, qi = runs.get(qc_run), runs.get(qi_run)
+        f1_qc = qc.f1.get("qc") if qc and qc.has_figures else None
+        f1_qi = qi.f1.get("qi") if qi and qi.has_figures else None
+        avg = 0.5 * (f1_qc + f1_qi) if f1_qc is not None and f1_qi is not None else None
+        models = {qc_run, qi_run}
+        memory = [runs[m].model_bytes for m in models if m in runs and runs[m].model_bytes]
+        steps = _system_steps(models, runs)
+        rows.append([label, f"`{qc_run}`", f"`{qi_run}`", _num(f1_qc), _num(f1_qi), f"**{_num(avg)}**",
+                     str(len(models)), _mib(sum(memory)) if len(memory) == len(models) else DASH,
+                     DASH if steps is None else str(steps)])
+    return ("## Systems: what serves both tasks\n\nThe question: does one joint model beat the paper's per-task "
+            "models and its TAPT schedule? Each row answers QC and QI with the named runs' models. *Models* is how "
+            "many fine-tuned copies of the backbone must be served; *training steps* counts every optimizer step "
+            "that went into them (a shared source run once).\n\n"
+            + markdown_table(["system", "QC from", "QI from", "F1 QC", "F1 QI", "F1 avg", "models",
+                              "model memory", "training steps"], rows)
+            + systems_deltas(systems, runs))
+
+
+def systems_deltas(systems: list, runs: dict[str, RunResult]) -> str:
+    """The one-model system minus each other system, per task and on average, and a rough noise scale."""
+    def scores(qc_run, qi_run):
+        qc, qi = runs.get(qc_run), runs.get(qi_run)
+        out = {"qc": qc.f1.get("qc") if qc and qc.has_figures else None,
+               "qi": qi.f1.get("qi") if qi and qi.has_figures else None}
+        out["avg"] = 0.5 * (out["qc"] + out["qi"]) if None not in out.values() else None
+        return out
+
+    reference = next((s for s in systems if s[1] == s[2]), None)
+    if reference is None or None in scores(*reference[1:]).values():
+        return ""
+    mine = scores(*reference[1:])
+    lines = []
+    for label, qc_run, qi_run in systems:
+        if (label, qc_run, qi_run) == tuple(reference):
+            continue
+        other = scores(qc_run, qi_run)
+        cells = [f"{k.upper() if k != 'avg' else 'avg'} {_num(mine[k] - other[k], signed=True)}"
+                 if other[k] is not None else f"{k} {DASH}" for k in ("qc", "qi", "avg")]
+        lines.append(f"- vs {label}: " + ", ".join(cells))
+    noise = []
+    for task in TASKS:
+        report = runs[reference[1]].reports.get(task, {})
+        positives = report.get("n", 0) * report.get("positive_rate", 0)
+        if positives:
+            f1 = report["f1"]
+            noise.append(f"{task.upper()} ±{math.sqrt(f1 * (1 - f1) / positives):.3f} ({report['n']} pairs)")
+    text = f"\n\n{reference[0]} (`{reference[1]}`) minus each other system, F1:\n\n" + "\n".join(lines)
+    if noise:
+        text += ("\n\nScale of sampling noise on these validation records (one seed): one rough standard error of "
+                 "F1, sqrt(F1 (1 - F1) / positives), is " + ", ".join(noise) + ".")
+    return text
+
+
+def cost_table(runs: dict[str, RunResult]) -> str:
+    rows = []
+    for run in runs.values():
+        if run.status in ("missing",):
+            continue
+        rows.append([f"`{run.name}`", run.status, _steps(run), _duration(run.wall_seconds),
+                     _duration(run.train_seconds), _num(run.tokens_per_s, 0), _count_params(run.trainable),
+                     _count_params(run.total_params), _mib(run.model_bytes)])
+    return ("## Cost\n\n*Wall time* is the whole run (loading, training, evaluation, saving); *train time* and "
+            "*tokens/s* count optimizer steps only (for TAPT both stages; a fine-tune's own steps). *Model memory* "
+            "is the weights of backbone + adapter + heads as loaded for training.\n\n"
+            + markdown_table(["run", "status", "steps", "wall time", "train time", "tokens/s", "trainable params",
+                              "total params", "model memory"], rows))
+
+
+def language_section(runs: dict[str, RunResult]) -> str:
+    parts = ["## F1 by language\n\nBest checkpoint, threshold 0.5. Languages missing from a run's validation "
+             f"records are {DASH}. See also `{LANGUAGE_PLOT}`."]
+    for task in TASKS:
+        with_task = [r for r in runs.values() if r.has_figures and task in r.f1_by_language]
+        languages = sorted({lang for r in with_task for lang in r.f1_by_language[task]})
+        if not with_task:
+            continue
+        rows = [[f"`{r.name}`", *(_num(r.f1_by_language[task].get(lang)) for lang in languages)] for r in with_task]
+        parts.append(f"### {task.upper()}\n\n" + markdown_table(["run", *languages], rows))
+    return "\n\n".join(parts)
+
+
+def zero_shot_section(runs: dict[str, RunResult]) -> str:
+    """F1 on validation languages that the run's training records never had."""
+    rows = []
+    for run in runs.values():
+        if not run.has_figures or not any(run.unseen_languages.get(t) for t in run.tasks):
+            continue
+        cells = []
+        for task in TASKS:
+            unseen = run.unseen_languages.get(task, [])
+            by_language = run.f1_by_language.get(task, {})
+            if not unseen or task not in run.f1:
+                cells.append(DASH)
+                continue
+            text = ", ".join(f"{lang} {_num(by_language.get(lang))}" for lang in unseen)
+            if set(unseen) == set(by_language):  # the whole validation set is zero-shot: its F1 is too
+                text += f"; all: **{_num(run.f1[task])}**"
+            cells.append(text)
+        rows.append([f"`{run.name}`", *cells])
+    if not rows:
+        return ""
+    return ("## Zero-shot languages\n\nF1 on validation languages absent from the run's training records: the dev "
+            "files' languages that training lacks, and under the language split (`*-langout-fold0`) every "
+            "validation language (so the run's whole F1 is zero-shot). For the joint model the held-out languages "
+            "are absent from both tasks' training records.\n\n"
+            + markdown_table(["run", "QC: language F1", "QI: language F1"], rows))
+
+
+def ablation_section(runs: dict[str, RunResult]) -> str:
+    ablations = [r for r in runs.values() if r.spec.get("group") == "ablations"]
+    if not ablations:
+        return ""
+    rows = []
+    for run in ablations:
+        baseline = runs.get(run.spec.get("baseline", ""))
+        delta = None
+        if baseline and baseline.has_figures and run.has_figures and "avg" in run.f1 and "avg" in baseline.f1:
+            delta = run.f1["avg"] - baseline.f1["avg"]
+        changes = [o for o in run.spec.get("overrides", []) if not o.startswith(BUDGET_KEYS)]
+        status = "" if run.status == "ok" else f" (**{run.status}**)"
+        rows.append([f"`{run.name}`{status}", " ".join(f"`{c}`" for c in changes) or DASH,
+                     f"`{run.spec['baseline']}`" if run.spec.get("baseline") else DASH,
+                     _f1(run, "qc"), _f1(run, "qi"), _f1(run, "avg"), _num(delta, signed=True)])
+    text = ("## Ablations\n\nOne switch changed at a time on the joint model at the joint budget. *Δ avg* is F1 avg "
+            "minus the compared run's. `joint-cv-random-fold0` vs `joint-cv-ca-fold0` is the optimism of a leaky "
+            "random split: a query (QI) or category group (QC) can sit in training and validation at once.\n\n"
+            + markdown_table(["run", "changes", "compared with", "F1 QC", "F1 QI", "F1 avg", "Δ avg"], rows))
+    ca, random_split, joint = runs.get("joint-cv-ca-fold0"), runs.get("joint-cv-random-fold0"), runs.get("joint")
+    if all(r and r.has_figures and "avg" in r.f1 for r in (ca, random_split, joint)):
+        text += (f"\n\nF1 avg as each split reports it: random fold 0 {_num(random_split.f1['avg'])}, "
+                 f"category-aware fold 0 {_num(ca.f1['avg'])}, the dev files (`joint`) {_num(joint.f1['avg'])}; "
+                 f"random minus category-aware: {_num(random_split.f1['avg'] - ca.f1['avg'], signed=True)}.")
+    return text
+
+
+def plots_section(runs: dict[str, RunResult]) -> str:
+    images = [f"![F1 {t.upper()} during training]({CURVE_PLOTS[t]})" for t in TASKS]
+    return ("## Plots\n\nEvaluation F1 (threshold 0.5) per run against the optimizer steps the model has been "
+            "through, earlier stages included (TAPT's first stage, the joint run before a fine-tune); left: the "
+            "main grid, right: the ablations (fold-0 and language-split runs validate on other records). "
+            "`tensorboard --logdir <root>`, CUSTOM SCALARS tab, shows the same curves live.\n\n"
+            + "\n\n".join(images) + f"\n\n![F1 by language]({LANGUAGE_PLOT})")
+
+
+def details_section(runs: dict[str, RunResult]) -> str:
+    parts = []
+    for run in runs.values():
+        if run.status == "ok" and run.reports:
+            parts.append(f"**`{run.name}`** (best step {run.best_step}):\n\n{format_table(run.reports)}")
+    if not parts:
+        return ""
+    return ("## Per-run detail\n\nPrecision, recall, the tuned threshold and the trivial baselines (always "
+            "positive, majority class) on the same records.\n\n<details><summary>tables</summary>\n\n"
+            + "\n\n".join(parts) + "\n\n</details>")
+
+
+def plot_curves(runs: dict[str, RunResult], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    for task in TASKS:
+        fig, axes = plt.subplots(1, 2, figsize=(14, 5), sharey=True)
+        baselines = {r.spec.get("baseline") for r in runs.values() if r.spec.get("group") == "ablations"}
+        for ax, group in zip(axes, ("main", "ablations")):
+            for run in runs.values():
+                points = run.curves.get(task, [])
+                is_reference = group == "ablations" and run.name in baselines
+                if run.status == "FAILED" or len(points) < 2 or \
+                        ((run.spec.get("group") or "main") != group and not is_reference):
+                    continue
+                steps, values = zip(*points)
+                style = {"color": "black", "linewidth": 2.5, "zorder": 3} if is_reference else {}
+                ax.plot(steps, values, marker="o", markersize=3, label=run.name + (" (reference)" if is_reference
+                        else ""), linestyle="--" if "fold0" in run.name else "-", **style)
+            ax.set_title(f"{task.upper()}: {group}")
+            ax.set_xlabel("optimizer steps (incl. earlier stages)")
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=8)
+        axes[0].set_ylabel(f"eval F1 {task.upper()} (threshold 0.5)")
+        fig.tight_layout()
+        _save_figure(fig, out / CURVE_PLOTS[task])
+        plt.close(fig)
+
+
+def plot_languages(runs: dict[str, RunResult], out: Path) -> None:
+    """Grouped bars per language, one panel per task: the main grid's runs (ablations validate elsewhere)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(len(TASKS), 1, figsize=(16, 9))
+    for ax, task in zip(axes, TASKS):
+        shown = [r for r in runs.values() if r.has_figures and task in r.f1_by_language
+                 and (r.spec.get("group") or "main") == "main"]
+        languages = sorted({lang for r in shown for lang in r.f1_by_language[task]})
+        width = 0.8 / max(len(shown), 1)
+        for i, run in enumerate(shown):
+            values = [run.f1_by_language[task].get(lang, np.nan) for lang in languages]
+            ax.bar(np.arange(len(languages)) + i * width - 0.4 + width / 2, values, width, label=run.name)
+        ax.set_xticks(np.arange(len(languages)), languages)
+        ax.set_ylabel(f"F1 {task.upper()}")
+        ax.set_ylim(0, 1.15)  # headroom for the legend above the bars
+        ax.grid(axis="y", alpha=0.3)
+        if shown:
+            ax.legend(fontsize=7, ncol=len(shown), loc="upper center")
+    axes[0].set_title("F1 by language, best checkpoint, threshold 0.5")
+    fig.tight_layout()
+    _save_figure(fig, out / LANGUAGE_PLOT)
+    plt.close(fig)
+
+
+def write_layout(root: Path) -> None:
+    """A custom-scalar layout event file at the root: one chart per task holding that scalar of every run. Written
+    in a temporary folder and moved in, then older layout files are removed."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    charts = {f"F1 {t.upper()} (all runs)": ["Multiline", [rf"^eval/f1/{t}$"]] for t in TASKS}
+    charts["F1 avg (joint runs)"] = ["Multiline", [r"^eval/f1/avg$"]]
+    charts.update({f"train loss {t.upper()} (all runs)": ["Multiline", [rf"^train/loss/{t}$"]] for t in TASKS})
+    charts["tokens/s (all runs)"] = ["Multiline", [r"^perf/tokens_per_s$"]]
+    old = list(root.glob(f"events.out.tfevents.*{LAYOUT_SUFFIX}"))
+    tmp = Path(tempfile.mkdtemp(prefix=".layout.", dir=root))
+    try:
+        writer = SummaryWriter(log_dir=str(tmp), filename_suffix=LAYOUT_SUFFIX)
+        writer.add_custom_scalars({"single vs joint vs TAPT": charts})
+        writer.close()
+        (written,) = tmp.glob("events.out.tfevents.*")
+        os.replace(written, root / written.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for file in old:
+        if file.exists() and file.name != written.name:
+            file.unlink()
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _save_figure(fig, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format="png", dpi=110)
+    os.replace(tmp, path)
+
+
+def _looks_like_run(folder: Path) -> bool:
+    return any((folder / name).exists() for name in ("metrics.json", "config.yaml", FAILED_FILE, RUN_FILE)) or \
+        any(folder.glob("events.out.tfevents.*")) or any(folder.glob("target-*"))
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _system_steps(models: set[str], runs: dict[str, RunResult]) -> int | None:
+    """Optimizer steps behind a system's models, a source run shared by several of them counted once."""
+    own = {}
+    for name in models:
+        run = runs.get(name)
+        if not run or not run.has_figures or not run.stage_steps:
+            return None
+        source = run.spec.get("source") if run.spec.get("kind") == "finetune" else ""
+        if source:
+            own[source] = run.stage_steps[0]
+            own[name] = sum(run.stage_steps[1:])
+        else:
+            own[name] = sum(run.stage_steps)
+    return sum(own.values())
+
+
+def _f1(run: RunResult, key: str, tuned: bool = False) -> str:
+    if not run.has_figures:
+        return DASH
+    values = run.f1_tuned if tuned else run.f1
+    if tuned and key == "avg":
+        return _num(0.5 * (values["qc"] + values["qi"])) if {"qc", "qi"} <= set(values) else DASH
+    return _num(values.get(key))
+
+
+def _steps(run: RunResult) -> str:
+    if run.spec.get("kind") == "transfer":
+        return "0"
+    return "+".join(str(s) for s in run.stage_steps) if run.stage_steps else DASH
+
+
+def _num(value, digits: int = 4, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return DASH
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m {secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def _count_params(n) -> str:
+    return DASH if n is None else f"{n / 1e6:.2f}M"
+
+
+def _mib(nbytes) -> str:
+    return DASH if not nbytes else f"{nbytes / 2**20:.0f} MiB"
+
+
+def _count(values) -> dict[str, int]:
+    out = {}
+    for value in values:
+        out[value] = out.get(value, 0) + 1
+    return out
+
+
+def _setup_line(root: Path, runs: dict[str, RunResult]) -> str:
+    """Backbone, data and batch of the first run with a saved config (the grid's shared base config)."""
+    import yaml
+
+    for run in sorted(runs.values(), key=lambda r: r.name != "joint"):
+        folder = root / run.name
+        config_file = next((f for f in (folder / "config.yaml", *sorted(folder.glob("target-*/config.yaml")))
+                            if f.is_file()), None)
+        if config_file is None:
+            continue
+        cfg = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        data, train = cfg["data"], cfg["train"]
+        return (f"Setup (from `{config_file.relative_to(root)}`): backbone `{cfg['model']['backbone']}` "
+                f"({cfg['model']['dtype']}), LoRA r={cfg['lora']['r']}, data `{data['qc_train']}`, `{data['qi_train']}` "
+                f"(dev `{data['qc_dev']}`, `{data['qi_dev']}`; train_limit {data['train_limit']}, dev_limit "
+                f"{data['dev_limit']}, max_length {data['max_length']}), global batch {train['global_batch_size']}, "
+                f"lr {train['lr']}, seed {train['seed']}.")
+    return ""

@@ -1,0 +1,83 @@
+"""The comparison grid: run names and budgets as data, and a small grid on the tiny backbone with a failing run."""
+
+import json
+
+import pytest
+
+from mtl.config import load_config
+from mtl.errors import ConfigError
+from mtl.experiments import FAILED_FILE, Budget, RunSpec, build_grid, plan, run_grid
+from mtl.report import write_report
+from tests.conftest import tiny_overrides
+
+MAIN = ["single-qc", "single-qi", "tapt-qi-to-qc", "tapt-qc-to-qi", "joint", "joint-ft-qc", "joint-ft-qi",
+        "transfer-qc-to-qi", "transfer-qi-to-qc"]
+ABLATIONS = ["joint-no-translation", "joint-no-taxonomy", "joint-sampling-proportional", "joint-sampling-round-robin",
+             "joint-cv-ca-fold0", "joint-cv-random-fold0", "joint-langout-fold0", "single-qc-langout-fold0",
+             "single-qi-langout-fold0"]
+SHARED_KEYS = ("train.seed", "train.global_batch_size", "train.micro_batch_size", "train.lr", "data.", "model.backbone",
+               "cv.n_folds", "lora.")
+"""What every run of the grid must share: no spec may override these."""
+
+
+def test_grid_names_in_run_order():
+    assert [s.name for s in plan("main")] == MAIN
+    assert [s.name for s in plan("ablations")] == ABLATIONS
+    assert [s.name for s in plan("all")] == MAIN + ABLATIONS
+    assert [s.name for s in plan("all", only=["joint", "single-qi"])] == ["single-qi", "joint"]
+    with pytest.raises(ConfigError, match="no run named jiont"):
+        plan("main", only=["jiont"])
+
+
+def test_budget_follows_train_max_steps():
+    by_name = {s.name: dict(o.split("=", 1) for o in s.overrides) for s in plan("all", ["train.max_steps=96"])}
+    assert by_name["single-qc"]["train.max_steps"] == "48" and by_name["single-qc-langout-fold0"]["train.max_steps"] == "48"
+    assert by_name["joint"]["train.max_steps"] == "96" and by_name["joint-no-taxonomy"]["train.max_steps"] == "96"
+    assert by_name["tapt-qi-to-qc"]["train.tapt_steps"] == by_name["tapt-qi-to-qc"]["train.max_steps"] == "24"
+    assert by_name["joint-ft-qi"]["train.max_steps"] == "12"
+    assert by_name["joint"]["train.eval_every"] == "24" and by_name["single-qc"]["train.eval_every"] == "12"
+    assert Budget(8).per_task == 4 and Budget(8).tapt_stage == 2 and Budget(8).finetune == 1
+
+
+def test_every_spec_is_a_valid_config_sharing_seed_data_and_batch():
+    for spec in build_grid("all", Budget(160)):
+        assert not [o for o in spec.overrides if o.startswith(SHARED_KEYS)], spec.name
+        if spec.kind != "transfer":
+            cfg = load_config(None, list(spec.overrides))
+            assert cfg.train.seed == load_config().train.seed
+
+
+def test_grid_controlled_keys_cannot_be_base_overrides(tmp_path):
+    with pytest.raises(ConfigError, match="train.mode is set by the grid"):
+        plan("main", ["train.mode=single"])
+    run_grid([], tmp_path, ["train.seed=1"])
+    with pytest.raises(ConfigError, match="holds a grid run"):  # a resumed grid must not mix base configs
+        run_grid([], tmp_path, ["train.seed=2"])
+
+
+def test_small_grid_records_a_failure_goes_on_and_resumes(tiny_backbone, tiny_data, tmp_path):
+    base = tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"train.max_steps": 4, "data.dev_limit": 32})
+    base = [o for o in base if not o.startswith(("log.root=", "train.eval_every="))]
+    wanted = {"single-qc", "joint", "joint-ft-qi", "transfer-qc-to-qi"}
+    broken = RunSpec("broken", "train", ("train.mode=single", "train.task=qi", "data.qi_train=/nowhere/train_QI.txt"))
+    specs = [s for s in plan("main", base) if s.name in wanted]
+    specs.insert(1, broken)
+    root = tmp_path / "grid"
+
+    statuses = run_grid(specs, root, base)
+    assert statuses["broken"].startswith("FAILED") and "/nowhere/train_QI.txt" in statuses["broken"]
+    assert (root / "broken" / FAILED_FILE).read_text().startswith("DataError: /nowhere/train_QI.txt: file not found")
+    assert {n: s for n, s in statuses.items() if n != "broken"} == dict.fromkeys(
+        ["single-qc", "joint", "joint-ft-qi", "transfer-qc-to-qi"], "ok")
+    assert load_config(root / "joint-ft-qi" / "config.yaml").model.init_from == str(root / ".init" / "joint-ft-qi")
+
+    again = run_grid(specs, root, base)
+    assert again["broken"].startswith("FAILED")
+    assert {s for n, s in again.items() if n != "broken"} == {"skipped"}
+
+    text = write_report(root).read_text()
+    assert "| `broken` |  | **FAILED**: " in text
+    transfer = json.loads((root / "transfer-qc-to-qi" / "metrics.json").read_text())
+    assert transfer["mode"] == "transfer" and set(transfer["best"]["reports"]) == {"qi"}
+    assert f"| {transfer['best']['headline']['f1/qi']:.4f} |" in text
+    assert "| `joint-ft-qi` | ok | 4+1 |" in text
