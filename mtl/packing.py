@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from mtl.data.tasks import TaskData
+from mtl.train import backward_and_step
 
 
 def pack(data: TaskData, rows, pad_id: int, row_length: int) -> dict:
@@ -119,10 +120,6 @@ def packed_train_step(model, data: TaskData, micro_batches, weight: float, optim
         with accelerator.accumulate(model):
             logits = packed_logits(accelerator.unwrap_model(model), data.task, batch)
             loss = F.binary_cross_entropy_with_logits(logits.float(), batch["labels"].to(accelerator.device)) * weight
-            accelerator.backward(loss)
-            if accelerator.sync_gradients and cfg.train.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            backward_and_step(model, loss, optimizer, accelerator, cfg)
         losses.append(loss.detach().float())
     return float(torch.stack(losses).mean()), shapes

@@ -251,7 +251,9 @@ def header(root: Path, grid: dict, runs: dict[str, RunResult]) -> str:
     for number, session in enumerate(grid.get("sessions", []), start=1):
         lines += ["", f"Session {number}: `{session.get('command') or 'mtl compare'}`",
                   f"- machine: {session.get('machine', '?')}",
-                  f"- started {session.get('started', '?')}, finished {session.get('finished', 'not finished')}"]
+                  f"- started {session.get('started', '?')}, "
+                  + (f"finished {session['finished']}" if "finished" in session else "did not finish (interrupted "
+                     "or still running)")]
     if grid:
         lines += ["", f"Base overrides (every run): `{' '.join(grid.get('base_overrides', [])) or 'none'}`"
                   + (f", config file `{grid['config_file']}`" if grid.get("config_file") else ""),

@@ -296,16 +296,22 @@ def train_step(model, data: TaskData, micro_batches, weight: float, optimizer, a
             loss = F.binary_cross_entropy_with_logits(logits.float(), batch["labels"].to(accelerator.device)) * weight
             if not finite_everywhere(loss, accelerator):
                 loss = handle_nonfinite(accelerator.unwrap_model(model), data, rows, state, cfg)
-            accelerator.backward(loss)
-            if accelerator.sync_gradients and cfg.train.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            backward_and_step(model, loss, optimizer, accelerator, cfg)
         losses.append(loss.detach().float())
     mean_loss = torch.stack(losses).mean()
     if accelerator.num_processes > 1:  # each process saw its own micro-batches: log the global batch's loss
         mean_loss = accelerator.reduce(mean_loss.to(accelerator.device), reduction="mean")
     return float(mean_loss), tokens
+
+
+def backward_and_step(model, loss: torch.Tensor, optimizer, accelerator, cfg: ExperimentConfig) -> None:
+    """Backward one micro-batch's loss, then clip and step: inside `accelerator.accumulate` the clip and the update
+    take effect only on the last micro-batch of the step."""
+    accelerator.backward(loss)
+    if accelerator.sync_gradients and cfg.train.max_grad_norm > 0:
+        accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def finite_everywhere(loss: torch.Tensor, accelerator) -> bool:

@@ -1,4 +1,4 @@
-"""End-to-end checks on the real embedded Gemma-3 270M backbone: `pytest -q -m slow` (about 12 minutes on 2 cores).
+"""End-to-end checks on the real embedded Gemma-3 270M backbone: `pytest -q -m slow` (about 9 minutes on 2 cores).
 
 The main one runs the README's main job exactly (`bash scripts/train_mtl.sh`, default config) and checks that it
 beats the trivial baselines on the sample's dev set.
