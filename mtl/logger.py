@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Protocol
 
+from mtl.io import atomic_write_text
+
 SCALARS = ("train/loss/qc", "train/loss/qi", "train/lr", "perf/tokens_per_s", "eval/f1/qc", "eval/f1/qi", "eval/f1/avg")
 
 
@@ -24,9 +26,17 @@ class MetricLogger(Protocol):
 
 
 class JsonlLogger:
-    """Appends `{"step": s, "name": value, ...}` lines to metrics.jsonl: greppable, and what `mtl report` reads."""
+    """Appends `{"step": s, "name": value, ...}` lines to metrics.jsonl: greppable, and what `mtl report` reads.
 
-    def __init__(self, path: str | Path):
+    `purge_step` (a resumed run): lines logged at that step or later by the interrupted run are dropped first, since
+    the resumed run logs those steps again; like SummaryWriter's `purge_step`."""
+
+    def __init__(self, path: str | Path, purge_step: int | None = None):
+        path = Path(path)
+        if purge_step is not None and path.is_file():
+            kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+                    if json.loads(line).get("step", -1) < purge_step]
+            atomic_write_text(path, "".join(kept))
         self.file = open(path, "a", encoding="utf-8")
 
     def log(self, scalars, step):
@@ -42,10 +52,10 @@ class JsonlLogger:
 
 
 class TensorBoardLogger:
-    def __init__(self, log_dir: str | Path):
+    def __init__(self, log_dir: str | Path, purge_step: int | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     def log(self, scalars, step):
         for name, value in scalars.items():
@@ -99,10 +109,12 @@ class NullLogger:
         pass
 
 
-def build_logger(run_dir: Path, tensorboard: bool, is_main: bool) -> MetricLogger:
+def build_logger(run_dir: Path, tensorboard: bool, is_main: bool, purge_step: int | None = None) -> MetricLogger:
+    """`purge_step`: the first step a resumed run will log; what the interrupted run logged from there on is
+    dropped, so no step appears twice."""
     if not is_main:
         return NullLogger()
-    loggers: list[MetricLogger] = [JsonlLogger(run_dir / "metrics.jsonl")]
+    loggers: list[MetricLogger] = [JsonlLogger(run_dir / "metrics.jsonl", purge_step)]
     if tensorboard:
-        loggers.append(TensorBoardLogger(run_dir))
+        loggers.append(TensorBoardLogger(run_dir, purge_step))
     return MultiLogger(loggers)

@@ -23,10 +23,13 @@ def classification_report(labels, probs, languages=None, threshold: float = 0.5)
         "threshold": float(threshold),
     }
     if languages is not None:
+        # F1 is undefined for a language with no positives and no positive predictions (2TP+FP+FN = 0); such a
+        # language is left out rather than scored 0, which would drag its curve and any average down.
         languages = np.asarray(languages)
         report["f1_by_language"] = {
-            str(lang): float(f1_score(labels[languages == lang], preds[languages == lang], zero_division=0))
+            str(lang): float(f1_score(labels[languages == lang], preds[languages == lang]))
             for lang in sorted(set(languages.tolist()))
+            if labels[languages == lang].any() or preds[languages == lang].any()
         }
     return report
 

@@ -42,7 +42,7 @@ from mtl.data.tasks import TaskData, collate, fit_priors, load_splits, make_task
 from mtl.errors import CheckpointError, ConfigError, MtlError
 from mtl.evaluate import predict_probs, task_report
 from mtl.io import atomic_write_text
-from mtl.logger import build_logger
+from mtl.logger import NullLogger, build_logger
 from mtl.metrics import f1_avg, format_table
 from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, save_model
 from mtl.sampling import TaskStreams, shard, task_for_step
@@ -80,12 +80,33 @@ class TrainState:
 def run(cfg: ExperimentConfig, resume: bool = False) -> dict:
     """Dispatch on `cv.fold` and `train.mode`; returns the run's summary metrics (also in metrics.json)."""
     run_dir = Path(cfg.log.root) / cfg.log.run_name
+    composite = cfg.cv.fold == "all" or cfg.train.mode == "tapt"
+    if composite and is_main_rank():  # its stages write their own folders; this one records the whole run
+        prepare_run_dir(run_dir, cfg, resume)
     with process_group_without_launcher(cfg):
         if cfg.cv.fold == "all":
             return run_all_folds(cfg, run_dir, resume)
         if cfg.train.mode == "tapt":
             return run_tapt(cfg, run_dir, resume)
         return train(cfg, run_dir, resume)
+
+
+def is_main_rank() -> bool:
+    """Rank 0 before any accelerator exists (torchrun sets RANK; a plain process is rank 0)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def stage_resumable(stage_dir: Path, resume: bool) -> bool:
+    """Inside a resumed TAPT or all-folds run: continue a stage from its checkpoint, or restart a stage that was
+    cut off before its first checkpoint (there is nothing in it to continue)."""
+    if not resume or not stage_dir.exists():
+        return False
+    if latest_checkpoint(stage_dir) is not None:
+        return True
+    if is_main_rank():
+        log.warning("%s stopped before its first checkpoint: starting that stage again", stage_dir)
+        shutil.rmtree(stage_dir)
+    return False
 
 
 @contextlib.contextmanager
@@ -111,7 +132,7 @@ def process_group_without_launcher(cfg: ExperimentConfig):
                 os.environ[name] = value
 
 
-def run_tapt(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict:
+def run_tapt(cfg: ExperimentConfig, run_dir: Path, resume: bool, resume_dir: Path | None = None) -> dict:
     """The paper's schedule: stage 1 trains on the other task, stage 2 fine-tunes on the target task starting from
     stage 1's `final/` (adapter and the trained head, copied into the target head)."""
     target = cfg.train.task
@@ -122,13 +143,14 @@ def run_tapt(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict:
     stage1.train.mode, stage1.train.task = "single", source
     stage1.train.max_steps = cfg.train.tapt_steps or cfg.train.max_steps
     if not (source_dir / "metrics.json").is_file():
-        train(stage1, source_dir, resume and source_dir.exists(), tags={"tapt_stage": f"source-{source}"})
+        train(stage1, source_dir, stage_resumable(source_dir, resume), tags={"tapt_stage": f"source-{source}"},
+              resume_dir=resume_dir or run_dir)
 
     stage2 = copy.deepcopy(cfg)
     stage2.train.mode, stage2.train.task = "single", target
     stage2.model.init_from = str(source_dir / "final")
-    summary = train(stage2, target_dir, resume and target_dir.exists(), head_from=source,
-                    tags={"tapt_stage": f"target-{target}"})
+    summary = train(stage2, target_dir, stage_resumable(target_dir, resume), head_from=source,
+                    tags={"tapt_stage": f"target-{target}"}, resume_dir=resume_dir or run_dir)
     atomic_write_text(run_dir / "metrics.json", json.dumps({**summary, "mode": "tapt"}, indent=1))
     return summary
 
@@ -143,8 +165,12 @@ def run_all_folds(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict:
         if (fold_dir / "metrics.json").is_file():
             per_fold.append(json.loads((fold_dir / "metrics.json").read_text()))
             continue
-        fold_run = run_tapt if cfg.train.mode == "tapt" else train
-        per_fold.append(fold_run(fold_cfg, fold_dir, resume and fold_dir.exists()))
+        if cfg.train.mode == "tapt":
+            if is_main_rank():
+                fold_dir.mkdir(parents=True, exist_ok=True)
+            per_fold.append(run_tapt(fold_cfg, fold_dir, resume, resume_dir=run_dir))
+        else:
+            per_fold.append(train(fold_cfg, fold_dir, stage_resumable(fold_dir, resume), resume_dir=run_dir))
     keys = sorted(set.intersection(*(set(s["best"]["headline"]) for s in per_fold)))
     cv = {k: {"mean": float(np.mean([s["best"]["headline"][k] for s in per_fold])),
               "std": float(np.std([s["best"]["headline"][k] for s in per_fold]))} for k in keys}
@@ -154,7 +180,9 @@ def run_all_folds(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict:
 
 
 def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from: str | None = None,
-          tags: dict | None = None) -> dict:
+          tags: dict | None = None, resume_dir: Path | None = None) -> dict:
+    """One training run into `run_dir`. `resume_dir` is the folder `--resume` takes when this run is a stage of a
+    TAPT or all-folds run."""
     accelerator = build_accelerator(cfg)
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
@@ -193,7 +221,8 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
     info = ModelInfo(pair_tokenizer.fingerprint(), pair_tokenizer.arch, accelerator.unwrap_model(model).pooling,
                      accelerator.unwrap_model(model).backbone.get_base_model().config.hidden_size,
                      priors.n_features if priors else 0, list(tasks), priors=priors.to_dict() if priors else None)
-    logger = build_logger(run_dir, cfg.log.tensorboard, accelerator.is_main_process)
+    logger = build_logger(run_dir, cfg.log.tensorboard, accelerator.is_main_process,
+                          purge_step=state.step + 1 if checkpoint is not None else None)
     sizes = {t: len(d) for t, d in train_data.items()}
     weights = {"qc": cfg.tasks.loss_weight_qc, "qi": cfg.tasks.loss_weight_qi}
     pad_id = pair_tokenizer.pad_id
@@ -210,12 +239,14 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
             task = task_for_step(state.step, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed)
             micro_batches = shard(streams.next(task), cfg.train.micro_batch_size, accelerator.process_index,
                                   accelerator.num_processes)
-            loss, tokens = train_step(model, train_data[task], micro_batches, weights[task], optimizer, accelerator,
-                                      cfg, state, pad_id)
+            with scaled_lr(optimizer, weights[task]):
+                loss, tokens = train_step(model, train_data[task], micro_batches, optimizer, accelerator, cfg, state,
+                                          pad_id)
             scheduler.step()
             state.step += 1
             seconds = time.perf_counter() - step_start
             state.train_seconds += seconds
+            state.tokens += tokens
             window["loss"][task].append(loss)
             window["tokens"] += tokens
             window["seconds"] += seconds
@@ -223,7 +254,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
             progress.set_postfix(task=task, loss=f"{loss:.4f}")
 
             if state.step % cfg.log.every == 0 or state.step == cfg.train.max_steps:
-                log_training(logger, window, scheduler, accelerator, state)
+                log_training(logger, window, scheduler, state)
             is_last = state.step == cfg.train.max_steps
             if is_last or (cfg.train.eval_every and state.step % cfg.train.eval_every == 0):
                 reports = validate(model, val_data, accelerator, cfg, pad_id, logger, state.step)
@@ -236,11 +267,11 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
             if not is_last and stop.requested(accelerator):
                 path = save_checkpoint(accelerator, model, run_dir, state.step, cfg, info, taxonomy)
                 raise Interrupted(f"stopped at step {state.step}; checkpoint {path}; continue with "
-                                  f"`mtl train --resume {run_dir}`")
+                                  f"`mtl train --resume {resume_dir or run_dir}`")
     progress.close()
 
-    if not reports:  # resumed from the checkpoint of the last step
-        reports = validate(model, val_data, accelerator, cfg, pad_id, logger, state.step)
+    if not reports:  # resumed from the checkpoint of the last step, whose evaluation is logged already
+        reports = validate(model, val_data, accelerator, cfg, pad_id, NullLogger(), state.step)
     write_model(accelerator, model, run_dir / "final", cfg, info, reports, taxonomy)
     if not best_reports:  # resumed after the best checkpoint was written: read its metrics back
         best_reports = json.loads((run_dir / "best" / "model.json").read_text())["metrics"]
@@ -281,10 +312,9 @@ def load_run_data(cfg: ExperimentConfig, pair_tokenizer) -> RunData:
     )
 
 
-def train_step(model, data: TaskData, micro_batches, weight: float, optimizer, accelerator, cfg, state, pad_id):
+def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg, state, pad_id):
     """One optimizer step on one task: forward/backward each micro-batch, then clip and step (accelerate applies
-    the update only after the last micro-batch). Returns the global batch's mean loss and this process's real
-    (non-pad) tokens."""
+    the update only after the last micro-batch). Returns the global batch's mean loss and real (non-pad) tokens."""
     losses, tokens = [], 0
     for rows in micro_batches:
         batch = collate(data, rows, pad_id)
@@ -293,15 +323,35 @@ def train_step(model, data: TaskData, micro_batches, weight: float, optimizer, a
             logits = model(task=data.task, input_ids=batch["input_ids"].to(accelerator.device),
                            attention_mask=batch["attention_mask"].to(accelerator.device),
                            features=batch["features"].to(accelerator.device) if "features" in batch else None)
-            loss = F.binary_cross_entropy_with_logits(logits.float(), batch["labels"].to(accelerator.device)) * weight
+            loss = F.binary_cross_entropy_with_logits(logits.float(), batch["labels"].to(accelerator.device))
             if not finite_everywhere(loss, accelerator):
                 loss = handle_nonfinite(accelerator.unwrap_model(model), data, rows, state, cfg)
             backward_and_step(model, loss, optimizer, accelerator, cfg)
         losses.append(loss.detach().float())
-    mean_loss = torch.stack(losses).mean()
-    if accelerator.num_processes > 1:  # each process saw its own micro-batches: log the global batch's loss
+    mean_loss, tokens = torch.stack(losses).mean(), torch.tensor(float(tokens))
+    if accelerator.num_processes > 1:  # each process saw its own micro-batches: log the global batch's figures
         mean_loss = accelerator.reduce(mean_loss.to(accelerator.device), reduction="mean")
-    return float(mean_loss), tokens
+        tokens = accelerator.reduce(tokens.to(accelerator.device), reduction="sum")
+    return float(mean_loss), int(tokens.item())
+
+
+@contextlib.contextmanager
+def scaled_lr(optimizer, weight: float):
+    """A task's loss weight scales the step that task takes. Each optimizer step trains one task, so multiplying
+    that step's loss would change nothing: gradient clipping and Adam's normalisation both undo a constant factor
+    on the whole gradient. Scaling the learning rate of the step is what weighting the task means here (for SGD
+    the two are the same). The scheduler sets the rate from its base values, so restoring it afterwards is safe."""
+    if weight == 1.0:
+        yield
+        return
+    rates = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] *= weight
+    try:
+        yield
+    finally:
+        for group, rate in zip(optimizer.param_groups, rates):
+            group["lr"] = rate
 
 
 def backward_and_step(model, loss: torch.Tensor, optimizer, accelerator, cfg: ExperimentConfig) -> None:
@@ -362,13 +412,11 @@ def selection_score(reports: dict, cfg: ExperimentConfig) -> float:
     return avg if avg is not None else reports[cfg.train.task or next(iter(reports))]["f1"]
 
 
-def log_training(logger, window: dict, scheduler, accelerator, state: TrainState) -> None:
-    tokens = torch.tensor([window["tokens"]], device=accelerator.device)
-    tokens = int(accelerator.reduce(tokens, reduction="sum").item()) if accelerator.num_processes > 1 else window["tokens"]
-    state.tokens += tokens
+def log_training(logger, window: dict, scheduler, state: TrainState) -> None:
+    """Losses are unweighted (`tasks.loss_weight_*` scales steps, not losses), so runs with other weights compare."""
     scalars = {f"train/loss/{t}": float(np.mean(v)) for t, v in window["loss"].items() if v}
     scalars.update({"train/lr": scheduler.get_last_lr()[0],
-                    "perf/tokens_per_s": tokens / max(window["seconds"], 1e-9)})  # training time only, not eval
+                    "perf/tokens_per_s": window["tokens"] / max(window["seconds"], 1e-9)})  # training time only, not eval
     logger.log(scalars, state.step)
     window.update({"loss": {t: [] for t in window["loss"]}, "tokens": 0, "seconds": 0.0})
 

@@ -14,6 +14,11 @@ def test_f1_by_language():
     assert report["f1_by_language"] == {"en": 1.0, "es": pytest.approx(2 / 3)}
 
 
+def test_language_without_positives_or_positive_predictions_has_no_f1():
+    report = classification_report([1, 0, 0, 0, 0], [0.9, 0.1, 0.2, 0.3, 0.8], ["en", "fr", "fr", "es", "es"])
+    assert report["f1_by_language"] == {"en": 1.0, "es": 0.0}, "fr: F1 undefined; es: a false positive scores 0"
+
+
 def test_tuned_threshold_finds_the_f1_optimum():
     labels = np.array([0, 0, 0, 1, 1, 1])
     probs = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.45])

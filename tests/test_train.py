@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.tensorboard import SummaryWriter
 
 from mtl import train as train_module
 from mtl.config import load_config
@@ -183,3 +184,61 @@ def test_all_folds_report_mean_and_spread(tiny_backbone, tiny_data, tmp_path):
     per_fold = [json.loads((tmp_path / "runs" / "cv" / f"fold-{k}" / "metrics.json").read_text()) for k in (0, 1)]
     mean = sum(s["best"]["headline"]["f1/avg"] for s in per_fold) / 2
     assert summary["cv"]["f1/avg"]["mean"] == pytest.approx(mean)
+
+
+def test_a_zero_loss_weight_leaves_that_task_untrained(tiny_backbone, tiny_data, tmp_path):
+    """Weights scale a task's steps: with weight 0 the QC head keeps its initial values while QI still learns."""
+    run(tiny_backbone, tiny_data, tmp_path, "weighted", **{"tasks.loss_weight_qc": 0.0})
+    run(tiny_backbone, tiny_data, tmp_path, "untrained", **{"train.max_steps": 1, "tasks.sampling": "round_robin",
+                                                            "tasks.loss_weight_qc": 0.0})
+    weighted = load_file(str(tmp_path / "runs" / "weighted" / "final" / "heads.safetensors"))
+    initial = load_file(str(tmp_path / "runs" / "untrained" / "final" / "heads.safetensors"))
+    assert torch.equal(weighted["qc_head.weight"], initial["qc_head.weight"])
+    assert not torch.equal(weighted["qi_head.weight"], initial["qi_head.weight"])
+    losses = [json.loads(line) for line in (tmp_path / "runs" / "weighted" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("train/loss/qc", 0) > 0.1 for r in losses), "the logged loss is the unweighted one"
+
+
+def test_an_interrupted_tapt_run_resumes_from_its_own_folder(tiny_backbone, tiny_data, tmp_path, monkeypatch):
+    """`--resume` takes the TAPT run's folder (not a stage's): the interrupted stage continues, the next one runs."""
+    _, straight = run(tiny_backbone, tiny_data, tmp_path, "tapt-straight", **{"train.mode": "tapt", "train.task": "qc"})
+    calls = {"n": 0}
+
+    def stop_after_two(self, accelerator):
+        calls["n"] += 1
+        return calls["n"] == 2
+
+    monkeypatch.setattr(train_module.StopSignal, "requested", stop_after_two)
+    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{
+        "log.run_name": "tapt-stopped", "train.mode": "tapt", "train.task": "qc"}))
+    top = tmp_path / "runs" / "tapt-stopped"
+    with pytest.raises(train_module.Interrupted, match=f"--resume {top}`"):
+        train_module.run(cfg)
+    assert load_config(top / "config.yaml") == cfg and not (top / "target-qc").exists()
+    monkeypatch.undo()
+    resumed = train_module.run(cfg, resume=True)
+    assert (top / "target-qc" / "final").is_dir() and (top / "metrics.json").is_file()
+    assert resumed["best"]["headline"] == pytest.approx(straight["best"]["headline"], abs=1e-6)
+
+
+def test_a_resumed_run_logs_each_step_once(tiny_backbone, tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module.StopSignal, "requested", lambda self, accelerator: True)
+    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"log.run_name": "relog",
+                                                                                   "log.every": 1}))
+    with pytest.raises(train_module.Interrupted, match="stopped at step 1"):
+        train_module.run(cfg)
+    run_dir = tmp_path / "runs" / "relog"
+    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as file:  # what a crash after step 1 leaves behind
+        file.write(json.dumps({"step": 2, "train/loss/qc": 9.0}) + "\n")
+    with SummaryWriter(str(run_dir)) as writer:
+        writer.add_scalar("train/lr", 9.0, 2)
+    monkeypatch.undo()
+    train_module.run(cfg, resume=True)
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+             if "train/lr" in json.loads(line) or "train/loss/qc" in json.loads(line)]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/lr")] == [1, 2, 3, 4, 5, 6]
+    assert 9.0 not in [e.value for e in events.Scalars("train/lr")]
+
