@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -51,8 +52,9 @@ class DataConfig:
     """Where tokenized datasets and the converted embedded backbone are cached."""
 
     def __post_init__(self):
-        if self.max_length < 8:
-            raise ConfigError(f"data.max_length must be >= 8, got {self.max_length}")
+        check("data.max_length", self.max_length, self.max_length >= 8, ">= 8")
+        check("data.train_limit", self.train_limit, self.train_limit >= 0, ">= 0")
+        check("data.dev_limit", self.dev_limit, self.dev_limit >= 0, ">= 0")
 
 
 @dataclass
@@ -71,6 +73,11 @@ class TaxonomyConfig:
     """Prefix depths 1..prior_depth get a smoothed positive-rate and count feature."""
     prior_strength: float = 20.0
     """Pseudo-count pulling a prefix's positive rate towards the global rate (m-estimate)."""
+
+    def __post_init__(self):
+        check("taxonomy.prior_depth", self.prior_depth, self.prior_depth >= 1, ">= 1")
+        check("taxonomy.prior_strength", self.prior_strength, _finite(self.prior_strength) and self.prior_strength >= 0,
+              "finite and >= 0")
 
 
 @dataclass
@@ -94,6 +101,9 @@ class ModelConfig:
     head_dropout: float = 0.1
     """Dropout on the pooled vector before each task head."""
 
+    def __post_init__(self):
+        check("model.head_dropout", self.head_dropout, 0 <= self.head_dropout < 1, "in [0, 1)")
+
 
 @dataclass
 class LoraConfig:
@@ -108,6 +118,11 @@ class LoraConfig:
     )
     """Linear layers that get an adapter (the paper's choice: attention and MLP)."""
 
+    def __post_init__(self):
+        check("lora.r", self.r, self.r >= 1, ">= 1")
+        check("lora.alpha", self.alpha, self.alpha > 0, "> 0")
+        check("lora.dropout", self.dropout, 0 <= self.dropout < 1, "in [0, 1)")
+
 
 @dataclass
 class TasksConfig:
@@ -121,8 +136,11 @@ class TasksConfig:
     """Multiplier on the QI loss."""
 
     def __post_init__(self):
-        if self.temperature <= 0:
-            raise ConfigError(f"tasks.temperature must be > 0, got {self.temperature}")
+        check("tasks.temperature", self.temperature, _finite(self.temperature) and self.temperature > 0,
+              "finite and > 0")
+        for task in TASKS:
+            weight = getattr(self, f"loss_weight_{task}")
+            check(f"tasks.loss_weight_{task}", weight, _finite(weight) and weight >= 0, "finite and >= 0")
 
 
 @dataclass
@@ -167,13 +185,26 @@ class TrainConfig:
     """A DeepSpeed JSON config (configs/deepspeed/zero2.json); empty = plain DDP / single process."""
 
     def __post_init__(self):
+        check("train.max_steps", self.max_steps, self.max_steps >= 1, ">= 1")
+        check("train.tapt_steps", self.tapt_steps, self.tapt_steps >= 0, ">= 0")
+        check("train.micro_batch_size", self.micro_batch_size, self.micro_batch_size >= 1, ">= 1")
+        check("train.global_batch_size", self.global_batch_size, self.global_batch_size >= 1, ">= 1")
         if self.global_batch_size % self.micro_batch_size:
             raise ConfigError(
                 f"train.global_batch_size ({self.global_batch_size}) must be a multiple of "
                 f"train.micro_batch_size ({self.micro_batch_size})"
             )
-        if self.max_steps < 1:
-            raise ConfigError(f"train.max_steps must be >= 1, got {self.max_steps}")
+        for name in ("lr", "head_lr"):
+            value = getattr(self, name)
+            check(f"train.{name}", value, _finite(value) and value > 0, "finite and > 0")
+        check("train.weight_decay", self.weight_decay, _finite(self.weight_decay) and self.weight_decay >= 0,
+              "finite and >= 0")
+        check("train.warmup_ratio", self.warmup_ratio, 0 <= self.warmup_ratio <= 1, "in [0, 1]")
+        check("train.max_grad_norm", self.max_grad_norm, _finite(self.max_grad_norm) and self.max_grad_norm >= 0,
+              "finite and >= 0")
+        check("train.eval_every", self.eval_every, self.eval_every >= 0, ">= 0")
+        check("train.save_every", self.save_every, self.save_every >= 0, ">= 0")
+        check("train.keep_checkpoints", self.keep_checkpoints, self.keep_checkpoints >= 1, ">= 1")
 
 
 @dataclass
@@ -188,8 +219,10 @@ class CVConfig:
     """QC folds are grouped by the first N category levels."""
 
     def __post_init__(self):
+        check("cv.n_folds", self.n_folds, self.n_folds >= 2, ">= 2")
+        check("cv.qc_group_levels", self.qc_group_levels, self.qc_group_levels >= 1, ">= 1")
         self.fold = str(self.fold)
-        if self.fold not in ("none", "all") and not (self.fold.isdigit() and int(self.fold) < self.n_folds):
+        if self.fold not in ("none", "all") and not (self.fold.isascii() and self.fold.isdigit() and int(self.fold) < self.n_folds):
             raise ConfigError(f"cv.fold must be none, all or 0..{self.n_folds - 1}, got {self.fold!r}")
 
 
@@ -199,6 +232,9 @@ class EvalConfig:
     """Pairs per forward pass in evaluation and prediction."""
     tune_threshold: bool = True
     """Tune each task's decision threshold for F1 on validation and save it with the model."""
+
+    def __post_init__(self):
+        check("eval.batch_size", self.batch_size, self.batch_size >= 1, ">= 1")
 
 
 @dataclass
@@ -211,6 +247,9 @@ class LogConfig:
     """Log training scalars every N steps."""
     tensorboard: bool = True
     """Write TensorBoard event files (else only metrics.jsonl and the console)."""
+
+    def __post_init__(self):
+        check("log.every", self.every, self.every >= 1, ">= 1")
 
 
 @dataclass
@@ -238,6 +277,16 @@ class ExperimentConfig:
         return TASKS if self.train.mode == "mtl" else (self.train.task,)
 
 
+def check(key: str, value, ok: bool, bound: str) -> None:
+    """Range check of one value: refused here, before any work starts, rather than deep inside the first step."""
+    if not ok:
+        raise ConfigError(f"{key} must be {bound}, got {value!r}")
+
+
+def _finite(value: float) -> bool:
+    return math.isfinite(value)
+
+
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
@@ -256,20 +305,17 @@ def from_dict(cls, values: dict, where: str = ""):
         kwargs[key] = _coerce(hints[key], value, path)
     try:
         return cls(**kwargs)
-    except TypeError as err:
-        raise ConfigError(f"{where or 'config'}: {err}") from None
+    except ConfigError:
+        raise
+    except Exception as err:  # a check that failed in an unforeseen way must still read as a config problem
+        raise ConfigError(f"{where or 'config'}: {type(err).__name__}: {err}") from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
     """Defaults, then the YAML file at `path` (a delta), then `section.key=value` overrides, in that order."""
     tree = _default_tree()
     if path:
-        text = Path(path).read_text(encoding="utf-8")
-        try:
-            delta = yaml.safe_load(text) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
-        _merge(tree, delta, str(path))
+        _merge(tree, _read_yaml(Path(path)), str(path))
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
@@ -280,9 +326,35 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
         for part in parts[:-1]:
             leaf[part] = {}
             leaf = leaf[part]
-        leaf[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            leaf[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        except (yaml.YAMLError, RecursionError) as err:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML: {_one_line(err)}") from None
         _merge(tree, node, f"override {item!r}")
     return from_dict(ExperimentConfig, tree)
+
+
+def _read_yaml(path: Path) -> dict:
+    """The YAML delta at `path`; any reason it cannot be read is a ConfigError naming the file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file: {err.strerror or err}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+    try:
+        return yaml.safe_load(text) or {}
+    except (yaml.YAMLError, RecursionError) as err:
+        raise ConfigError(f"{path}: not valid YAML: {_one_line(err)}") from None
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def save_config(cfg: ExperimentConfig, path: str | Path) -> None:

@@ -78,3 +78,60 @@ def test_every_shipped_config_loads_and_documents_its_launch_command(path):
     first = path.read_text().splitlines()[0]
     assert first.startswith("#"), f"{path.name} must start with a comment giving its purpose"
     assert "mtl" in path.read_text().split("\n\n")[0], f"{path.name}: header should give the launch command"
+
+
+@pytest.mark.parametrize("override", [
+    "train.micro_batch_size=0", "train.global_batch_size=0", "train.max_steps=0", "train.tapt_steps=-1",
+    "train.lr=0", "train.lr=-1e-4", "train.lr=nan", "train.lr=inf", "train.head_lr=0", "train.head_lr=nan",
+    "train.warmup_ratio=-0.1", "train.warmup_ratio=1.5", "train.weight_decay=-1", "train.max_grad_norm=-1",
+    "train.keep_checkpoints=0", "train.eval_every=-1", "train.save_every=-1",
+    "log.every=0", "eval.batch_size=0", "cv.n_folds=1", "cv.qc_group_levels=0",
+    "model.head_dropout=1", "model.head_dropout=-0.1", "model.head_dropout=nan",
+    "lora.dropout=1.0", "lora.r=0", "lora.alpha=0", "taxonomy.prior_depth=0", "taxonomy.prior_strength=-1",
+    "tasks.loss_weight_qc=-1", "tasks.loss_weight_qi=inf", "tasks.temperature=0",
+    "data.max_length=4", "data.train_limit=-1", "data.dev_limit=-1",
+])
+def test_out_of_range_values_are_refused_naming_the_key(override):
+    key = override.partition("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{key} must be"):
+        load_config(None, [override])
+
+
+def test_an_unexpected_error_while_building_a_section_is_a_config_error(monkeypatch):
+    from mtl import config
+
+    def broken(self):
+        if self.every == 3:
+            raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(config.LogConfig, "__post_init__", broken)
+    with pytest.raises(ConfigError, match="log: ZeroDivisionError"):
+        load_config(None, ["log.every=3"])
+
+
+def test_non_ascii_digit_fold_is_refused():
+    with pytest.raises(ConfigError, match="cv.fold must be"):
+        load_config(None, ["cv.fold=²"])
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, r"missing.yaml: config file not found"),
+    (b"train:\n  lr: 1.0e-4\n  # caf\xe9\n", r"bad.yaml:3: not valid UTF-8"),
+    (b"train: [lr\n", r"bad.yaml: not valid YAML"),
+])
+def test_unreadable_config_files_are_config_errors_naming_the_file(tmp_path, content, message):
+    path = tmp_path / ("missing.yaml" if content is None else "bad.yaml")
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_a_config_path_that_is_a_folder_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        load_config(tmp_path)
+
+
+def test_an_override_value_that_is_not_yaml_names_the_override():
+    with pytest.raises(ConfigError, match=r"override 'train.lr=\[': the value is not valid YAML"):
+        load_config(None, ["train.lr=["])
