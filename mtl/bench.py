@@ -7,7 +7,9 @@
 One process, one run, phases in this order:
 
 1. matmul peak: the best of a few `torch.matmul` of two large square matrices in the backbone's dtype
-   (FLOPs = 2·m·n·k), measured here so MFU is against this machine's own ceiling;
+   (FLOPs = 2·m·n·k), measured here so MFU is against this machine's own ceiling; measured again after the last
+   phase, and MFU uses the higher of the two (other work during one measurement would lower the peak and inflate
+   MFU), with the other load during each;
 2. ours: the joint model trained by the project's trainer (`mtl.train.train`, bucketed batches by default) for
    2·N optimizer steps, then its F1 on the dev subset;
 3. packed: the joint model trained 2·N steps on packed rows (`mtl.packing`), the same optimizer step otherwise;
@@ -16,8 +18,9 @@ One process, one run, phases in this order:
    own pair template (`<bos>A<bos>B` for the Gemma GGUF tokenizer), no taxonomy features; same backbone, LoRA,
    optimizer, batch size, data and dev subset;
 5. inference: pairs/s on the dev subset of both tasks through the one joint model (`load_trained` +
-   `predict_probs`, length-sorted batches), and through the two reference models (batches in file order, both
-   models in memory, as two separately served single-task models are);
+   `predict_probs_mixed`: QC and QI pairs sorted by length together into shared batches, one backbone pass per
+   batch and each row to its task's head), and through the two reference models (each task's batches in file
+   order through its own model, both models in memory, as two separately served single-task models are);
 6. memory: parameter bytes of the joint model vs the two single-task models.
 
 Both sides see the same pairs per task (2·N joint steps ≈ N per task), so their F1 is comparable.
@@ -61,11 +64,11 @@ import torch
 from mtl.config import ExperimentConfig, TASKS, from_dict, to_dict
 from mtl.data.tasks import TaskData, collate, fit_priors, load_splits, make_task_data
 from mtl.errors import ConfigError
-from mtl.evaluate import predict_probs, task_report
+from mtl.evaluate import predict_probs, predict_probs_mixed, task_report
 from mtl.io import atomic_write_text
 from mtl.metrics import f1_avg
 from mtl.model import build_model, build_tokenizer, count_parameters, load_trained, resolve_dtype
-from mtl.packing import packed_train_step
+from mtl.packing import is_rotary, packed_train_step
 from mtl.sampling import TaskStreams, shard, task_for_step
 
 log = logging.getLogger(__name__)
@@ -116,26 +119,32 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
 
-    peak = matmul_peak(dtype, device, options.peak_size or (8192 if device == "cuda" else 2048), options.peak_reps)
-    log.info("matmul peak: %.1f GFLOP/s (%s)", peak["flops_per_s"] / 1e9, peak["dtype"])
+    peak_size = options.peak_size or (8192 if device == "cuda" else 2048)
+    peak_start = matmul_peak(dtype, device, peak_size, options.peak_reps)
     ours_data = load_task_data(ours_cfg)
     counts = flop_counts(ours_cfg, ours_data)
 
-    training = {"ours": train_with_trainer(ours_cfg, ours_data, counts, peak, device)}
-    if packing_steps and ours_data["pairs"].arch != "decoder":
-        log.warning("packing needs a decoder backbone (last-token pooling): the packed run is skipped")
+    training = {"ours": train_with_trainer(ours_cfg, ours_data, counts, device)}
+    if packing_steps and (ours_data["pairs"].arch != "decoder" or counts["position_encoding"] != "rotary"):
+        log.warning("packing needs a decoder backbone (last-token pooling) with rotary positions: the packed run "
+                    "is skipped")
         packing_steps = 0
     if packing_steps:
-        training["packed"] = train_packed(ours_cfg, ours_data, counts, peak, device, packing_steps, row_length)
+        training["packed"] = train_packed(ours_cfg, ours_data, counts, device, packing_steps, row_length)
     ref_data = {t: load_task_data(c) for t, c in ref_cfgs.items()}
-    reference = {t: train_with_trainer(c, ref_data[t], counts, peak, device) for t, c in ref_cfgs.items()}
-    training["reference"] = {**reference, "total": combine(reference, peak)}
+    reference = {t: train_with_trainer(c, ref_data[t], counts, device) for t, c in ref_cfgs.items()}
+    training["reference"] = {**reference, "total": combine(reference)}
 
     inference = {
-        "ours": serve({t: work / "ours" / "final" for t in TASKS}, ours_data, device, cfg.eval.batch_size, True),
+        "ours": serve({t: work / "ours" / "final" for t in TASKS}, ours_data, device, cfg.eval.batch_size, "mixed"),
         "reference": serve({t: work / f"reference-{t}" / "final" for t in TASKS},
-                           {"val": {t: ref_data[t]["val"][t] for t in TASKS}}, device, cfg.eval.batch_size, False),
+                           {"val": {t: ref_data[t]["val"][t] for t in TASKS}}, device, cfg.eval.batch_size,
+                           "in_order"),
     }
+    peak = combine_peaks(peak_start, matmul_peak(dtype, device, peak_size, options.peak_reps))
+    for p in (training["ours"], training.get("packed"), *training["reference"].values()):
+        if p is not None:
+            p["mfu"] = p["flops_per_s"] / peak["flops_per_s"]
     ours, ref = training["ours"], training["reference"]["total"]
     memory = {"joint_model_bytes": inference["ours"]["parameter_bytes"],
               "two_models_bytes": inference["reference"]["parameter_bytes"]}
@@ -147,6 +156,8 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
         # the run (the benchmark itself adds about one per busy core) say whether it had the machine to itself.
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "device": device, "dtype": str(dtype).removeprefix("torch."),
+        # The same key on every device: the GPU's name, or null on a CPU-only run (no GPU figure measured).
+        "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
         "backbone": cfg.model.backbone,
         "setup": {"steps_per_task": options.steps_per_task, "joint_steps": 2 * options.steps_per_task,
                   "packing_steps": packing_steps, "row_length": row_length,
@@ -176,8 +187,6 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
             "verdict": (f"packed rows: {gain:+.1%} real tokens/s vs {cfg.train.batching} batches; "
                         + ("worth wiring into the trainer" if gain > 0 else "kept out of the trainer")),
         }
-    if device == "cpu":
-        results["gpu"] = "no GPU was available to this run: GPU bf16 LoRA training MFU is not measured here"
     return results
 
 
@@ -218,19 +227,32 @@ def load_task_data(cfg: ExperimentConfig) -> dict:
 
 
 def matmul_peak(dtype: torch.dtype, device: str, size: int, reps: int) -> dict:
-    """The machine's achievable matmul FLOP/s in `dtype`: the fastest of `reps` square matmuls after a warm-up."""
-    a = torch.randn(size, size, dtype=dtype, device=device)
-    b = torch.randn(size, size, dtype=dtype, device=device)
-    torch.matmul(a, b)
-    best = float("inf")
-    for _ in range(reps):
-        _sync(device)
-        start = time.perf_counter()
+    """The machine's achievable matmul FLOP/s in `dtype`: the fastest of `reps` square matmuls after a warm-up,
+    with the CPU cores other processes kept busy meanwhile (other work lowers the peak and so inflates MFU)."""
+    with Meter(device) as meter:
+        a = torch.randn(size, size, dtype=dtype, device=device)
+        b = torch.randn(size, size, dtype=dtype, device=device)
         torch.matmul(a, b)
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
+        best = float("inf")
+        for _ in range(reps):
+            _sync(device)
+            start = time.perf_counter()
+            torch.matmul(a, b)
+            _sync(device)
+            best = min(best, time.perf_counter() - start)
+        del a, b
+    log.info("matmul peak: %.1f GFLOP/s (%s)", 2 * size ** 3 / best / 1e9, dtype)
     return {"dtype": str(dtype).removeprefix("torch."), "size": size, "reps": reps, "seconds": best,
-            "flops_per_s": 2 * size ** 3 / best, "threads": torch.get_num_threads()}
+            "flops_per_s": 2 * size ** 3 / best, "threads": torch.get_num_threads(), "other_load": meter.other_load}
+
+
+def combine_peaks(start: dict, end: dict) -> dict:
+    """The peak MFU is measured against: the higher of the run's first and last measurement (both kept), so other
+    work on the machine during one of them cannot lower the ceiling and inflate MFU unless it hit both."""
+    best = max(start, end, key=lambda p: p["flops_per_s"])
+    return {"dtype": start["dtype"], "size": start["size"], "reps": start["reps"],
+            "flops_per_s": best["flops_per_s"], "used": "start" if best is start else "end",
+            "start": start, "end": end}
 
 
 def flop_counts(cfg: ExperimentConfig, data: dict) -> dict:
@@ -248,13 +270,14 @@ def flop_counts(cfg: ExperimentConfig, data: dict) -> dict:
     layers = config.num_hidden_layers
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     layer_types = getattr(config, "layer_types", None) or ["full_attention"] * layers
+    position_encoding = "rotary" if is_rotary(model.backbone.get_base_model()) else "other"
     del model
     return {"formula": "L*(4*frozen_linear_params + 6*lora_params) + sum_layers 12*attention_width*P(L)",
             "frozen_linear_params": frozen, "lora_params": lora, "layers": layers,
             "attention_width": config.num_attention_heads * head_dim,
             "sliding_window": getattr(config, "sliding_window", None) or 0,
             "sliding_layers": sum(t == "sliding_attention" for t in layer_types[:layers]),
-            "causal": data["pairs"].arch == "decoder"}
+            "causal": data["pairs"].arch == "decoder", "position_encoding": position_encoding}
 
 
 def train_flops(lengths: np.ndarray, counts: dict) -> float:
@@ -286,7 +309,7 @@ def replay(cfg: ExperimentConfig, lengths: dict[str, np.ndarray]) -> list[tuple[
     return steps
 
 
-def train_with_trainer(cfg: ExperimentConfig, data: dict, counts: dict, peak: dict, device: str) -> dict:
+def train_with_trainer(cfg: ExperimentConfig, data: dict, counts: dict, device: str) -> dict:
     """Run the project's trainer on `cfg` and measure it: its own training time and token count (evaluation and
     checkpointing excluded), and padding and FLOPs of the batches it trained on."""
     from mtl.train import train
@@ -309,12 +332,10 @@ def train_with_trainer(cfg: ExperimentConfig, data: dict, counts: dict, peak: di
         log.warning("%s: replayed batches hold %d tokens, the trainer counted %d", cfg.log.run_name, real,
                     summary["tokens"])
     reports = summary["final"]["reports"]
-    return measured(cfg.train.max_steps, pairs, real, slots, summary["train_seconds"], flops, peak, meter,
-                    f1_of(reports))
+    return measured(cfg.train.max_steps, pairs, real, slots, summary["train_seconds"], flops, meter, f1_of(reports))
 
 
-def train_packed(cfg: ExperimentConfig, data: dict, counts: dict, peak: dict, device: str, steps: int,
-                 row_length: int) -> dict:
+def train_packed(cfg: ExperimentConfig, data: dict, counts: dict, device: str, steps: int, row_length: int) -> dict:
     """The trainer's loop with packed rows instead of padded batches: same model, optimizer, schedule, task
     sampling and step (`mtl.packing.packed_train_step` mirrors `mtl.train.train_step`); batches are drawn in
     random order, since packing leaves no padding for length grouping to save. F1 on the dev subset afterwards."""
@@ -360,19 +381,19 @@ def train_packed(cfg: ExperimentConfig, data: dict, counts: dict, peak: dict, de
                    for t, d in data["val"].items()}
         accelerator.free_memory()
         del model, optimizer
-    return measured(steps, pairs, real, slots, seconds, flops, peak, meter, f1_of(reports))
+    return measured(steps, pairs, real, slots, seconds, flops, meter, f1_of(reports))
 
 
-def measured(steps: int, pairs: int, real: int, slots: int, seconds: float, flops: float, peak: dict, meter,
-             f1: dict) -> dict:
+def measured(steps: int, pairs: int, real: int, slots: int, seconds: float, flops: float, meter, f1: dict) -> dict:
+    """One pipeline's figures; `mfu` is filled in at the end of the run, once the last matmul peak is measured."""
     return {"steps": steps, "examples": pairs, "tokens": real, "token_slots": slots,
             "padding_fraction": 1 - real / slots, "train_seconds": seconds,
             "tokens_per_s": real / seconds, "examples_per_s": pairs / seconds,
-            "model_flops": flops, "flops_per_s": flops / seconds, "mfu": flops / seconds / peak["flops_per_s"],
+            "model_flops": flops, "flops_per_s": flops / seconds, "mfu": None,
             "peak_memory_bytes": meter.bytes, "other_load": meter.other_load, "f1": f1}
 
 
-def combine(parts: dict[str, dict], peak: dict) -> dict:
+def combine(parts: dict[str, dict]) -> dict:
     """The reference's two single-task runs as one pipeline: sums over both, F1 of each task from its own model."""
     total = {k: sum(p[k] for p in parts.values())
              for k in ("steps", "examples", "tokens", "token_slots", "train_seconds", "model_flops")}
@@ -387,7 +408,7 @@ def combine(parts: dict[str, dict], peak: dict) -> dict:
     meter.other_load = None if any(x is None for x, _ in loads) else \
         sum(x * t for x, t in loads) / sum(t for _, t in loads)
     return measured(total["steps"], total["examples"], total["tokens"], total["token_slots"], total["train_seconds"],
-                    total["model_flops"], peak, meter, f1)
+                    total["model_flops"], meter, f1)
 
 
 def f1_of(reports: dict) -> dict:
@@ -402,30 +423,40 @@ def f1_of(reports: dict) -> dict:
     return out
 
 
-def serve(model_dirs: dict[str, Path], data: dict, device: str, batch_size: int, sorted_batches: bool) -> dict:
-    """Load the model(s) in `model_dirs` (one folder for both tasks = one joint model) and score each task's dev
-    pairs: length-sorted batches (`predict_probs`, what `mtl predict` does) or batches in file order (a plain
-    DataLoader, the reference)."""
+def serve(model_dirs: dict[str, Path], data: dict, device: str, batch_size: int, batching: str) -> dict:
+    """Load the model(s) in `model_dirs` and score each task's dev pairs. `mixed`: one joint model (one folder
+    for both tasks) scores both tasks' pairs in shared length-sorted batches, one backbone pass per batch
+    (`predict_probs_mixed`), so there is no per-task time; `in_order`: each task's pairs through its own model in
+    batches cut in file order (a plain DataLoader, the reference)."""
     with Meter(device) as meter:
         loaded = {folder: load_trained(folder, device) for folder in dict.fromkeys(model_dirs.values())}
         parameter_bytes = sum(count_parameters(m[0])["bytes"] for m in loaded.values())
         per_task, seconds, pairs = {}, 0.0, 0
-        for task, folder in model_dirs.items():
+        if batching == "mixed":
+            (folder,) = set(model_dirs.values())
             model, pair_tokenizer = loaded[folder][0], loaded[folder][1]
-            task_data = data["val"][task]
             start = time.perf_counter()
-            if sorted_batches:
-                predict_probs(model, task_data, pair_tokenizer.pad_id, batch_size, progress=False)
-            else:
-                score_in_order(model, task_data, pair_tokenizer.pad_id, batch_size)
+            predict_probs_mixed(model, {t: data["val"][t] for t in model_dirs}, pair_tokenizer.pad_id, batch_size,
+                                progress=False)
             _sync(device)
-            elapsed = time.perf_counter() - start
-            per_task[task] = {"pairs": len(task_data), "seconds": elapsed, "pairs_per_s": len(task_data) / elapsed}
-            seconds += elapsed
-            pairs += len(task_data)
+            seconds = time.perf_counter() - start
+            per_task = {t: {"pairs": len(data["val"][t])} for t in model_dirs}
+            pairs = sum(p["pairs"] for p in per_task.values())
+        else:
+            for task, folder in model_dirs.items():
+                model, pair_tokenizer = loaded[folder][0], loaded[folder][1]
+                task_data = data["val"][task]
+                start = time.perf_counter()
+                score_in_order(model, task_data, pair_tokenizer.pad_id, batch_size)
+                _sync(device)
+                elapsed = time.perf_counter() - start
+                per_task[task] = {"pairs": len(task_data), "seconds": elapsed, "pairs_per_s": len(task_data) / elapsed}
+                seconds += elapsed
+                pairs += len(task_data)
         del loaded
-    return {"models": len(set(model_dirs.values())), "parameter_bytes": parameter_bytes, "tasks": per_task,
-            "pairs_per_s": pairs / seconds, "peak_memory_bytes": meter.bytes, "other_load": meter.other_load}
+    return {"models": len(set(model_dirs.values())), "batching": batching, "parameter_bytes": parameter_bytes,
+            "tasks": per_task, "seconds": seconds, "pairs_per_s": pairs / seconds, "peak_memory_bytes": meter.bytes,
+            "other_load": meter.other_load}
 
 
 @torch.no_grad()
@@ -564,14 +595,17 @@ def format_markdown(r: dict) -> str:
         f"- load average (1/5/15 min) before the run {_load(r['load_average']['before'])}, after "
         f"{_load(r['load_average']['after'])}",
         f"- matmul peak ({peak['dtype']}, {peak['size']}³, best of {peak['reps']}): "
-        f"{peak['flops_per_s'] / 1e9:.1f} GFLOP/s",
+        f"{peak['flops_per_s'] / 1e9:.1f} GFLOP/s, the higher of the run's start "
+        f"{peak['start']['flops_per_s'] / 1e9:.1f} GFLOP/s (other load {_cores(peak['start']['other_load'])}) "
+        f"and end {peak['end']['flops_per_s'] / 1e9:.1f} GFLOP/s (other load {_cores(peak['end']['other_load'])})",
         f"- data: {s['data']['qc_train']}, {s['data']['qi_train']}; F1 on the dev subset "
         f"(data.dev_limit={s['dev_limit']} per task)",
         f"- batch {s['global_batch_size']} pairs per step (micro-batch {s['micro_batch_size']}); LoRA r={s['lora_r']} "
         f"on {', '.join(s['lora_targets'])}",
     ]
-    if "gpu" in r:
-        lines.append(f"- GPU: none ({r['gpu']})")
+    if r.get("gpu") is None:
+        lines.append("- GPU: none (no GPU was available to this run: GPU bf16 LoRA training MFU is not measured "
+                     "here)")
     lines += ["", "## Training", "",
               "| pipeline | steps | pairs/s | real tokens/s | padding | model GFLOP/s | MFU | peak memory | "
               "other load | F1 QC | F1 QI | F1 avg | F1 avg (tuned) |",
@@ -598,10 +632,11 @@ def format_markdown(r: dict) -> str:
     lines += ["## Inference and memory", "",
               "| pipeline | models in memory | parameter memory | QC pairs/s | QI pairs/s | pairs/s (both) | "
               "peak memory | other load |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for label, p in (("ours: one joint model, length-sorted batches", inf["ours"]),
+    for label, p in (("ours: one joint model, QC and QI in shared length-sorted batches", inf["ours"]),
                      ("reference: two single-task models, batches in file order", inf["reference"])):
-        lines.append(f"| {label} | {p['models']} | {_mib(p['parameter_bytes'])} | "
-                     f"{p['tasks']['qc']['pairs_per_s']:.1f} | {p['tasks']['qi']['pairs_per_s']:.1f} | "
+        per_task = [f"{p['tasks'][t]['pairs_per_s']:.1f}" if "pairs_per_s" in p["tasks"][t] else "mixed"
+                    for t in TASKS]
+        lines.append(f"| {label} | {p['models']} | {_mib(p['parameter_bytes'])} | {' | '.join(per_task)} | "
                      f"{p['pairs_per_s']:.1f} | {_mib(p['peak_memory_bytes'])} | {_cores(p['other_load'])} |")
     lines += [f"| **ours / reference** |  | **{1 / mem['ratio']:.2f}x** |  |  | "
               f"**{ratio['inference_pairs_per_s']:.2f}x** |  |  |", ""]
@@ -626,11 +661,18 @@ def format_markdown(r: dict) -> str:
               f"(N_frozen = {r['flop_model']['frozen_linear_params']:,}, N_lora = "
               f"{r['flop_model']['lora_params']:,}, d_attn = {r['flop_model']['attention_width']}, P = causal "
               "query-key pairs); MFU = model FLOP/s / the matmul peak above. Padding is not counted as work.",
+              "- Matmul peak: measured at the start and again at the end of the run; MFU uses the higher, so other "
+              "work during one of the two measurements does not lower the ceiling and inflate MFU (the other load "
+              "during each is shown above; only other work during both would).",
               "- Peak memory: the process's peak RSS during that phase on CPU (allocator peak on CUDA). Other load: "
               "CPU cores other processes kept busy on average during the phase (/proc/stat minus this process); "
               "anything well above 0 means that phase's timings were slowed down by other work.",
-              "- Inference: the dev subset of both tasks; parameter memory counts every parameter of the loaded "
-              "model(s) (the reference serves two backbones).", ""]
+              "- Inference: the dev subset of both tasks. Ours serves both tasks with one backbone pass per batch: "
+              "QC and QI pairs are sorted by length together and cut into shared batches, and each row's pooled "
+              "vector goes to its task's head (`MultiTaskClassifier.forward_mixed`, logits equal to the per-task "
+              "forward's), so its per-task columns read *mixed*; the reference runs each task's pairs through its "
+              "own model, in file order. Parameter memory counts every parameter of the loaded model(s) (the "
+              "reference serves two backbones).", ""]
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
 """Scoring a task's pairs with a model, and the per-task report (F1 at 0.5 and at a tuned threshold, baselines,
-F1 per language). Used by training (validation), `mtl predict` and `mtl evaluate`."""
+F1 per language). Used by training (validation), `mtl predict` and `mtl evaluate`; `predict_probs_mixed` scores
+both tasks in shared batches (one backbone pass per batch), as `mtl bench` serves the joint model."""
 
 from __future__ import annotations
 
@@ -23,9 +24,7 @@ def predict_probs(model, data: TaskData, pad_id: int, batch_size: int, accelerat
     head = head or data.task
     order = np.argsort(data.lengths, kind="stable")
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    world, rank = (accelerator.num_processes, accelerator.process_index) if accelerator else (1, 0)
-    padded = batches + [batches[-1]] * ((-len(batches)) % world)
-    mine = list(range(rank, len(padded), world))
+    padded, mine, rank, world = _share(batches, accelerator)
     device = accelerator.device if accelerator else next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -52,6 +51,57 @@ def predict_probs(model, data: TaskData, pad_id: int, batch_size: int, accelerat
     return probs
 
 
+@torch.no_grad()
+def predict_probs_mixed(model, data: dict[str, TaskData], pad_id: int, batch_size: int, accelerator=None,
+                        progress: bool = True) -> dict[str, np.ndarray]:
+    """P(relevant) for every pair of every task in `data` ({task: TaskData}), each task's in its row order, with
+    batches that mix the tasks: all pairs sorted by length, cut into batches, and each batch scored by one backbone
+    pass (`MultiTaskClassifier.forward_mixed`), which is how one joint model serves QC and QI together. QC rows
+    without taxonomy features read zeros, as in `predict_probs`. Sharded over processes like `predict_probs`."""
+    tasks = list(data)
+    task_of = np.concatenate([np.full(len(data[t]), i) for i, t in enumerate(tasks)])
+    row_of = np.concatenate([np.arange(len(data[t])) for t in tasks])
+    lengths = np.concatenate([data[t].lengths for t in tasks])
+    order = np.argsort(lengths, kind="stable")
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    padded, mine, rank, world = _share(batches, accelerator)
+    inner = getattr(model, "module", model)  # DDP / DeepSpeed wrap the model; eval needs no gradient sync
+    device = accelerator.device if accelerator else next(model.parameters()).device
+    feature_dim = _qc_feature_dim(model)
+    was_training = model.training
+    model.eval()
+    scored = []
+    for i in tqdm(mine, desc="eval " + "+".join(tasks), disable=not progress or rank != 0, leave=False):
+        items = padded[i]
+        width = int(lengths[items].max())
+        input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(items), width), dtype=torch.long)
+        features = torch.zeros(len(items), feature_dim)
+        for j, item in enumerate(items):
+            task_data, row = data[tasks[task_of[item]]], row_of[item]
+            ids = task_data.input_ids[row]
+            input_ids[j, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[j, :len(ids)] = 1
+            if feature_dim and task_data.task == "qc" and task_data.features is not None:
+                features[j] = torch.as_tensor(task_data.features[row], dtype=torch.float32)
+        is_qc = torch.tensor([tasks[task_of[item]] == "qc" for item in items])
+        logits = inner.forward_mixed(input_ids.to(device), attention_mask.to(device), is_qc.to(device),
+                                     features.to(device) if feature_dim else None)
+        if i < len(batches):
+            scored.append((items, torch.sigmoid(logits.float()).cpu().numpy()))
+    if was_training:
+        model.train()
+    if world > 1:
+        from accelerate.utils import gather_object
+
+        scored = gather_object(scored)
+    probs = {t: np.full(len(data[t]), np.nan, dtype=np.float64) for t in tasks}
+    for items, p in scored:
+        for item, value in zip(items, p):
+            probs[tasks[task_of[item]]][row_of[item]] = value
+    return probs
+
+
 def task_report(data: TaskData, probs: np.ndarray, tune: bool = True) -> dict:
     """Metrics at 0.5 (the paper's argmax), at the F1-tuned threshold, and of the trivial baselines."""
     report = classification_report(data.labels, probs, data.languages, threshold=0.5)
@@ -61,6 +111,15 @@ def task_report(data: TaskData, probs: np.ndarray, tune: bool = True) -> dict:
         tuned = classification_report(data.labels, probs, data.languages, threshold=threshold)
         report["tuned"] = {k: tuned[k] for k in ("f1", "precision", "recall", "threshold")}
     return report
+
+
+def _share(batches: list, accelerator) -> tuple[list, list[int], int, int]:
+    """(batches padded to a multiple of the process count, the indices this process scores, rank, world): every
+    process runs the same number of forward passes (ZeRO-3 gathers parameters collectively and would hang
+    otherwise); the repeated batches are scored and dropped."""
+    world, rank = (accelerator.num_processes, accelerator.process_index) if accelerator else (1, 0)
+    padded = batches + [batches[-1]] * ((-len(batches)) % world)
+    return padded, list(range(rank, len(padded), world)), rank, world
 
 
 def _qc_feature_dim(model) -> int:

@@ -27,6 +27,7 @@ import platform
 import shutil
 import time
 import traceback
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -45,7 +46,8 @@ GRID_FILE = "grid.json"
 FAILED_FILE = "FAILED"
 """In a run folder: the error of a run that raised (first line: the message)."""
 RUN_FILE = "experiment.json"
-"""In a completed run folder: the spec, wall time and the languages validation has that training lacks."""
+"""In a completed run folder: the spec, wall time, the CPU cores other processes kept busy during the run, the
+languages validation has that training lacks, the training pairs per task and the optimizer steps each task got."""
 
 CONTROLLED_KEYS = ("train.mode", "train.task", "train.tapt_steps", "train.eval_every", "model.init_from",
                    "cv.fold", "cv.strategy", "log.root", "log.run_name")
@@ -160,12 +162,20 @@ SYSTEMS = (
 beat the paper's per-task models and its TAPT schedule" is this table's F1 avg."""
 
 
-def budget_policy(budget: Budget, global_batch: int) -> str:
+def budget_policy(budget: Budget, global_batch: int, joint_task_steps: dict[str, int] | None = None,
+                  sampling: str = "") -> str:
+    """The budget paragraph of grid.json and the report; with the joint run's realised steps per task (known once
+    it has run: its task schedule draws them) it says how many each task got rather than the average."""
     b = budget
+    if joint_task_steps:
+        realised = (f"its {sampling + ' ' if sampling else ''}task schedule gave it "
+                    + " and ".join(f"{joint_task_steps.get(t, 0)} {t.upper()}" for t in TASKS) + " steps")
+    else:
+        realised = f"its task schedule decides how many of each task (on average {b.per_task})"
     return (
         f"Budget unit: optimizer steps of {global_batch} pairs. Every system gets {b.per_task} steps per task it "
         f"serves (half the joint run's {b.joint}): a per-task model trains {b.per_task} steps; the joint "
-        f"model serves both tasks and trains {b.joint}, so it sees about {b.per_task} steps of each task. TAPT splits "
+        f"model serves both tasks and trains {b.joint}: {realised}. TAPT splits "
         f"its task's budget between the two stages ({b.tapt_stage} steps on the other task, then {b.tapt_stage} on "
         f"the target) rather than giving each stage the full budget: that keeps TAPT's compute equal to the "
         f"per-task model's, so TAPT vs single measures whether spending half the budget on the other task first "
@@ -193,6 +203,9 @@ def run_grid(specs: list[RunSpec], root: str | Path, base_overrides: list[str] =
     """Run each spec under `root` in order; returns {name: status} with status `ok`, `skipped` (already complete)
     or `FAILED: <message>`. With `lock`, each run holds an exclusive flock on that file (the one `flock(1)` takes),
     so runs never overlap with other jobs on the machine that take it, and those jobs can slip in between runs."""
+    import torch
+
+    from mtl.bench import Meter
     from mtl.train import Interrupted
 
     root = Path(root)
@@ -214,9 +227,13 @@ def run_grid(specs: list[RunSpec], root: str | Path, base_overrides: list[str] =
             started = time.time()
             try:
                 cfg = run_config(spec, root, base_overrides, config_file)
-                unseen = unseen_languages(cfg) if spec.kind != "transfer" else {spec.task: []}
+                facts = data_facts(cfg) if spec.kind != "transfer" else \
+                    {"unseen_languages": {spec.task: []}, "train_sizes": {}, "schedule": {}, "task_steps": {}}
                 (run_dir / FAILED_FILE).unlink(missing_ok=True)
-                execute(spec, cfg, root)
+                # Other processes' CPU use during the run: its timings are only comparable with the others' when
+                # this is near 0 (the lock keeps the grid's own jobs apart, not everything else on the machine).
+                with Meter("cuda" if torch.cuda.is_available() else "cpu") as meter:
+                    execute(spec, cfg, root)
             except Interrupted:  # a signal: the user wants the grid to stop; the run resumes from its checkpoint
                 raise
             except Exception as err:  # noqa: BLE001 - any error in one run must not cost the rest of the grid
@@ -224,8 +241,8 @@ def run_grid(specs: list[RunSpec], root: str | Path, base_overrides: list[str] =
                 continue
             seconds = time.time() - started
         atomic_write_text(run_dir / RUN_FILE, json.dumps(
-            {"spec": asdict(spec), "wall_seconds": seconds, "finished": timestamp(), "unseen_languages": unseen},
-            indent=1))
+            {"spec": asdict(spec), "wall_seconds": seconds, "finished": timestamp(), "other_load": meter.other_load,
+             "peak_memory_bytes": meter.bytes, **facts}, indent=1))
         statuses[spec.name] = "ok"
         log.info("%s: done in %.0f s", spec.name, seconds)
     update_grid_file(root, finished=timestamp())
@@ -361,16 +378,36 @@ def evaluate_transfer(source_run: Path, task: str, run_dir: Path) -> dict:
     return summary
 
 
-def unseen_languages(cfg: ExperimentConfig) -> dict[str, list[str]]:
-    """Per task, the validation languages that training never saw: zero-shot languages (`pl` in the sample's dev
-    files; every validation language under the language split)."""
+def data_facts(cfg: ExperimentConfig) -> dict:
+    """What a run's data and schedule make of it, for the report: per validated task, the validation languages that
+    training never saw (zero-shot languages: `pl` in the sample's dev files, every validation language under the
+    language split); the training pairs of every task it trains on; its task-sampling setup; and the optimizer steps
+    each task gets (the joint run's schedule replayed: `task_for_step` is a pure function of these)."""
     from mtl.data.tasks import load_split
 
-    out = {}
-    for task in cfg.active_tasks:
-        split = load_split(cfg, task)
-        out[task] = sorted(set(split.val["language"]) - set(split.train["language"]))
-    return out
+    trained = TASKS if cfg.train.mode in ("mtl", "tapt") else (cfg.train.task,)
+    splits = {task: load_split(cfg, task) for task in trained}
+    unseen = {task: sorted(set(splits[task].val["language"]) - set(splits[task].train["language"]))
+              for task in cfg.active_tasks}
+    sizes = {task: len(split.train) for task, split in splits.items()}
+    schedule = {"sampling": cfg.tasks.sampling, "temperature": cfg.tasks.temperature, "seed": cfg.train.seed,
+                "steps": cfg.train.max_steps}
+    if cfg.train.mode == "mtl":
+        steps = Counter(task_schedule(sizes, **schedule))
+        task_steps = {task: steps[task] for task in TASKS}
+    elif cfg.train.mode == "tapt":
+        source = next(t for t in TASKS if t != cfg.train.task)
+        task_steps = {source: cfg.train.tapt_steps or cfg.train.max_steps, cfg.train.task: cfg.train.max_steps}
+    else:
+        task_steps = {cfg.train.task: cfg.train.max_steps}
+    return {"unseen_languages": unseen, "train_sizes": sizes, "schedule": schedule, "task_steps": task_steps}
+
+
+def task_schedule(sizes: dict[str, int], sampling: str, temperature: float, seed: int, steps: int) -> list[str]:
+    """The task the trainer trains at each optimizer step of a joint run with these training sizes and settings."""
+    from mtl.sampling import task_for_step
+
+    return [task_for_step(step, sizes, sampling, temperature, seed) for step in range(steps)]
 
 
 def is_complete(run_dir: Path) -> bool:

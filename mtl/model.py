@@ -2,6 +2,7 @@
 
     model, pairs = build_model(cfg, qc_feature_dim=7)
     logits = model(task="qc", input_ids=..., attention_mask=..., features=...)    # one logit per pair
+    logits = model.forward_mixed(input_ids, attention_mask, is_qc, features)      # QC and QI rows in one batch
 
 Pooling reads the last non-pad token for decoders (whatever the padding side), the first token or the mean for
 encoders. The QC head also reads the taxonomy features (prefix priors) when `taxonomy.features` is on. Heads compute
@@ -66,6 +67,23 @@ class MultiTaskClassifier(nn.Module):
                 raise ValueError("this model's qc_head reads taxonomy features: pass `features`")
             pooled = torch.cat([pooled, features.to(pooled.dtype)], dim=-1)
         return head(pooled).squeeze(-1)
+
+    def forward_mixed(self, input_ids, attention_mask, is_qc: torch.Tensor, features=None) -> torch.Tensor:
+        """One logit per row of a batch that mixes both tasks: one backbone pass, then each pooled row goes to its
+        task's head, so one forward serves QC and QI. `features` [batch, qc_feature_dim] holds the QC rows' taxonomy
+        features (QI rows' values are ignored); logits equal `forward(task, ...)` on each task's rows alone."""
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        pooled = self.dropout(pool(hidden, attention_mask, self.pooling).to(self.qi_head.weight.dtype))
+        is_qc = is_qc.to(device=pooled.device, dtype=torch.bool)
+        qc_in = pooled[is_qc]
+        if self.qc_feature_dim:
+            if features is None:
+                raise ValueError("this model's qc_head reads taxonomy features: pass `features`")
+            qc_in = torch.cat([qc_in, features.to(pooled.device, pooled.dtype)[is_qc]], dim=-1)
+        logits = pooled.new_empty(pooled.shape[0])
+        logits[is_qc] = self.qc_head(qc_in).squeeze(-1)
+        logits[~is_qc] = self.qi_head(pooled[~is_qc]).squeeze(-1)
+        return logits
 
 
 @dataclass

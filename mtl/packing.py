@@ -9,8 +9,13 @@ restart at 0 for every pair (and for the padding at the end of a row); the masks
 one per layer type for models that take a mapping (Gemma-3: `full_attention`, and `sliding_attention` with the
 window applied to within-pair distances), so a packed pair sees exactly what it sees alone. They are built here
 rather than left to transformers' detection of packed `position_ids`, which is skipped whenever the model makes a
-KV cache (Gemma-3 in eval mode does). `sdpa` and `eager` kernels, decoders with last-token pooling
-(tests/test_packing.py checks packed logits against padded ones).
+KV cache (Gemma-3 in eval mode does). `sdpa` and `eager` kernels, decoders with last-token pooling and rotary
+position embeddings (tests/test_packing.py checks packed logits against padded ones).
+
+Rotary only: with rotary embeddings attention depends on within-pair distances alone, so a packed pair's logit is
+right whatever position it starts at, and the packed-vs-padded test cannot tell whether positions restart per pair.
+With absolute (learned, sinusoidal) or ALiBi-style encodings a restart bug would change the logits and no test here
+covers them, so `packed_logits` refuses them.
 
 `mtl bench` measures it against length bucketing; the trainer does not use it (benchmarks/results/ says why).
 """
@@ -62,14 +67,23 @@ def pack(data: TaskData, rows, pad_id: int, row_length: int) -> dict:
     return batch
 
 
+def is_rotary(backbone) -> bool:
+    """Whether `backbone` encodes positions with rotary embeddings (a `*RotaryEmbedding` module: Gemma, Llama,
+    Qwen, Mistral, ...). A rotary model applied through functions only reads as not rotary: refused, never wrong."""
+    return any("rotary" in type(module).__name__.lower() for module in backbone.modules())
+
+
 def packed_logits(model, task: str, batch: dict) -> torch.Tensor:
     """One logit per packed pair, in the order of the rows given to `pack`: the backbone once over the packed rows,
     then the same pooling, dropout and head as `MultiTaskClassifier.forward`."""
     if model.pooling != "last":
         raise ValueError(f"packing needs last-token pooling (a decoder), this model pools {model.pooling!r}")
+    base = model.backbone.get_base_model()
+    if not is_rotary(base):
+        raise ValueError(f"packing supports rotary position embeddings only; {type(base).__name__} encodes positions "
+                         "otherwise, and packed positions are only verified for rotary models (see mtl.packing)")
     device = next(model.parameters()).device
     position_ids = batch["position_ids"].to(device)
-    base = model.backbone.get_base_model()
     hidden = model.backbone(input_ids=batch["input_ids"].to(device), position_ids=position_ids,
                             attention_mask=packed_masks(position_ids, base.config, base.dtype),
                             use_cache=False).last_hidden_state

@@ -18,15 +18,17 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mtl.config import TASKS
 from mtl.errors import ConfigError
-from mtl.experiments import FAILED_FILE, GRID_FILE, RUN_FILE
+from mtl.experiments import EVALS_PER_STAGE, FAILED_FILE, GRID_FILE, RUN_FILE, Budget, budget_policy, task_schedule
 from mtl.io import atomic_write_text
 from mtl.metrics import format_table
 
@@ -39,6 +41,9 @@ LAYOUT_SUFFIX = ".layout"
 """Suffix of the event file holding the custom-scalar layout at the root, so a new report replaces the old one."""
 BUDGET_KEYS = ("train.mode=", "train.max_steps=", "train.eval_every=", "train.tapt_steps=")
 """Overrides that set a run's schedule rather than what it ablates (left out of the ablation table's "changes")."""
+SAMPLING_KEYS = ("tasks.sampling=", "tasks.temperature=")
+"""Overrides that change nothing but the task schedule: an ablation of only these repeats its compared run when the
+schedules come out the same."""
 DASH = "—"
 
 
@@ -70,6 +75,16 @@ class RunResult:
     total_params: int | None = None
     model_bytes: int | None = None
     unseen_languages: dict[str, list[str]] = field(default_factory=dict)
+    other_load: float | None = None
+    """CPU cores other processes kept busy on average during the run (None: not recorded)."""
+    config: dict = field(default_factory=dict)
+    """The run's saved config.yaml (TAPT: the target stage's)."""
+    train_sizes: dict[str, int] = field(default_factory=dict)
+    """Training pairs per task trained on."""
+    schedule: dict = field(default_factory=dict)
+    """Task sampling of a joint run: sampling, temperature, seed, steps (the arguments of `task_schedule`)."""
+    task_steps: dict[str, int] = field(default_factory=dict)
+    """Optimizer steps each task got (a joint run: what its task schedule drew)."""
 
     @property
     def has_figures(self) -> bool:
@@ -140,7 +155,13 @@ def read_run(run_dir: Path, spec: dict | None = None) -> RunResult:
     run.spec = run.spec or experiment.get("spec", {})
     run.wall_seconds = experiment.get("wall_seconds")
     run.unseen_languages = experiment.get("unseen_languages", {})
+    run.other_load = experiment.get("other_load")
+    config_file = _config_file(run_dir)
+    run.config = _read_yaml(config_file) if config_file else {}
     summary = _read_json(run_dir / "metrics.json")
+    facts = experiment if "schedule" in experiment else schedule_facts(run.config, summary)
+    run.train_sizes, run.schedule = facts.get("train_sizes") or {}, facts.get("schedule") or {}
+    run.task_steps = facts.get("task_steps") or {}
     if (run_dir / FAILED_FILE).is_file():
         run.status = "FAILED"
         run.message = (run_dir / FAILED_FILE).read_text(encoding="utf-8").strip().splitlines()[0][:300]
@@ -156,6 +177,27 @@ def read_run(run_dir: Path, spec: dict | None = None) -> RunResult:
     if run.wall_seconds is None:
         run.wall_seconds = events.wall_span
     return run
+
+
+def schedule_facts(config: dict, summary: dict) -> dict:
+    """Training sizes, task sampling and steps per task of a joint run whose experiment.json predates recording
+    them: sizes from metrics.json's file summaries (`<file>: N QC records, dropped k with ...`), which are the
+    training sizes when the run validated on the dev files (no CV fold), capped by `data.train_limit`."""
+    train, data = config.get("train", {}), config.get("data", {})
+    if train.get("mode") != "mtl" or config.get("cv", {}).get("fold") != "none" or "data" not in summary:
+        return {}
+    sizes = {}
+    for task in TASKS:
+        match = re.search(rf": (\d+) {task.upper()} records((?:, dropped \d+ with .*?)*)$",
+                          (summary["data"].get(task) or [""])[0])
+        if not match:
+            return {}
+        kept = int(match.group(1)) - sum(int(n) for n in re.findall(r", dropped (\d+) with ", match.group(2)))
+        sizes[task] = min(kept, data["train_limit"]) if data.get("train_limit") else kept
+    schedule = {"sampling": config["tasks"]["sampling"], "temperature": config["tasks"]["temperature"],
+                "seed": train["seed"], "steps": train["max_steps"]}
+    steps = Counter(task_schedule(sizes, **schedule))
+    return {"train_sizes": sizes, "schedule": schedule, "task_steps": {t: steps[t] for t in TASKS}}
 
 
 def from_summary(run: RunResult, summary: dict, source_stage: Path | None) -> None:
@@ -236,7 +278,7 @@ def read_events(folder: Path) -> Events:
 def render(root: Path, grid: dict, runs: dict[str, RunResult]) -> str:
     sections = [header(root, grid, runs), results_table(runs)]
     if grid.get("systems"):
-        sections.append(systems_table(grid["systems"], runs))
+        sections += [systems_table(grid["systems"], runs), limitations_section(runs)]
     sections += [cost_table(runs), language_section(runs), zero_shot_section(runs), ablation_section(runs),
                  plots_section(runs), details_section(runs)]
     return "\n\n".join(s for s in sections if s) + "\n"
@@ -257,13 +299,23 @@ def header(root: Path, grid: dict, runs: dict[str, RunResult]) -> str:
     if grid:
         lines += ["", f"Base overrides (every run): `{' '.join(grid.get('base_overrides', [])) or 'none'}`"
                   + (f", config file `{grid['config_file']}`" if grid.get("config_file") else ""),
-                  "", f"**Budget.** {grid.get('budget', '')}"]
+                  "", f"**Budget.** {budget_text(grid, runs)}"]
     setup = _setup_line(root, runs)
     if setup:
         lines += ["", setup]
     counts = _count(r.status for r in runs.values())
     lines += ["", "Runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + "."]
     return "\n".join(lines)
+
+
+def budget_text(grid: dict, runs: dict[str, RunResult]) -> str:
+    """grid.json's budget paragraph, rewritten with the steps per task the joint run's schedule actually drew."""
+    joint = runs.get("joint")
+    if not (joint and set(joint.task_steps) == set(TASKS) and joint.schedule and grid.get("budget_steps")
+            and joint.config.get("train", {}).get("global_batch_size")):
+        return grid.get("budget", "")
+    return budget_policy(Budget(grid["budget_steps"]), joint.config["train"]["global_batch_size"], joint.task_steps,
+                         _sampling(joint.schedule))
 
 
 def results_table(runs: dict[str, RunResult]) -> str:
@@ -331,12 +383,27 @@ def systems_deltas(systems: list, runs: dict[str, RunResult]) -> str:
         positives = report.get("n", 0) * report.get("positive_rate", 0)
         if positives:
             f1 = report["f1"]
-            noise.append(f"{task.upper()} ±{math.sqrt(f1 * (1 - f1) / positives):.3f} ({report['n']} pairs)")
+            noise.append(f"{task.upper()} ±{math.sqrt(f1 * (1 - f1) / positives):.3f} "
+                         f"({positives:.0f} positives of {report['n']} pairs)")
     text = f"\n\n{reference[0]} (`{reference[1]}`) minus each other system, F1:\n\n" + "\n".join(lines)
     if noise:
         text += ("\n\nScale of sampling noise on these validation records (one seed): one rough standard error of "
                  "F1, sqrt(F1 (1 - F1) / positives), is " + ", ".join(noise) + ".")
     return text
+
+
+def limitations_section(runs: dict[str, RunResult]) -> str:
+    """What the Systems comparison does not control for."""
+    return ("## Limitations of the comparison\n\n"
+            "- **One checkpoint for both tasks.** The joint model keeps the single checkpoint with the best F1 avg "
+            "and answers QC and QI with it, while the per-task systems (per-task models, TAPT, joint + fine-tune) "
+            "keep the best checkpoint of each task separately. That is a structural edge for the per-task systems: "
+            "the joint model's F1 QC is read at the step best for the average, not necessarily the step best for "
+            "QC (likewise QI).\n"
+            f"- **Selection and reporting share records.** Each training stage picks its best of {EVALS_PER_STAGE} "
+            "evaluations on the same validation records that the tables report, so every reported F1 (and more so "
+            "*F1 avg (tuned)*, whose thresholds are tuned on them too) is slightly optimistic, for every system "
+            "alike; a held-out test set would remove it.")
 
 
 def cost_table(runs: dict[str, RunResult]) -> str:
@@ -345,13 +412,16 @@ def cost_table(runs: dict[str, RunResult]) -> str:
         if run.status in ("missing",):
             continue
         rows.append([f"`{run.name}`", run.status, _steps(run), _duration(run.wall_seconds),
-                     _duration(run.train_seconds), _num(run.tokens_per_s, 0), _count_params(run.trainable),
-                     _count_params(run.total_params), _mib(run.model_bytes)])
+                     _duration(run.train_seconds), _num(run.tokens_per_s, 0), _cores(run.other_load),
+                     _count_params(run.trainable), _count_params(run.total_params), _mib(run.model_bytes)])
     return ("## Cost\n\n*Wall time* is the whole run (loading, training, evaluation, saving); *train time* and "
-            "*tokens/s* count optimizer steps only (for TAPT both stages; a fine-tune's own steps). *Model memory* "
-            "is the weights of backbone + adapter + heads as loaded for training.\n\n"
-            + markdown_table(["run", "status", "steps", "wall time", "train time", "tokens/s", "trainable params",
-                              "total params", "model memory"], rows))
+            "*tokens/s* count optimizer steps only (for TAPT both stages; a fine-tune's own steps). *Other load* is "
+            "the CPU cores other processes kept busy on average during the run (/proc/stat minus the grid's own "
+            f"process; {DASH} where the run did not record it): the timings of a run whose other load is well "
+            "above 0 were slowed down by other work and are not comparable with the rest. *Model memory* is the "
+            "weights of backbone + adapter + heads as loaded for training.\n\n"
+            + markdown_table(["run", "status", "steps", "wall time", "train time", "tokens/s", "other load",
+                              "trainable params", "total params", "model memory"], rows))
 
 
 def language_section(runs: dict[str, RunResult]) -> str:
@@ -405,20 +475,53 @@ def ablation_section(runs: dict[str, RunResult]) -> str:
         if baseline and baseline.has_figures and run.has_figures and "avg" in run.f1 and "avg" in baseline.f1:
             delta = run.f1["avg"] - baseline.f1["avg"]
         changes = [o for o in run.spec.get("overrides", []) if not o.startswith(BUDGET_KEYS)]
+        note, same_training = schedule_note(run, baseline, changes)
         status = "" if run.status == "ok" else f" (**{run.status}**)"
         rows.append([f"`{run.name}`{status}", " ".join(f"`{c}`" for c in changes) or DASH,
                      f"`{run.spec['baseline']}`" if run.spec.get("baseline") else DASH,
-                     _f1(run, "qc"), _f1(run, "qi"), _f1(run, "avg"), _num(delta, signed=True)])
-    text = ("## Ablations\n\nOne switch changed at a time on the joint model at the joint budget. *Δ avg* is F1 avg "
+                     _task_steps(run), _f1(run, "qc"), _f1(run, "qi"), _f1(run, "avg"),
+                     DASH if same_training else _num(delta, signed=True), note])
+    text = ("## Ablations\n\nThe `joint-*` rows change one switch of the joint model at the joint budget (the "
+            "`*-fold0` runs validate on fold 0 of the training files instead of the dev files); *Δ avg* is F1 avg "
             "minus the compared run's. `joint-cv-random-fold0` vs `joint-cv-ca-fold0` is the optimism of a leaky "
-            "random split: a query (QI) or category group (QC) can sit in training and validation at once.\n\n"
-            + markdown_table(["run", "changes", "compared with", "F1 QC", "F1 QI", "F1 avg", "Δ avg"], rows))
+            "random split: a query (QI) or category group (QC) can sit in training and validation at once. The "
+            "`*-langout-fold0` runs validate on languages held out of training and have no compared run: "
+            "`joint-langout-fold0` is the joint model at the joint budget, `single-*-langout-fold0` the per-task "
+            "models at the per-task budget, to be read side by side. *Task steps* are the optimizer steps each task "
+            "got (QC/QI), as the run's task schedule drew them.\n\n"
+            + markdown_table(["run", "changes", "compared with", "task steps (QC/QI)", "F1 QC", "F1 QI", "F1 avg",
+                              "Δ avg", "note"], rows))
     ca, random_split, joint = runs.get("joint-cv-ca-fold0"), runs.get("joint-cv-random-fold0"), runs.get("joint")
     if all(r and r.has_figures and "avg" in r.f1 for r in (ca, random_split, joint)):
         text += (f"\n\nF1 avg as each split reports it: random fold 0 {_num(random_split.f1['avg'])}, "
                  f"category-aware fold 0 {_num(ca.f1['avg'])}, the dev files (`joint`) {_num(joint.f1['avg'])}; "
                  f"random minus category-aware: {_num(random_split.f1['avg'] - ca.f1['avg'], signed=True)}.")
     return text
+
+
+def schedule_note(run: RunResult, baseline: RunResult | None, changes: list[str]) -> tuple[str, bool]:
+    """A note on how the run's task schedule compares with its baseline's (both replayed with `task_schedule`), and
+    whether the two runs trained identically: an ablation that changes only the task sampling and draws the same
+    task at every step repeats its baseline, so its Δ is no finding."""
+    if not (baseline and run.schedule and baseline.schedule and run.train_sizes and baseline.train_sizes):
+        return "", False
+    mine = task_schedule(run.train_sizes, **run.schedule)
+    theirs = task_schedule(baseline.train_sizes, **baseline.schedule)
+    differing = sum(a != b for a, b in zip(mine, theirs)) + abs(len(mine) - len(theirs))
+    if differing:
+        return f"task schedule differs from `{baseline.name}`'s at {differing} of {len(mine)} steps", False
+    same_training = bool(changes) and all(c.startswith(SAMPLING_KEYS) for c in changes)
+    if not same_training:
+        return f"same task schedule as `{baseline.name}`", False
+    sizes = run.train_sizes
+    counts = " / ".join(f"{sizes[t]} {t.upper()}" for t in TASKS if t in sizes)
+    low, high = min(sizes.values()), max(sizes.values())
+    why = (f"the task sizes are equal ({counts} training pairs)" if low == high else
+           f"the task sizes are nearly equal ({counts} training pairs)" if high - low <= 0.02 * high else
+           f"with {counts} training pairs")
+    return (f"same task schedule as `{baseline.name}` on this data: {why}, so {_sampling(run.schedule)} and "
+            f"{_sampling(baseline.schedule)} sampling draw the same task at all {len(mine)} steps and this run "
+            f"repeats `{baseline.name}`'s training: no Δ to read"), True
 
 
 def plots_section(runs: dict[str, RunResult]) -> str:
@@ -608,20 +711,47 @@ def _count(values) -> dict[str, int]:
 
 
 def _setup_line(root: Path, runs: dict[str, RunResult]) -> str:
-    """Backbone, data and batch of the first run with a saved config (the grid's shared base config)."""
-    import yaml
-
+    """Backbone, data and batch of the first run with a saved config (the grid's shared base config), and the
+    `joint` run's task sampling, which the sampling ablations are compared against."""
     for run in sorted(runs.values(), key=lambda r: r.name != "joint"):
-        folder = root / run.name
-        config_file = next((f for f in (folder / "config.yaml", *sorted(folder.glob("target-*/config.yaml")))
-                            if f.is_file()), None)
+        config_file = _config_file(root / run.name)
         if config_file is None:
             continue
-        cfg = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-        data, train = cfg["data"], cfg["train"]
+        cfg = _read_yaml(config_file)
+        data, train, tasks = cfg["data"], cfg["train"], cfg["tasks"]
+        sampling = _sampling({"sampling": tasks["sampling"], "temperature": tasks["temperature"]})
         return (f"Setup (from `{config_file.relative_to(root)}`): backbone `{cfg['model']['backbone']}` "
                 f"({cfg['model']['dtype']}), LoRA r={cfg['lora']['r']}, data `{data['qc_train']}`, `{data['qi_train']}` "
                 f"(dev `{data['qc_dev']}`, `{data['qi_dev']}`; train_limit {data['train_limit']}, dev_limit "
                 f"{data['dev_limit']}, max_length {data['max_length']}), global batch {train['global_batch_size']}, "
-                f"lr {train['lr']}, seed {train['seed']}.")
+                f"lr {train['lr']}, seed {train['seed']}"
+                + (f"; `{run.name}` samples tasks by {sampling}" if train["mode"] == "mtl" else "") + ".")
     return ""
+
+
+def _config_file(folder: Path) -> Path | None:
+    """A run's saved config: its own, or for TAPT the target stage's."""
+    return next((f for f in (folder / "config.yaml", *sorted(folder.glob("target-*/config.yaml"))) if f.is_file()),
+                None)
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def _sampling(schedule: dict) -> str:
+    """`temperature` (T=2.0), `proportional`, `round_robin`."""
+    name = f"`{schedule['sampling']}`"
+    return f"{name} (T={schedule['temperature']})" if schedule["sampling"] == "temperature" else name
+
+
+def _task_steps(run: RunResult) -> str:
+    if not run.task_steps:
+        return DASH
+    return "/".join(str(run.task_steps[t]) if t in run.task_steps else DASH for t in TASKS)
+
+
+def _cores(x) -> str:
+    return DASH if x is None else f"{x:.2f} cores"

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from mtl.cli import main
 from tests.conftest import tiny_overrides
 
@@ -17,7 +19,11 @@ def test_bench_runs_end_to_end_and_writes_its_tables(tiny_backbone, tiny_data, t
 
     assert results["command"] == "mtl bench (test)"
     assert {"cpu", "cpu_cores", "torch"} <= set(results["machine"]) and results["date"]
-    assert results["matmul_peak"]["flops_per_s"] > 0
+    peak = results["matmul_peak"]
+    assert peak["flops_per_s"] == max(peak["start"]["flops_per_s"], peak["end"]["flops_per_s"]) > 0
+    assert peak["used"] in ("start", "end") and peak[peak["used"]]["flops_per_s"] == peak["flops_per_s"]
+    assert {"other_load"} <= set(peak["start"]) and {"other_load"} <= set(peak["end"])
+    assert "the higher of the run's start" in table and "(other load " in table
     training = results["training"]
     pipelines = [training["ours"], training["packed"], training["reference"]["qc"], training["reference"]["qi"],
                  training["reference"]["total"]]
@@ -25,14 +31,26 @@ def test_bench_runs_end_to_end_and_writes_its_tables(tiny_backbone, tiny_data, t
         assert 0 <= p["padding_fraction"] < 1
         assert p["tokens"] > 0 and p["tokens_per_s"] > 0 and p["examples_per_s"] > 0 and 0 < p["mfu"]
         assert p["peak_memory_bytes"] > 0
+        assert p["mfu"] == pytest.approx(p["flops_per_s"] / peak["flops_per_s"])  # against the higher peak
     assert training["ours"]["steps"] == 2 and training["reference"]["total"]["steps"] == 2
     assert training["packed"]["padding_fraction"] <= training["reference"]["total"]["padding_fraction"]
     for key in ("qc", "qi", "avg", "avg_tuned"):
         assert 0 <= training["ours"]["f1"][key] <= 1 and 0 <= training["reference"]["total"]["f1"][key] <= 1
     assert all(r > 0 for r in results["ratios"].values())
-    assert results["inference"]["ours"]["models"] == 1 and results["inference"]["reference"]["models"] == 2
+    ours, reference = results["inference"]["ours"], results["inference"]["reference"]
+    assert ours["models"] == 1 and reference["models"] == 2
+    # One pass over mixed batches serves both tasks: one time for both, none per task.
+    assert ours["batching"] == "mixed" and reference["batching"] == "in_order"
+    assert ours["pairs_per_s"] == pytest.approx((ours["tasks"]["qc"]["pairs"] + ours["tasks"]["qi"]["pairs"])
+                                                / ours["seconds"])
+    assert "seconds" not in ours["tasks"]["qc"] and reference["tasks"]["qc"]["seconds"] > 0
+    assert "| mixed | mixed |" in table
     # One backbone serves both tasks; the reference holds two.
     assert 1.9 < results["memory"]["ratio"] < 2.1
     assert set(results["targets"]) == {"train_tokens_per_s_at_least_2x", "padding_under_10pct",
                                        "f1_avg_equal_or_better"}
-    assert "gpu" in results  # CPU run: says that no GPU figure was measured
+    # The same schema on every device: the GPU's name, or null where there is none.
+    if results["device"] == "cuda":
+        assert isinstance(results["gpu"], str) and results["gpu"]
+    else:
+        assert results["gpu"] is None and "- GPU: none" in table

@@ -6,7 +6,8 @@ import pytest
 
 from mtl.config import load_config
 from mtl.errors import ConfigError
-from mtl.experiments import FAILED_FILE, Budget, RunSpec, build_grid, plan, run_grid
+from mtl.experiments import (FAILED_FILE, Budget, RunSpec, build_grid, plan, run_config, run_grid,
+                             task_schedule)
 from mtl.report import write_report
 from tests.conftest import tiny_overrides
 
@@ -39,12 +40,18 @@ def test_budget_follows_train_max_steps():
     assert Budget(8).per_task == 4 and Budget(8).tapt_stage == 2 and Budget(8).finetune == 1
 
 
-def test_every_spec_is_a_valid_config_sharing_seed_data_and_batch():
-    for spec in build_grid("all", Budget(160)):
+def test_every_spec_is_a_valid_config_sharing_seed_data_and_batch(tmp_path):
+    base = ["train.seed=7", "train.global_batch_size=32", "train.lr=1e-4", "data.dev_limit=5", "data.qc_train=a.txt",
+            "lora.r=8", "train.max_steps=96"]
+    for spec in build_grid("all", Budget(96)):
         assert not [o for o in spec.overrides if o.startswith(SHARED_KEYS)], spec.name
-        if spec.kind != "transfer":
-            cfg = load_config(None, list(spec.overrides))
-            assert cfg.train.seed == load_config().train.seed
+        if spec.kind != "train":  # fine-tunes and transfers need their source run's folder (the small grid runs them)
+            continue
+        cfg = run_config(spec, tmp_path, base, None)
+        # The base overrides reach every run as resolved for it, and no spec undoes them.
+        assert (cfg.train.seed, cfg.train.global_batch_size, cfg.train.lr, cfg.data.dev_limit, cfg.data.qc_train,
+                cfg.lora.r) == (7, 32, 1e-4, 5, "a.txt", 8), spec.name
+        assert (cfg.log.root, cfg.log.run_name) == (str(tmp_path), spec.name)
 
 
 def test_grid_controlled_keys_cannot_be_base_overrides(tmp_path):
@@ -70,6 +77,17 @@ def test_small_grid_records_a_failure_goes_on_and_resumes(tiny_backbone, tiny_da
     assert {n: s for n, s in statuses.items() if n != "broken"} == dict.fromkeys(
         ["single-qc", "joint", "joint-ft-qi", "transfer-qc-to-qi"], "ok")
     assert load_config(root / "joint-ft-qi" / "config.yaml").model.init_from == str(root / ".init" / "joint-ft-qi")
+    facts = {name: json.loads((root / name / "experiment.json").read_text()) for name in wanted}
+    joint = facts["joint"]
+    assert joint["train_sizes"] == {"qc": 160, "qi": 160}
+    assert joint["schedule"] == {"sampling": "temperature", "temperature": 2.0, "seed": 42, "steps": 4}
+    replayed = task_schedule(joint["train_sizes"], **joint["schedule"])
+    assert joint["task_steps"] == {t: replayed.count(t) for t in ("qc", "qi")}
+    assert sum(joint["task_steps"].values()) == 4
+    assert facts["single-qc"]["task_steps"] == {"qc": 2} and facts["joint-ft-qi"]["task_steps"] == {"qi": 1}
+    assert facts["transfer-qc-to-qi"]["task_steps"] == {}
+    for name, fact in facts.items():  # other processes' CPU use during each run (Linux: /proc/stat)
+        assert fact["other_load"] is None or fact["other_load"] >= 0, name
 
     again = run_grid(specs, root, base)
     assert again["broken"].startswith("FAILED")
@@ -81,3 +99,9 @@ def test_small_grid_records_a_failure_goes_on_and_resumes(tiny_backbone, tiny_da
     assert transfer["mode"] == "transfer" and set(transfer["best"]["reports"]) == {"qi"}
     assert f"| {transfer['best']['headline']['f1/qi']:.4f} |" in text
     assert "| `joint-ft-qi` | ok | 4+1 |" in text
+    cost = text.split("## Cost", 1)[1].split("\n## ", 1)[0]
+    joint_cost = next(line for line in cost.splitlines() if line.startswith("| `joint` |"))
+    other_load = joint_cost.split("|")[7].strip()
+    assert other_load == f"{facts['joint']['other_load']:.2f} cores" or facts["joint"]["other_load"] is None
+    steps = joint["task_steps"]
+    assert f"task schedule gave it {steps['qc']} QC and {steps['qi']} QI steps" in text

@@ -174,3 +174,48 @@ def test_loss_falls_when_overfitting_32_examples(cfg):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_mixed_forward_equals_per_task_forward(cfg):
+    model, pairs = make_model(cfg, feature_dim=3)
+    randomise_trainables(model)
+    texts = [("pan", "kitchen"), ("zapatos nike running", "sneakers red 42"), ("обувь", "shoes"),
+             ("flour", "food,grocery,flour, baking and cooking"), ("phone", "smartphone 12")]
+    is_qc = torch.tensor([True, False, True, True, False])
+    features = torch.rand(len(texts), 3)
+    input_ids, mask = batch(pairs, texts)
+    mixed = model.forward_mixed(input_ids, mask, is_qc, features)
+    qc_ids, qc_mask = batch(pairs, [t for t, q in zip(texts, is_qc) if q])
+    qi_ids, qi_mask = batch(pairs, [t for t, q in zip(texts, is_qc) if not q])
+    qc = model(task="qc", input_ids=qc_ids, attention_mask=qc_mask, features=features[is_qc])
+    qi = model(task="qi", input_ids=qi_ids, attention_mask=qi_mask)
+    torch.testing.assert_close(mixed[is_qc], qc, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(mixed[~is_qc], qi, atol=1e-5, rtol=1e-4)
+    # The features reach the QC rows only.
+    shifted = model.forward_mixed(input_ids, mask, is_qc, features + 1)
+    assert not torch.allclose(shifted[is_qc], mixed[is_qc]) and torch.equal(shifted[~is_qc], mixed[~is_qc])
+
+
+def test_predict_probs_mixed_equals_per_task_predictions(cfg):
+    import numpy as np
+    import pandas as pd
+
+    from mtl.data.tasks import TaskData
+    from mtl.evaluate import predict_probs, predict_probs_mixed
+
+    model, pairs = make_model(cfg, feature_dim=3)
+    randomise_trainables(model)
+
+    def task_data(task, texts, seed):
+        records = pd.DataFrame({"id": range(len(texts)), "label": [i % 2 for i in range(len(texts))],
+                                "language": "en"})
+        features = np.random.default_rng(seed).random((len(texts), 3)).astype(np.float32) if task == "qc" else None
+        return TaskData(task, records, pairs.encode([q for q, _ in texts], [t for _, t in texts]), features)
+
+    data = {"qc": task_data("qc", [("pan", "home & garden,kitchen,cookware"), ("shoes", "food,grocery"),
+                                   ("zapatos nike running rojo", "clothing, shoes & accessories,shoes,running")], 0),
+            "qi": task_data("qi", [("phone", "smartphone 12"), ("мука", "flour 1kg bag"), ("pan", "frying pan")],
+                            1)}
+    mixed = predict_probs_mixed(model, data, pairs.pad_id, batch_size=4, progress=False)
+    for task, one in data.items():
+        np.testing.assert_allclose(mixed[task], predict_probs(model, one, pairs.pad_id, 4, progress=False), atol=1e-6)

@@ -79,3 +79,23 @@ def test_packed_training_step_has_finite_gradients(tiny_backbone, tiny_data, tmp
     loss.backward()  # rows end in padding: a fully masked padding query would give NaN gradients
     grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_packing_refuses_a_backbone_without_rotary_positions():
+    from peft import LoraConfig, get_peft_model
+    from transformers import GPT2Config, GPT2Model
+
+    from mtl.model import MultiTaskClassifier
+
+    gpt2 = GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=1000, n_positions=64))  # learned positions
+    lora = LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True)
+    model = MultiTaskClassifier(get_peft_model(gpt2, lora), 16, "last", 0, 0.0)
+    packed = pack(toy_data("qi"), np.arange(3), pad_id=0, row_length=64)
+    with pytest.raises(ValueError, match="rotary position embeddings only; GPT2Model"):
+        packed_logits(model.eval(), "qi", packed)
+
+
+def test_the_tiny_gemma3_backbone_counts_as_rotary(model_and_pad):
+    from mtl.packing import is_rotary
+
+    assert is_rotary(model_and_pad[0].backbone.get_base_model())

@@ -2,8 +2,10 @@
 failed run and a run that never started."""
 
 import json
+import re
 
 import pytest
+import yaml
 from torch.utils.tensorboard import SummaryWriter
 
 from mtl.cli import main
@@ -68,7 +70,8 @@ def test_table_values_are_the_logged_values(root, tmp_path):
     single = results_row(text, "single-qc")
     assert single[2] == "ok" and single[3] == "0.7123" and single[4] == "—" and single[-1] == "5"
     assert "| `joint` | 0.7321 | 0.4432 |" in text  # F1 by language at the best step
-    assert "| `single-qc` | ok | 10 | " in text and "| 80 | 1.23M | 270.00M | 1030 MiB |" in text
+    # Cost: tokens/s, then other load (not recorded by this run: a dash), then the parameters.
+    assert "| `single-qc` | ok | 10 | " in text and "| 80 | — | 1.23M | 270.00M | 1030 MiB |" in text
 
 
 def test_failed_and_missing_runs_are_rows_not_gaps(root, tmp_path):
@@ -80,13 +83,34 @@ def test_failed_and_missing_runs_are_rows_not_gaps(root, tmp_path):
     assert "1 ok, 1 incomplete, 1 FAILED, 1 missing" in text
 
 
+def read_layout(path):
+    """The custom-scalar layout stored in a layout event file: {chart title: [tag regexes]}."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    for event in EventFileLoader(str(path)).Load():
+        for value in event.summary.value:
+            if value.metadata.plugin_data.plugin_name == "custom_scalars":
+                layout = layout_pb2.Layout.FromString(value.tensor.string_val[0])
+                return {chart.title: list(chart.multiline.tag) for category in layout.category
+                        for chart in category.chart}
+    raise AssertionError(f"{path} holds no custom-scalar layout")
+
+
 def test_plots_and_tensorboard_layout_are_written(root, tmp_path):
     main(["report", str(root), "--out", str(tmp_path / "out")])
     for name in [*CURVE_PLOTS.values(), LANGUAGE_PLOT]:
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     main(["report", str(root)])  # again: the layout file is replaced, not duplicated
-    assert len(list(root.glob("events.out.tfevents.*.layout"))) == 1
+    (layout_file,) = root.glob("events.out.tfevents.*.layout")
     assert (root / "report.md").is_file() and not list(root.glob(".*tmp*"))
+
+    charts = read_layout(layout_file)
+    assert charts["F1 QC (all runs)"] == ["^eval/f1/qc$"] and charts["F1 QI (all runs)"] == ["^eval/f1/qi$"]
+    assert charts["F1 avg (joint runs)"] == ["^eval/f1/avg$"]
+    assert charts["train loss QC (all runs)"] == ["^train/loss/qc$"]
+    # Each regex matches the tag the runs log, and only that one.
+    assert [t for t in JOINT_EVENTS[20] if any(re.search(r, t) for r in charts["F1 QC (all runs)"])] == ["eval/f1/qc"]
 
 
 def test_tapt_curves_continue_after_the_first_stage(tmp_path):
@@ -99,3 +123,93 @@ def test_tapt_curves_continue_after_the_first_stage(tmp_path):
     assert run.curves["qc"] == [(50, 0.5), (60, pytest.approx(0.6))]
     assert run.stage_steps == [40, 20]
     assert run.train_seconds == 22.5 and run.tokens_per_s == 1500 / 22.5
+
+
+def joint_summary(f1_qc, f1_qi, n=300, positive_rate=0.4, data=None):
+    reports = {t: {"f1": f, "precision": f, "recall": f, "n": n, "positive_rate": positive_rate, "threshold": 0.5,
+                   "f1_by_language": {"en": f}} for t, f in (("qc", f1_qc), ("qi", f1_qi))}
+    return {"mode": "mtl", "tasks": ["qc", "qi"], "steps": 160, "best_step": 160, "train_seconds": 100.0,
+            "tokens": 10_000, "parameters": {"trainable": 1, "total": 2, "bytes": 3},
+            "best": {"headline": {"f1/qc": f1_qc, "f1/qi": f1_qi, "f1/avg": 0.5 * (f1_qc + f1_qi)}, "reports": reports},
+            "data": data or {}}
+
+
+SAMPLE_SIZES = {"qc": 2995, "qi": 2992}
+"""The embedded sample's training sets: near-equal, so proportional and temperature sampling draw alike."""
+
+
+def sampling_grid(root, with_facts=True):
+    """`joint` (temperature, T=2) and two sampling ablations with metrics, config and experiment files; without
+    facts, experiment.json predates the schedule fields and metrics.json's file summaries are all there is."""
+    ablation = {"kind": "train", "about": "", "group": "ablations", "source": "", "task": "", "baseline": "joint"}
+    specs = [{"name": "joint", "kind": "train", "overrides": ["train.mode=mtl", "train.max_steps=160"], "about": "",
+              "group": "main", "source": "", "task": "", "baseline": ""},
+             {**ablation, "name": "joint-sampling-proportional",
+              "overrides": ["train.mode=mtl", "train.max_steps=160", "tasks.sampling=proportional"]},
+             {**ablation, "name": "joint-sampling-round-robin",
+              "overrides": ["train.mode=mtl", "train.max_steps=160", "tasks.sampling=round_robin"]}]
+    runs = {"joint": ("temperature", (0.85, 0.90), 0.0),
+            "joint-sampling-proportional": ("proportional", (0.85, 0.90), 1.6),
+            "joint-sampling-round-robin": ("round_robin", (0.87, 0.88), None)}
+    for name, (sampling, f1, other_load) in runs.items():
+        folder = root / name
+        folder.mkdir(parents=True)
+        config = {"model": {"backbone": "tiny", "dtype": "auto"}, "lora": {"r": 4}, "cv": {"fold": "none"},
+                  "data": {"qc_train": "train_QC.txt", "qi_train": "train_QI.txt", "qc_dev": "dev_QC.txt",
+                           "qi_dev": "dev_QI.txt", "train_limit": 0, "dev_limit": 300, "max_length": 64},
+                  "train": {"mode": "mtl", "global_batch_size": 16, "lr": 3e-4, "seed": 42, "max_steps": 160},
+                  "tasks": {"sampling": sampling, "temperature": 2.0}}
+        (folder / "config.yaml").write_text(yaml.safe_dump(config))
+        data = {"qc": ["train_QC.txt: 3000 QC records, dropped 5 with empty query", "dev_QC.txt: 300 QC records"],
+                "qi": ["train_QI.txt: 2992 QI records", "dev_QI.txt: 300 QI records"]}
+        (folder / "metrics.json").write_text(json.dumps(joint_summary(*f1, data=data)))
+        experiment = {"spec": next(s for s in specs if s["name"] == name), "wall_seconds": 120.0}
+        if with_facts:
+            schedule = {"sampling": sampling, "temperature": 2.0, "seed": 42, "steps": 160}
+            steps = {"temperature": {"qc": 85, "qi": 75}, "proportional": {"qc": 85, "qi": 75},
+                     "round_robin": {"qc": 80, "qi": 80}}[sampling]
+            experiment.update(other_load=other_load, train_sizes=SAMPLE_SIZES, schedule=schedule, task_steps=steps)
+        (folder / "experiment.json").write_text(json.dumps(experiment))
+    grid = {"specs": specs, "base_overrides": [], "budget_steps": 160, "budget": "as planned",
+            "systems": [["joint model (mtl)", "joint", "joint"]], "sessions": [{"command": "mtl compare"}]}
+    (root / "grid.json").write_text(json.dumps(grid))
+    return root
+
+
+def ablation_row(text, run):
+    section = text.split("## Ablations", 1)[1].split("\n## ", 1)[0]
+    line = next(line for line in section.splitlines() if line.startswith(f"| `{run}` |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+@pytest.mark.parametrize("with_facts", [True, False], ids=["recorded", "from-metrics-json"])
+def test_a_sampling_ablation_with_the_same_task_schedule_says_so(tmp_path, with_facts):
+    root = sampling_grid(tmp_path / "runs", with_facts)
+    assert main(["report", str(root)]) == 0
+    text = (root / "report.md").read_text()
+
+    proportional = ablation_row(text, "joint-sampling-proportional")
+    assert proportional[3] == "85/75"  # realised steps per task
+    assert proportional[7] == "—"  # no Δ: the same training as `joint`
+    assert proportional[8].startswith("same task schedule as `joint` on this data: the task sizes are nearly equal "
+                                      "(2995 QC / 2992 QI training pairs)")
+    round_robin = ablation_row(text, "joint-sampling-round-robin")
+    assert round_robin[3] == "80/80" and round_robin[7] == "+0.0000"
+    assert round_robin[8].startswith("task schedule differs from `joint`'s at ") and "of 160 steps" in round_robin[8]
+    assert "the joint model serves both tasks and trains 160: its `temperature` (T=2.0) task schedule gave it 85 QC " \
+           "and 75 QI steps" in text
+    assert "; `joint` samples tasks by `temperature` (T=2.0)." in text
+
+
+def test_report_states_noise_positives_limitations_and_other_load(tmp_path):
+    root = sampling_grid(tmp_path / "runs")
+    main(["report", str(root)])
+    text = (root / "report.md").read_text()
+    assert "QC ±0.033 (120 positives of 300 pairs)" in text  # sqrt(0.85 * 0.15 / 120)
+    limitations = text.split("## Limitations of the comparison", 1)[1].split("\n## ", 1)[0]
+    assert "keeps the single checkpoint with the best F1 avg" in limitations
+    assert "same validation records" in limitations
+    cost = text.split("## Cost", 1)[1].split("\n## ", 1)[0]
+    assert "| `joint-sampling-proportional` | ok | 160 | 2m 00s | 1m 40s | 100 | 1.60 cores |" in cost
+    assert "| `joint-sampling-round-robin` | ok | 160 | 2m 00s | 1m 40s | 100 | — |" in cost
+    assert "well above 0 were slowed down" in cost
