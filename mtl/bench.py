@@ -342,7 +342,7 @@ def train_packed(cfg: ExperimentConfig, data: dict, counts: dict, device: str, s
     from accelerate.utils import set_seed
     from transformers import get_scheduler
 
-    from mtl.train import build_accelerator, build_optimizer
+    from mtl.train import build_accelerator, build_optimizer, scaled_lr
 
     log.info("training packed (%d steps, rows of %d tokens)", steps, row_length)
     cfg = derive(cfg, {"train.max_steps": steps})
@@ -366,8 +366,9 @@ def train_packed(cfg: ExperimentConfig, data: dict, counts: dict, device: str, s
             task = task_for_step(step, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed)
             micro_batches = shard(streams.next(task), cfg.train.micro_batch_size, accelerator.process_index,
                                   accelerator.num_processes)
-            _, shapes = packed_train_step(model, train_data[task], micro_batches, weights[task], optimizer,
-                                          accelerator, cfg, pad_id, row_length)
+            with scaled_lr(optimizer, weights[task]):
+                _, shapes = packed_train_step(model, train_data[task], micro_batches, optimizer, accelerator, cfg,
+                                              pad_id, row_length)
             scheduler.step()
             seconds += time.perf_counter() - start
             for rows, (n_rows, width) in zip(micro_batches, shapes):

@@ -122,7 +122,7 @@ def packed_masks(position_ids: torch.Tensor, config, dtype: torch.dtype):
     return {t: kinds[t] for t in set(layer_types)}
 
 
-def packed_train_step(model, data: TaskData, micro_batches, weight: float, optimizer, accelerator, cfg, pad_id: int,
+def packed_train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg, pad_id: int,
                       row_length: int) -> tuple[float, list[tuple[int, int]]]:
     """`mtl.train.train_step` with each micro-batch packed: forward, loss, backward, clip and step the same way.
     Returns the mean loss and the (rows, width) of every packed micro-batch (what was computed). Single process:
@@ -133,7 +133,7 @@ def packed_train_step(model, data: TaskData, micro_batches, weight: float, optim
         shapes.append(tuple(batch["input_ids"].shape))
         with accelerator.accumulate(model):
             logits = packed_logits(accelerator.unwrap_model(model), data.task, batch)
-            loss = F.binary_cross_entropy_with_logits(logits.float(), batch["labels"].to(accelerator.device)) * weight
+            loss = F.binary_cross_entropy_with_logits(logits.float(), batch["labels"].to(accelerator.device))
             backward_and_step(model, loss, optimizer, accelerator, cfg)
         losses.append(loss.detach().float())
     return float(torch.stack(losses).mean()), shapes
