@@ -304,10 +304,7 @@ def prepare_resume(run_dir: Path, cfg: ExperimentConfig) -> bool:
     from mtl.train import latest_checkpoint
 
     if cfg.train.mode == "tapt":
-        for stage in [*run_dir.glob("source-*"), *run_dir.glob("target-*")]:
-            if not (stage / "metrics.json").is_file() and latest_checkpoint(stage) is None:
-                shutil.rmtree(stage)
-        return True  # run_tapt resumes a stage only where its folder exists
+        return True  # a resumed TAPT run continues each stage from its checkpoint, restarts one that has none
     if run_dir.exists() and latest_checkpoint(run_dir) is not None:
         return True
     shutil.rmtree(run_dir, ignore_errors=True)
