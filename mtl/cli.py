@@ -210,20 +210,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_split(args) -> int:
     from mtl.data.records import read_records, write_records
-    from mtl.splits import assign_folds, fold_summary, overlap_report
+    from mtl.io import check_output_path
+    from mtl.splits import assign_folds, fold_summary, overlap_report, split_groups
 
+    if args.n_folds < 2:
+        raise ConfigError(f"--n-folds must be at least 2, got {args.n_folds}")
+    if args.group_levels < 1:
+        raise ConfigError(f"--group-levels must be at least 1, got {args.group_levels}")
+    check_output_path(args.output, "--output", inputs=[args.input])
     records, report = read_records(args.input, args.task, require_label=True)
     task = records.attrs["task"]
     folds = assign_folds(records, task, args.strategy, args.n_folds, args.seed, args.group_levels)
     out = records.copy()
     out["fold"] = folds
-    write_records(out, args.output)
+    try:
+        write_records(out, args.output)
+    except OSError as err:
+        raise MtlError(f"--output {args.output}: cannot write: {err.strerror or err}") from None
     overlap = overlap_report(records, task, folds, args.group_levels)
     print(f"{report.summary()}\n{task.upper()} {args.strategy} split into {args.n_folds} folds -> {args.output}")
     print(fold_summary(records, folds).to_string())
     unit = "category group" if task == "qc" else "query"
     print(f"validation rows whose {unit} also occurs in training folds: "
           + ", ".join(f"fold {k}: {v:.1%}" for k, v in overlap.items()))
+    if args.strategy == "random":
+        print("leakage check: not run, the random split is leaky on purpose")
+    else:
+        groups = split_groups(records, task, args.strategy, args.group_levels).nunique()
+        unit = "language" if args.strategy == "language" else unit
+        print(f"leakage check passed: each of {groups} {unit} groups is in exactly one of {args.n_folds} folds")
     return 0
 
 

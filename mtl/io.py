@@ -11,6 +11,27 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from mtl.errors import ConfigError
+
+
+def check_output_path(path: str | Path, flag: str = "--output", inputs=()) -> Path:
+    """Refuse an output file that cannot be written before any work is done: a folder, one of the inputs, or a place
+    whose nearest existing folder is a file or not writable. Missing folders are fine: `atomic_open` makes them."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; give the output file's name")
+    for source in map(Path, inputs):
+        if path.resolve() == source.resolve() or (path.exists() and source.exists() and os.path.samefile(path, source)):
+            raise ConfigError(f"{flag} {path} is the input file; write to a new file")
+    folder = path.resolve().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{flag} {path}: {folder} is a file, so no folder can be made there")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: no permission to write in {folder}")
+    return path
+
 
 def _umask() -> int:
     mask = os.umask(0)

@@ -4,8 +4,9 @@
     mtl evaluate --pred submit_QC.txt --gold dev_QC.txt
 
 One joint model serves both tasks: the input's columns say which head to use. The output is JSON lines
-`{"id": ..., "prediction": 0|1}` in input order with every input id exactly once; a row the model cannot read (empty
-query or title) is predicted 0 and counted. The decision threshold is the one tuned on validation and saved with the
+`{"id": ..., "prediction": 0|1}` in input order with every input id exactly once, each id as the input gives it; a
+row the model cannot read (empty query or title) is predicted 0 and counted. The input and output are checked before
+the model loads, so a bad file fails in seconds rather than after a 12B load. The decision threshold is the one tuned on validation and saved with the
 model, or 0.5 (`--threshold 0.5`, the paper's argmax).
 """
 
@@ -18,14 +19,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mtl.data.records import clean_records, read_records
+from mtl.config import load_config
+from mtl.data.records import clean_records, parse_id, read_json_lines, read_records
 from mtl.data.tasks import make_task_data
-from mtl.errors import CheckpointError, DataError
+from mtl.errors import CheckpointError, ConfigError, DataError
 from mtl.evaluate import predict_probs
-from mtl.io import atomic_open
-from mtl.metrics import classification_report, format_language_table, format_table
-from mtl.model import load_trained
+from mtl.io import atomic_open, check_output_path
+from mtl.metrics import classification_report, format_language_table, majority_baseline
+from mtl.model import load_trained, read_info
 from mtl.taxonomy import PrefixPriors
+from mtl.translate.backends import base_language
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +37,27 @@ def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str
                  threshold: str | float = "tuned", head: str | None = None, with_scores: bool = False,
                  batch_size: int = 64, device: str = "cpu") -> dict:
     """Score every record of `input_path` and write the submission file atomically; returns counts."""
-    model, pair_tokenizer, info, cfg = load_trained(model_dir, device)
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    check_output_path(output_path, "--output", inputs=[input_path])
     raw, _ = read_records(input_path, task)
     task = raw.attrs["task"]
     head = head or task
+    info = read_info(model_dir)
     if head not in info.tasks:
         raise CheckpointError(f"{model_dir}: trained for {'+'.join(info.tasks)}, its {head}_head is untrained; "
                               f"pass --head {info.tasks[0]} to score {task.upper()} pairs with it (transfer)")
+    cfg = load_config(Path(model_dir) / "config.yaml")
     records, dropped = clean_records(raw, cfg.data.clean, cfg.data.lowercase)
-    priors = PrefixPriors.from_dict(info.priors) if info.priors and task == "qc" else None
-    data = make_task_data(records, task, cfg, pair_tokenizer, priors)
-    probs = predict_probs(model, data, pair_tokenizer.pad_id, batch_size, head=head)
+    if len(records) < len(raw):
+        log.warning("%s: %d of %d rows have an empty query or target and are predicted 0 (%s)", input_path,
+                    len(raw) - len(records), len(raw), ", ".join(f"{n} with {why}" for why, n in dropped.items() if n))
+    if cfg.augment.translation:
+        _warn_untranslated(records, input_path)
+
+    probs = np.zeros(0)
+    if len(records):
+        probs = _score(model_dir, records, task, head, device, batch_size)
     cut = info.thresholds.get(head, 0.5) if threshold == "tuned" else float(threshold)
 
     score_by_id = dict(zip(records["id"].map(str), probs))
@@ -62,32 +75,48 @@ def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str
     return summary
 
 
+def _score(model_dir, records: pd.DataFrame, task: str, head: str, device: str, batch_size: int) -> np.ndarray:
+    """P(relevant) per record with the saved model (loaded here: the slow part, after every input check)."""
+    model, pair_tokenizer, info, cfg = load_trained(model_dir, device)
+    priors = PrefixPriors.from_dict(info.priors) if info.priors and task == "qc" else None
+    data = make_task_data(records, task, cfg, pair_tokenizer, priors)
+    return predict_probs(model, data, pair_tokenizer.pad_id, batch_size, head=head)
+
+
+def _warn_untranslated(records: pd.DataFrame, path) -> None:
+    """The model learned to read `<query> - <translation>`; a non-English row without one gets the query alone."""
+    english = records["language"].map(base_language) == "en"
+    missing = int((~english & (records["translated_query"].str.strip() == "")).sum())
+    if missing:
+        log.warning("%s: %d of %d non-English rows have no translated_query; the model was trained with "
+                    "augment.translation on and reads their query alone (fill it with `mtl translate`)", path,
+                    missing, int((~english).sum()))
+
+
 def read_predictions(path: str | Path) -> pd.DataFrame:
     """A submission file: JSON lines with `id` and `prediction` (0/1); duplicate ids are an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, None, "is a folder, not a predictions file" if path.is_dir() else "file not found")
     rows, seen = [], {}
-    with open(path, encoding="utf-8-sig") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(path, number, None, f"not valid JSON: {err.msg}") from None
-            for field in ("id", "prediction"):
-                if not isinstance(obj, dict) or field not in obj:
-                    raise DataError(path, number, field, "missing")
-            if obj["prediction"] not in (0, 1):
-                raise DataError(path, number, "prediction", f"must be 0 or 1, got {obj['prediction']!r}")
-            key = str(obj["id"])
-            if key in seen:
-                raise DataError(path, number, "id", f"duplicate id {obj['id']!r} (first on line {seen[key]})")
-            seen[key] = number
-            rows.append((key, int(obj["prediction"])))
+    for number, obj in read_json_lines(path):
+        for field in ("id", "prediction"):
+            if field not in obj:
+                raise DataError(path, number, field, "missing")
+        key = str(parse_id(obj["id"], path, number))
+        prediction = obj["prediction"]
+        if isinstance(prediction, bool) or prediction not in (0, 1):
+            raise DataError(path, number, "prediction", f"must be 0 or 1, got {prediction!r}"[:200])
+        if key in seen:
+            raise DataError(path, number, "id", f"duplicate id {obj['id']!r} (first on line {seen[key]})")
+        seen[key] = number
+        rows.append((key, int(prediction)))
     return pd.DataFrame(rows, columns=["id", "prediction"])
 
 
 def evaluate_files(pred_path: str | Path, gold_path: str | Path) -> tuple[dict, str]:
-    """Metrics of a submission against labelled records; every gold id must be predicted exactly once."""
+    """Metrics of a submission against labelled records; every gold id must be predicted exactly once. Ids match by
+    their text, so a submission may write 7 where the gold file has "7"."""
     gold, _ = read_records(gold_path, require_label=True)
     task = gold.attrs["task"]
     preds = read_predictions(pred_path).set_index("id")["prediction"]
@@ -99,11 +128,23 @@ def evaluate_files(pred_path: str | Path, gold_path: str | Path) -> tuple[dict, 
     extra = preds.index.difference(gold_ids)
     if len(extra):
         raise DataError(pred_path, None, "id", f"{len(extra)} ids are not in {gold_path}, e.g. {list(extra[:3])}")
-    report = classification_report(gold["label"].to_numpy(), preds.loc[gold_ids].to_numpy(), gold["language"])
+    labels = gold["label"].to_numpy()
+    report = classification_report(labels, preds.loc[gold_ids].to_numpy(), gold["language"])
+    report["baseline"] = majority_baseline(labels)
     reports = {task: report}
-    return reports, format_table(reports) + "\n\n" + format_language_table(reports)
+    return reports, format_evaluation(reports) + "\n\n" + format_language_table(reports)
+
+
+def format_evaluation(reports: dict[str, dict]) -> str:
+    """The metrics table of hard predictions: no tuned-threshold columns (a submission has no scores to tune), and
+    the baselines computed from the gold labels."""
+    lines = ["| task | n | F1 | P | R | F1 all-positive | F1 majority |", "|---|---|---|---|---|---|---|"]
+    for task in sorted(reports):
+        r, base = reports[task], reports[task]["baseline"]
+        lines.append(f"| {task.upper()} | {r['n']} | {r['f1']:.4f} | {r['precision']:.4f} | {r['recall']:.4f} | "
+                     f"{base['f1_all_positive']:.4f} | {base['f1_majority']:.4f} |")
+    return "\n".join(lines)
 
 
 def _plain(value):
     return value.item() if hasattr(value, "item") else value
-

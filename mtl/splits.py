@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold, StratifiedKFold
 
-from mtl.errors import LeakageError, MtlError
-from mtl.taxonomy import group as category_group
+from mtl.errors import ConfigError, LeakageError, MtlError
+from mtl.taxonomy import join_levels, parse_path
 
 
 def normalise_query(query: str) -> str:
@@ -27,7 +27,12 @@ def normalise_query(query: str) -> str:
 
 
 def split_groups(records: pd.DataFrame, task: str, strategy: str, qc_group_levels: int = 2) -> pd.Series:
-    """The unit that must not straddle folds: language (language split), category group (QC), query (QI)."""
+    """The unit that must not straddle folds: language (language split), category group (QC), query (QI).
+
+    Query and category text are compared lower-cased with collapsed spaces: training reads them cleaned that way, so
+    two spellings that clean to the same text are one group."""
+    if qc_group_levels < 1:
+        raise ConfigError(f"QC group levels must be >= 1, got {qc_group_levels}")
     if strategy == "language":
         return records["language"].astype(str)
     if task == "qc":
@@ -46,6 +51,8 @@ def strata(records: pd.DataFrame, task: str) -> pd.Series:
 def assign_folds(records: pd.DataFrame, task: str, strategy: str = "ca", n_folds: int = 5, seed: int = 42,
                  qc_group_levels: int = 2) -> np.ndarray:
     """Fold index per record (0..n_folds-1), checked for leakage when the strategy is grouped."""
+    if n_folds < 2:
+        raise ConfigError(f"a split needs at least 2 folds, got {n_folds}")
     if "label" not in records:
         raise MtlError("splitting needs labelled records (a 'label' field)")
     y = strata(records, task)
@@ -110,7 +117,8 @@ def train_val_indices(folds: np.ndarray, fold: int) -> tuple[np.ndarray, np.ndar
 def _safe_group(path: str, n: int) -> str:
     """Category group of a path; an unparsable (empty) path forms its own group rather than failing the split."""
     try:
-        return category_group(path, n)
+        levels = parse_path(normalise_query(path))
     except ValueError:
         return ""
+    return join_levels(levels[:n])
 

@@ -49,10 +49,63 @@ def test_bad_input_exits_2_naming_file_line_and_field(tmp_path, caplog):
     assert not (tmp_path / "out.txt").exists()
 
 
-def test_train_refuses_single_mode_without_a_task(caplog):
+def test_train_refuses_single_mode_without_a_task(caplog, monkeypatch):
+    monkeypatch.setattr("mtl.train.run", lambda *a, **k: pytest.fail("training started"))
     with caplog.at_level(logging.ERROR):
         assert main(["train", "--mode", "single"]) == 2
     assert "needs a target task" in caplog.text
+
+
+def test_train_with_a_missing_config_file_exits_2_naming_it(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr("mtl.train.run", lambda *a, **k: pytest.fail("training started"))
+    with caplog.at_level(logging.ERROR):
+        assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert f"{tmp_path / 'missing.yaml'}: config file not found" in caplog.text
+
+
+def test_split_keeps_ids_and_fields_as_given(tmp_path):
+    rows = make_records("qi", 60, seed=3)
+    for i, row in enumerate(rows):
+        row["id"] = [f"{i:04d}", str(100 + i), i][i % 3]
+        if i % 2:
+            row["meta"] = {"n": i}
+        if i % 4 == 0:
+            del row["translated_query"]
+    source = write_jsonl(tmp_path / "in.txt", rows)
+    assert main(["split", "--input", str(source), "--output", str(tmp_path / "out.txt"), "--n-folds", "3"]) == 0
+    lines = (tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()
+    out = [json.loads(line, parse_constant=pytest.fail) for line in lines]
+    assert [{k: v for k, v in r.items() if k != "fold"} for r in out] == rows
+
+
+@pytest.mark.parametrize("strategy, expected", [
+    ("ca", "leakage check passed: each of {} query groups is in exactly one of 3 folds"),
+    ("random", "leakage check: not run"),
+])
+def test_split_says_whether_the_leakage_check_passed(tmp_path, capsys, strategy, expected):
+    rows = make_records("qi", 200, seed=3)
+    source = write_jsonl(tmp_path / "in.txt", rows)
+    main(["split", "--input", str(source), "--output", str(tmp_path / "out.txt"), "--n-folds", "3",
+          "--strategy", strategy])
+    queries = {" ".join(r["origin_query"].lower().split()) for r in rows}
+    assert expected.format(len(queries)) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--n-folds", "1"], "--n-folds must be at least 2, got 1"),
+    (["--group-levels", "0"], "--group-levels must be at least 1, got 0"),
+    (["--output", "{tmp}"], "is a folder"),
+    (["--output", "{tmp}/in.txt/out.txt"], "is a file, so no folder can be made there"),
+    (["--output", "{tmp}/in.txt"], "is the input file"),
+])
+def test_split_refuses_bad_options_before_reading(tmp_path, caplog, monkeypatch, args, message):
+    monkeypatch.setattr("mtl.data.records.read_records", lambda *a, **k: pytest.fail("input read"))
+    source = write_jsonl(tmp_path / "in.txt", make_records("qi", 20))
+    argv = ["split", "--input", str(source), "--output", str(tmp_path / "out.txt")]
+    argv += [a.format(tmp=tmp_path) for a in args]
+    with caplog.at_level(logging.ERROR):
+        assert main(argv) == 2
+    assert message in caplog.text
 
 
 def test_resume_refuses_a_different_backbone(tmp_path, caplog):

@@ -82,4 +82,12 @@ def test_cache_key_depends_on_the_text(tokenizer, tmp_path):
     tokenize_pairs(pd.DataFrame({"text_a": ["pan"], "text_b": ["kitchen"]}), encoder, tmp_path)
     tokenize_pairs(pd.DataFrame({"text_a": ["pan"], "text_b": ["garden"]}), encoder, tmp_path)
     assert len(list((tmp_path / "tokenized").iterdir())) == 2
-    assert pairs_module.FORMAT_VERSION
+
+
+def test_bumping_the_format_version_retokenizes(tokenizer, tmp_path, monkeypatch):
+    encoder = PairTokenizer(tokenizer, "decoder", 32)
+    frame = pd.DataFrame({"text_a": ["pan"], "text_b": ["kitchen"]})
+    tokenize_pairs(frame, encoder, tmp_path)
+    monkeypatch.setattr(pairs_module, "FORMAT_VERSION", pairs_module.FORMAT_VERSION + "-next")
+    tokenize_pairs(frame, encoder, tmp_path)
+    assert len(list((tmp_path / "tokenized").iterdir())) == 2

@@ -1,4 +1,5 @@
 import json
+import logging
 
 import pytest
 
@@ -45,13 +46,42 @@ def test_threshold_choice_changes_predictions_consistently(trained, tmp_path):
     assert all(r["prediction"] == 0 for r in high)
 
 
-def test_duplicate_input_ids_are_refused(trained, tmp_path):
+def test_duplicate_input_ids_are_refused_before_the_model_loads(trained, tmp_path, monkeypatch):
+    monkeypatch.setattr("mtl.predict.load_trained", lambda *a, **k: pytest.fail("model loaded first"))
     rows = make_records("qi", 4, seed=1, with_label=False)
     rows[3]["id"] = rows[0]["id"]
     source = write_jsonl(tmp_path / "dup.txt", rows)
     with pytest.raises(DataError, match="dup.txt:4: field 'id': duplicate id"):
         predict_file(trained / "joint" / "best", source, tmp_path / "out.txt")
     assert not (tmp_path / "out.txt").exists()
+
+
+def test_predictions_carry_the_ids_exactly_as_given(trained, tmp_path):
+    rows = make_records("qi", 3, seed=1, with_label=False)
+    for row, given in zip(rows, ["100", "0042", 7]):
+        row["id"] = given
+    predict_file(trained / "joint" / "best", write_jsonl(tmp_path / "in.txt", rows), tmp_path / "out.txt")
+    assert [r["id"] for r in read_jsonl(tmp_path / "out.txt")] == ["100", "0042", 7]
+
+
+def test_a_file_with_nothing_readable_gets_a_0_for_every_id(trained, tmp_path, caplog):
+    rows = make_records("qc", 3, seed=1, with_label=False)
+    for row in rows:
+        row["origin_query"] = " "
+    with caplog.at_level(logging.WARNING):
+        summary = predict_file(trained / "joint" / "best", write_jsonl(tmp_path / "in.txt", rows), tmp_path / "out.txt")
+    assert read_jsonl(tmp_path / "out.txt") == [{"id": r["id"], "prediction": 0} for r in rows]
+    assert summary["defaulted_to_0"] == 3 and "3 of 3 rows have an empty query or target" in caplog.text
+
+
+def test_untranslated_non_english_rows_are_counted_in_a_warning(trained, tmp_path, caplog):
+    rows = make_records("qi", 20, seed=1, with_label=False)
+    untranslated = sum(r["language"] != "en" for r in rows[:5])
+    for row in rows[:5]:
+        del row["translated_query"]
+    with caplog.at_level(logging.WARNING):
+        predict_file(trained / "joint" / "best", write_jsonl(tmp_path / "in.txt", rows), tmp_path / "out.txt")
+    assert untranslated and f": {untranslated} of" in caplog.text and "no translated_query" in caplog.text
 
 
 def test_a_single_task_model_refuses_the_other_task_unless_asked(trained, tmp_path):
@@ -98,4 +128,28 @@ def test_evaluate_refuses_missing_and_unknown_ids(tmp_path):
 def test_submission_with_a_bad_prediction_names_the_line(tmp_path):
     path = write_jsonl(tmp_path / "p.txt", [{"id": 1, "prediction": 1}, {"id": 2, "prediction": "yes"}])
     with pytest.raises(DataError, match="p.txt:2: field 'prediction': must be 0 or 1"):
+        read_predictions(path)
+
+
+def test_evaluate_table_shows_gold_baselines_and_no_nan(tmp_path):
+    gold = write_jsonl(tmp_path / "dev.txt", [
+        {"id": i, "language": "en", "origin_query": "a", "item_title": "x", "label": int(i < 3)} for i in range(4)])
+    pred = write_jsonl(tmp_path / "pred.txt", [{"id": i, "prediction": 1} for i in range(4)])
+    reports, table = evaluate_files(pred, gold)
+    assert reports["qi"]["baseline"] == {"majority_class": 1, "f1_majority": 6 / 7, "f1_all_positive": 6 / 7}
+    assert "| QI | 4 | 0.8571 | 0.7500 | 1.0000 | 0.8571 | 0.8571 |" in table
+    assert "nan" not in table
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, r"pred.txt: file not found"),
+    ('{"id": 1, "prediction": 1}\n{"id": 2, "prediction": "\xe9"}\n'.encode("latin-1"), r"pred.txt:2: not valid UTF-8"),
+    (b'{"id": 1, "prediction": 1}\n{"id": ' + b"9" * 5000 + b', "prediction": 1}\n', r"pred.txt:2: not valid JSON"),
+    (b'{"id": true, "prediction": 1}\n', r"pred.txt:1: field 'id': expected an integer or string id"),
+], ids=["missing", "latin-1", "5000-digit id", "boolean id"])
+def test_an_unreadable_submission_names_the_file_and_line(tmp_path, content, message):
+    path = tmp_path / "pred.txt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
         read_predictions(path)

@@ -114,3 +114,104 @@ def test_write_records_round_trips(tmp_path, name):
     again, _ = read_records(tmp_path / name)
     assert again.drop(columns="_line").equals(records.drop(columns="_line"))
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize("given", ["0042", "100", "²", "٣", "a-7", 100, 0, 10**30])
+def test_json_ids_are_kept_exactly_as_given(tmp_path, given):
+    records, _ = read_records(write(tmp_path, qc(id=given) + "\n"))
+    value = records.loc[0, "id"]
+    assert value == given and type(value.item() if hasattr(value, "item") else value) is type(given)
+
+
+def test_a_whole_json_float_id_is_its_integer(tmp_path):
+    assert read_records(write(tmp_path, qc(id=7.0) + "\n"))[0].loc[0, "id"] == 7
+
+
+@pytest.mark.parametrize("cell, expected", [("100", 100), ("0", 0), ("0042", "0042"), ("+1", "+1"), ("٣", "٣"),
+                                            ("1e3", "1e3")])
+def test_csv_ids_are_integers_only_when_written_as_plain_integers(tmp_path, cell, expected):
+    path = write(tmp_path, f"id,language,origin_query,item_title,label\n{cell},en,a,b,1\n", "x.csv")
+    assert read_records(path)[0].loc[0, "id"] == expected
+
+
+@pytest.mark.parametrize("given", [True, 1.5, None, [1], "", "  "])
+def test_bad_ids_name_file_line_and_field(tmp_path, given):
+    path = write(tmp_path, qc() + "\n" + qc(id=given).replace("NaN", "null") + "\n")
+    with pytest.raises(DataError) as err:
+        read_records(path)
+    assert (err.value.line, err.value.field) == (2, "id")
+
+
+def test_nan_id_is_refused(tmp_path):
+    path = write(tmp_path, qc().replace('"id": 1', '"id": NaN') + "\n")
+    with pytest.raises(DataError, match=r":1: field 'id': expected an integer or string id, got nan"):
+        read_records(path)
+
+
+def test_an_id_and_its_text_are_duplicates(tmp_path):
+    with pytest.raises(DataError, match=r":2: field 'id': duplicate id '1' \(first seen on line 1\)"):
+        read_records(write(tmp_path, qc(id=1) + "\n" + qc(id="1") + "\n"))
+
+
+@pytest.mark.parametrize("line, problem", [
+    ('{"id": ' + "9" * 5000 + ', "language": "en"}', "not valid JSON: Exceeds the limit"),
+    ("[" * 100_000 + "]" * 100_000, "not valid JSON: nested too deeply"),
+], ids=["5000-digit integer", "100000 levels deep"])
+def test_json_python_cannot_parse_is_a_data_error_with_its_line(tmp_path, line, problem):
+    with pytest.raises(DataError, match=rf"train_QC.txt:2: {problem}"):
+        read_records(write(tmp_path, qc() + "\n" + line + "\n"))
+
+
+def test_csv_nan_and_null_are_text_and_only_empty_cells_are_missing(tmp_path):
+    path = write(tmp_path, "id,language,origin_query,item_title,label\n1,en,a,NaN,1\n2,en,b,null,0\n3,en,c,,1\n",
+                 "x.csv")
+    records, report = load_task_records(path, lowercase=False)
+    assert records["item_title"].tolist() == ["NaN", "null"]
+    assert report.dropped["an empty item_title"] == 1
+
+
+ODD_ROWS = [
+    {"id": "0042", "language": "es", "origin_query": "sartén", "category_path": "a,b", "label": "1",
+     "meta": {"src": "log"}, "n": 3},
+    {"id": 100, "language": "en", "origin_query": "pan", "category_path": "a,c", "label": 0, "translated_query": None},
+    {"id": "100x", "language": "en", "origin_query": "pot", "category_path": "a,d", "label": True, "n": 5},
+]
+
+
+def test_written_rows_keep_the_fields_as_read_plus_added_columns(tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ODD_ROWS), encoding="utf-8")
+    records, _ = read_records(source)
+    records["fold"] = [2, 0, 1]
+    write_records(records, tmp_path / "out.txt")
+    lines = (tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()
+    written = [json.loads(line, parse_constant=pytest.fail) for line in lines]
+    assert written == [{**row, "fold": fold} for row, fold in zip(ODD_ROWS, [2, 0, 1])]
+    assert [list(r) for r in written] == [[*row, "fold"] for row in ODD_ROWS]
+
+
+def test_csv_is_written_back_with_its_columns_and_cells_plus_added_columns(tmp_path):
+    text = "id,language,origin_query,item_title,label,note\n0042,en,a,NaN,1.0,\n7,es,b,t,true,x\n"
+    records, _ = read_records(write(tmp_path, text, "in.csv"))
+    records["fold"] = [1, 0]
+    write_records(records, tmp_path / "out.csv")
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines() == [
+        "id,language,origin_query,item_title,label,note,fold", "0042,en,a,NaN,1.0,,1", "7,es,b,t,true,x,0"]
+
+
+def test_a_column_the_caller_changes_is_written_for_every_row(tmp_path):
+    source = write(tmp_path, qc(id=1, language="en") + "\n" + qc(id=2) + "\n")
+    records, _ = read_records(source)
+    records.loc[0, "translated_query"] = "sartén"
+    write_records(records, tmp_path / "out.txt")
+    written = [json.loads(line) for line in (tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()]
+    assert [r["translated_query"] for r in written] == ["sartén", ""]
+
+
+def test_a_frame_with_gaps_is_written_as_valid_json(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": [1, 2], "score": [0.5, float("nan")]})
+    write_records(frame, tmp_path / "out.txt")
+    lines = (tmp_path / "out.txt").read_text().splitlines()
+    assert [json.loads(line, parse_constant=pytest.fail) for line in lines] == [{"id": 1, "score": 0.5}, {"id": 2}]

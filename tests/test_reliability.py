@@ -77,13 +77,23 @@ def test_a_crash_while_writing_records_leaves_no_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
 
 
-def test_stale_temporary_checkpoints_are_ignored_and_removed(tiny_backbone, tiny_data, tmp_path):
-    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"log.run_name": "r",
-                                                                                  "train.save_every": 3}))
+def interrupted_run(tmp_path):
+    """A run folder holding a complete checkpoint and a later one whose writing was cut off."""
     run_dir = tmp_path / "runs" / "r"
-    train_module.run(cfg)
-    (run_dir / "step-000009.tmp" / "training").mkdir(parents=True)
-    assert train_module.latest_checkpoint(run_dir).name == "step-000006"
+    for name in ("step-000006", "step-000009.tmp"):
+        (run_dir / name / "training").mkdir(parents=True)
+    return run_dir
+
+
+def test_a_stale_temporary_checkpoint_is_not_resumed_from(tmp_path):
+    assert train_module.latest_checkpoint(interrupted_run(tmp_path)).name == "step-000006"
+
+
+def test_resuming_removes_stale_temporary_checkpoints(tmp_path):
+    run_dir = interrupted_run(tmp_path)
+    train_module.prepare_run_dir(run_dir, load_config(), resume=True)
+    assert not (run_dir / "step-000009.tmp").exists()
+    assert (run_dir / "step-000006" / "training").is_dir()
 
 
 FIELD_VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=30),

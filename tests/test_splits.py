@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl.errors import LeakageError, MtlError
+from mtl.errors import ConfigError, LeakageError, MtlError
 from mtl.splits import assign_folds, check_leakage, overlap_report, split_groups
 from mtl.taxonomy import group
 
@@ -83,3 +83,46 @@ def test_qc_group_uses_the_comma_space_rule():
                             "language": ["en", "en"], "origin_query": ["a", "b"], "label": [1, 0]})
     assert split_groups(records, "qc", "ca", 3).tolist() == ["food,grocery,flour, baking and cooking",
                                                              "food,grocery,rice"]
+
+
+@pytest.mark.filterwarnings("ignore:The groups parameter is ignored")
+def test_a_grouped_split_that_leaks_is_refused(monkeypatch):
+    from sklearn.model_selection import StratifiedKFold
+
+    def ignores_groups(n_splits, shuffle, random_state):
+        return StratifiedKFold(n_splits=n_splits, shuffle=shuffle, random_state=random_state)
+
+    monkeypatch.setattr("mtl.splits.StratifiedGroupKFold", ignores_groups)
+    with pytest.raises(LeakageError, match="groups appear in more than one fold"):
+        assign_folds(generated("qi"), "qi", "ca", n_folds=5)
+
+
+def test_qc_folds_keep_language_top_category_and_label_mix():
+    rng = np.random.default_rng(1)
+    records = generated("qc", n=4000)
+    # Many small second-level groups per top-level category, so each fold can get its share of every category.
+    records["category_path"] = [f"{p.split(',sub')[0]},sub{rng.integers(40)},leaf" for p in records["category_path"]]
+    folds = assign_folds(records, "qc", "ca", n_folds=4, qc_group_levels=2)
+    top = records["category_path"].map(lambda p: group(p, 1))
+    for column in (records["language"], top, records["label"]):
+        overall = column.value_counts(normalize=True)
+        for fold in range(4):
+            share = column[folds == fold].value_counts(normalize=True).reindex(overall.index, fill_value=0)
+            assert (share - overall).abs().max() < 0.03, (column.name, fold)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_folds": 1}, "at least 2 folds"),
+    ({"n_folds": 5, "qc_group_levels": 0}, "QC group levels must be >= 1"),
+])
+def test_impossible_split_options_are_refused(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        assign_folds(generated("qc"), "qc", "ca", **kwargs)
+
+
+def test_qc_groups_ignore_case_and_repeated_spaces_like_training_does():
+    paths = ["Food,Grocery,rice", "food,grocery,flour", "FOOD,Grocery ,x", "home  & garden,kitchen,a",
+             "home & garden,kitchen,b"]
+    records = pd.DataFrame({"category_path": paths, "language": ["en"] * 5, "origin_query": list("abcde"),
+                            "label": [1, 0, 1, 0, 1]})
+    assert split_groups(records, "qc", "ca", 2).tolist() == ["food,grocery"] * 3 + ["home & garden,kitchen"] * 2

@@ -5,8 +5,17 @@
 
 Every problem in a file is reported as `file:line: field 'x': what is wrong` (a `DataError`), never as a traceback from
 inside a parser. Normalisations (documented, not silent): a UTF-8 BOM and CRLF line ends are accepted; labels written
-as 0/1, true/false, 0.0/1.0 or their strings become 0/1; numbers in text fields become strings; a null
-`translated_query` becomes "". Rows with an empty query or target are dropped by `clean_records` and counted.
+as 0/1, true/false, 0.0/1.0 or their strings become 0/1; numbers in text fields become strings; a null (or JSON NaN)
+text field becomes "". Only an empty CSV cell is missing: a literal `NaN`, `null` or `None` is text (a product may be
+called that). Rows with an empty query or target are dropped by `clean_records` and counted.
+
+Ids are kept exactly as given: a JSON string stays a string ("0042", "100"), a JSON integer an integer (a JSON number
+with a zero fraction, 1.0, is the integer 1). CSV has no types, so a CSV `id`, `label` or `fold` cell that is a plain
+integer (`100`, not `0042` or `+1`) is read as that integer, which writes back as the same text. Duplicates are found
+by the id's text, so `"1"` and `1` in one file are the same id. Booleans and fractional numbers are refused.
+
+`write_records` writes each row's fields as they were read (order, types, nulls and all), plus the columns the caller
+added or changed (a `fold`, a filled `translated_query`).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +38,13 @@ BASE_FIELDS = ("id", "language", "origin_query")
 OPTIONAL_FIELDS = ("label", "translated_query")
 LINE = "_line"
 """Column holding each record's line (JSON lines) or row (CSV, header = row 1) in its file, for error messages."""
+RAW = "_raw"
+"""Column holding each record's fields exactly as parsed, so `write_records` can write back what it read."""
+INTERNAL = (LINE, RAW)
+
+_CSV_INT = re.compile(r"0|-?[1-9][0-9]{0,17}")
+"""A CSV cell read as an integer: the canonical decimal form (str(int(cell)) == cell), within int64."""
+_CSV_TYPED = ("id", "label", "fold")
 
 _LABELS = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
 
@@ -65,9 +82,11 @@ def infer_task(fields, path="<input>") -> str:
 def read_records(path: str | Path, task: str | None = None, require_label: bool = False) -> tuple[pd.DataFrame, LoadReport]:
     """Read and validate a QC or QI file. Test files have no labels; `require_label` makes them mandatory."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(path, None, None, "is a folder, not a records file")
     if not path.is_file():
         raise DataError(path, None, None, "file not found")
-    raw_rows = list(_read_csv(path) if path.suffix.lower() in (".csv", ".tsv") else _read_jsonl(path))
+    raw_rows = list(_read_csv(path) if path.suffix.lower() in (".csv", ".tsv") else read_json_lines(path))
     if not raw_rows:
         raise DataError(path, None, None, "no records")
     task = task or infer_task(raw_rows[0][1].keys(), path)
@@ -83,7 +102,7 @@ def read_records(path: str | Path, task: str | None = None, require_label: bool 
         if key in first_line_of_id:
             raise DataError(path, line, "id", f"duplicate id {row['id']!r} (first seen on line {first_line_of_id[key]})")
         first_line_of_id[key] = line
-        row[LINE] = line
+        row[LINE], row[RAW] = line, raw
         rows.append(row)
 
     records = pd.DataFrame(rows)
@@ -119,23 +138,72 @@ def load_task_records(path, task=None, require_label=True, collapse_spaces=True,
 
 
 def write_records(records: pd.DataFrame, path: str | Path) -> None:
-    """Write records in the format the suffix implies (.csv/.tsv: CSV, else JSON lines), atomically."""
+    """Write records in the format the suffix implies (.csv/.tsv: CSV, else JSON lines), atomically.
+
+    A row read by `read_records` is written with its fields as read; a column whose values differ from what was read
+    in any row (or that the file did not have) is the caller's and is written from the frame for every row. A frame
+    not from `read_records` is written as it is. Missing values are left out (JSON) or empty (CSV), never NaN.
+    """
     path = Path(path)
-    columns = [c for c in records.columns if c != LINE]
-    rows = records[columns].to_dict(orient="records")
+    rows = _output_rows(records)
     with atomic_open(path) as f:
         if path.suffix.lower() in (".csv", ".tsv"):
-            writer = csv.DictWriter(f, fieldnames=columns, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            fieldnames = list(dict.fromkeys(name for row in rows for name in row))
+            writer = csv.DictWriter(f, fieldnames=fieldnames, restval="",
+                                    delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({k: _csv_cell(v) for k, v in row.items()} for row in rows)
         else:
             for row in rows:
-                f.write(json.dumps(_jsonable(row), ensure_ascii=False) + "\n")
+                f.write(json.dumps(_jsonable(row), ensure_ascii=False, allow_nan=False) + "\n")
 
 
-def _read_jsonl(path: Path):
+def _output_rows(records: pd.DataFrame) -> list[dict]:
+    columns = [c for c in records.columns if c not in INTERNAL]
+    values = {c: records[c].tolist() for c in columns}
+    task = records.attrs.get("task")
+    raws = records[RAW].tolist() if RAW in records and task in TARGET_FIELD else [None] * len(records)
+    as_read = [None if raw is None else _validate(raw, (), task, "<records>", None) for raw in raws]
+    changed = [c for c in columns
+               if any(read is None or not _same(v, read.get(c, _ABSENT)) for v, read in zip(values[c], as_read))]
+    rows = []
+    for i, raw in enumerate(raws):
+        row = dict(raw) if raw is not None else {}
+        for c in changed:
+            value = values[c][i]
+            if not _missing(value):
+                row[c] = value
+            elif c in row:
+                row[c] = None
+        rows.append(row)
+    return rows
+
+
+_ABSENT = object()
+
+
+def _missing(value) -> bool:
+    return value is _ABSENT or value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _same(a, b) -> bool:
+    """Equal as values; pandas turns missing cells into NaN and ints into floats in a column with gaps."""
+    if _missing(a) or _missing(b):
+        return _missing(a) and _missing(b)
+    try:
+        return bool(a == b) and isinstance(a, str) == isinstance(b, str)
+    except Exception:  # values whose == is not a plain bool (arrays) count as changed
+        return False
+
+
+def read_json_lines(path: str | Path):
     """Yield (line number, dict) for each non-blank line; decode line by line so a bad byte names its line."""
-    with open(path, "rb") as f:
+    path = Path(path)
+    try:
+        f = open(path, "rb")
+    except OSError as err:
+        raise DataError(path, None, None, f"cannot read: {err.strerror or err}") from None
+    with f:
         for number, raw in enumerate(f, start=1):
             try:
                 text = raw.decode("utf-8")
@@ -150,6 +218,10 @@ def _read_jsonl(path: Path):
                 obj = json.loads(text)
             except json.JSONDecodeError as err:
                 raise DataError(path, number, None, f"not valid JSON: {err.msg} (column {err.colno})") from None
+            except ValueError as err:  # e.g. an integer longer than Python's 4300-digit conversion limit
+                raise DataError(path, number, None, f"not valid JSON: {err}"[:300]) from None
+            except RecursionError:
+                raise DataError(path, number, None, "not valid JSON: nested too deeply") from None
             if not isinstance(obj, dict):
                 raise DataError(path, number, None, f"expected a JSON object, got {type(obj).__name__}")
             yield number, obj
@@ -158,9 +230,13 @@ def _read_jsonl(path: Path):
 def _read_csv(path: Path):
     """Yield (row number, dict); the header is row 1. csv rather than pandas so errors can name the row."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
+    except OSError as err:
+        raise DataError(path, None, None, f"cannot read: {err.strerror or err}") from None
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        line = data[: err.start].count(b"\n") + 1
         raise DataError(path, line, None, f"not valid UTF-8 ({err.reason})") from None
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
     try:
@@ -176,7 +252,11 @@ def _read_csv(path: Path):
                 continue
             if len(values) != len(header):
                 raise DataError(path, reader.line_num, None, f"{len(values)} values for {len(header)} columns")
-            yield reader.line_num, dict(zip(header, values))
+            row = dict(zip(header, values))
+            for name in _CSV_TYPED:
+                if name in row and _CSV_INT.fullmatch(row[name]):
+                    row[name] = int(row[name])
+            yield reader.line_num, row
     except csv.Error as err:
         raise DataError(path, reader.line_num, None, f"not valid CSV: {err}") from None
 
@@ -186,7 +266,7 @@ def _validate(raw: dict, required, task, path, line) -> dict:
         if name not in raw:
             raise DataError(path, line, name, "missing")
     row = dict(raw)
-    row["id"] = _id(raw["id"], path, line)
+    row["id"] = parse_id(raw["id"], path, line)
     row["language"] = _text(raw["language"], path, line, "language")
     if not row["language"]:
         raise DataError(path, line, "language", "empty")
@@ -197,17 +277,19 @@ def _validate(raw: dict, required, task, path, line) -> dict:
     return row
 
 
-def _id(value, path, line):
-    if isinstance(value, bool) or value is None or (isinstance(value, float) and not value.is_integer()):
+def parse_id(value, path, line):
+    """The id as given (see the module docstring); only a whole JSON float becomes its integer."""
+    if isinstance(value, bool) or value is None:
         raise DataError(path, line, "id", f"expected an integer or string id, got {value!r}")
-    if isinstance(value, float):
-        return int(value)
-    if isinstance(value, str):
-        value = value.strip()
-        if not value:
-            raise DataError(path, line, "id", "empty")
-        return int(value) if value.isdigit() and (value == "0" or not value.startswith("0")) else value
     if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer():
+            return int(value)
+        raise DataError(path, line, "id", f"expected an integer or string id, got {value!r}")
+    if isinstance(value, str):
+        if not value.strip():
+            raise DataError(path, line, "id", "empty")
         return value
     raise DataError(path, line, "id", f"expected an integer or string id, got {type(value).__name__}")
 
@@ -231,6 +313,22 @@ def _label(value, path, line) -> int:
     raise DataError(path, line, "label", f"must be 0 or 1, got {value!r}"[:200])
 
 
-def _jsonable(row: dict) -> dict:
-    """numpy scalars (from pandas) -> Python numbers so json.dumps accepts them."""
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+def _jsonable(value):
+    """numpy scalars (from pandas) -> Python numbers, NaN/inf (JSON has none) -> null, so the output is valid JSON."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _csv_cell(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if isinstance(value, (dict, list, tuple, bool)):
+        return json.dumps(_jsonable(value), ensure_ascii=False)
+    return str(_jsonable(value))

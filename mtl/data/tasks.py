@@ -1,5 +1,6 @@
 """Task data: the training and validation sets of one task, tokenized and ready to batch.
 
+    check_inputs(cfg)                                        # every file the run reads exists (before any work)
     splits = load_splits(cfg, ["qc", "qi"])                  # records per task: train / val (dev file or CV fold)
     data = make_task_data(splits["qc"].train, "qc", cfg, pair_tokenizer, priors, leave_one_out=True)
     batch = collate(data, rows, pad_id)                     # right-padded tensors for those rows
@@ -11,17 +12,19 @@ leave-one-out values so no row sees its own label.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from mtl.config import ExperimentConfig
+from mtl.config import TASKS, ExperimentConfig
 from mtl.data.pairs import PairTokenizer, build_pairs, tokenize_pairs
-from mtl.data.records import LoadReport, TARGET_FIELD, load_task_records
-from mtl.errors import MtlError
-from mtl.splits import assign_folds
+from mtl.data.records import LINE, LoadReport, TARGET_FIELD, load_task_records
+from mtl.errors import ConfigError, DataError, LeakageError, MtlError
+from mtl.splits import assign_folds, check_leakage, split_groups
 from mtl.taxonomy import PrefixPriors
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,46 @@ def collate(data: TaskData, rows, pad_id: int) -> dict:
     return batch
 
 
+def check_inputs(cfg: ExperimentConfig) -> None:
+    """Every file the run will read exists, checked before the run folder is made: a typo in a path then fails
+    without leaving a half-started run that blocks both a rerun and --resume."""
+    tasks = (cfg.train.task,) if cfg.train.mode == "single" else TASKS  # tapt trains the other task first
+    files = [f"data.{t}_train" for t in tasks] + ([f"data.{t}_dev" for t in tasks] if cfg.cv.fold == "none" else [])
+    for key in files:
+        _check_path(key, getattr(cfg.data, key.split(".")[1]), "file")
+    if cfg.model.init_from:
+        _check_path("model.init_from", cfg.model.init_from, "folder")
+    if cfg.train.deepspeed:
+        _check_path("train.deepspeed", cfg.train.deepspeed, "file")
+    _check_backbone(cfg.model.backbone, cfg.model.gguf_file)
+
+
+def _check_path(key: str, value: str, kind: str) -> None:
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise ConfigError(f"{key}={value!r}: no such {kind}")
+    if (kind == "file") != path.is_file():
+        raise ConfigError(f"{key}={value!r}: expected a {kind}")
+
+
+def _check_backbone(spec: str, gguf_file: str) -> None:
+    """The cheap part of `mtl.backbone.resolve` (same cases): the path is there, without converting or loading."""
+    from mtl.backbone import EMBEDDED
+
+    if spec in EMBEDDED:
+        return
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return
+    if path.is_dir() and gguf_file:
+        _check_path("model.gguf_file", str(path / gguf_file), "file")
+        return
+    if path.is_dir() and (path / "config.json").is_file():
+        return
+    raise ConfigError(f"model.backbone={spec!r}: expected {', '.join(EMBEDDED)}, a folder with config.json, or a "
+                      ".gguf file" + ("" if path.exists() else " (no such file or folder)"))
+
+
 def load_splits(cfg: ExperimentConfig, tasks) -> dict[str, TaskSplit]:
     return {task: load_split(cfg, task) for task in tasks}
 
@@ -94,7 +137,9 @@ def load_split(cfg: ExperimentConfig, task: str) -> TaskSplit:
         train = records
     else:
         if "fold" in records:
-            folds = records["fold"].to_numpy(dtype=np.int64)
+            folds = fold_column(records, train_file, cfg.cv.n_folds)
+            if cfg.cv.strategy != "random":
+                check_fold_column_leakage(records, folds, task, cfg, train_file)
         else:
             folds = assign_folds(records, task, cfg.cv.strategy, cfg.cv.n_folds, cfg.train.seed, cfg.cv.qc_group_levels)
         fold = int(cfg.cv.fold)
@@ -108,6 +153,56 @@ def load_split(cfg: ExperimentConfig, task: str) -> TaskSplit:
         log.info(r.summary())
     log.info("%s: %d training, %d validation records", task.upper(), len(train), len(val))
     return TaskSplit(train, val, reports)
+
+
+def fold_column(records: pd.DataFrame, path, n_folds: int) -> np.ndarray:
+    """The `fold` column written by `mtl split`, checked: a whole number in 0..n_folds-1 on every row, every fold
+    used (a file split into 3 folds under cv.n_folds=5 would fail two folds into `--fold all`)."""
+    folds = np.empty(len(records), dtype=np.int64)
+    for i, (line, value) in enumerate(zip(records[LINE].tolist(), records["fold"].tolist())):
+        fold = _fold_number(value)
+        if fold is None or not 0 <= fold < n_folds:
+            problem = "missing" if fold is None and _is_missing(value) else f"got {value!r}"
+            raise DataError(path, line, "fold", f"must be a fold number 0..{n_folds - 1} (cv.n_folds={n_folds}); "
+                                                f"{problem}"[:300])
+        folds[i] = fold
+    present = sorted(set(folds.tolist()))
+    if len(present) != n_folds:
+        raise DataError(path, None, "fold", f"holds folds {present} but cv.n_folds={n_folds}: set cv.n_folds to the "
+                                            f"number of folds the file was split into, or re-split it with mtl split")
+    return folds
+
+
+def check_fold_column_leakage(records: pd.DataFrame, folds: np.ndarray, task: str, cfg: ExperimentConfig,
+                              path) -> None:
+    """A precomputed split must keep the configured strategy's groups apart (a `--strategy random` file used under
+    cv.strategy=ca would report leaky, optimistic F1)."""
+    groups = split_groups(records, task, cfg.cv.strategy, cfg.cv.qc_group_levels)
+    try:
+        check_leakage(groups, folds)
+    except LeakageError as err:
+        levels = f" --group-levels {cfg.cv.qc_group_levels}" if task == "qc" and cfg.cv.strategy == "ca" else ""
+        raise LeakageError(
+            f"{path}: its fold column leaks groups under cv.strategy={cfg.cv.strategy}: {err}. Re-split it with "
+            f"`mtl split --input FILE --output FILE --strategy {cfg.cv.strategy} --n-folds {cfg.cv.n_folds}{levels}`, "
+            f"drop the fold column to split here, or set cv.strategy=random to measure the leaky baseline on purpose"
+        ) from None
+
+
+def _fold_number(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)  # pandas holds an int column with gaps as floats
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _is_missing(value) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
 
 
 def subsample(records: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
