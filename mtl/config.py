@@ -131,9 +131,9 @@ class TasksConfig:
     temperature: float = 2.0
     """T for `temperature` sampling (1 = proportional, large = uniform)."""
     loss_weight_qc: float = 1.0
-    """Multiplier on the QC loss."""
+    """Weight of QC: scales the learning rate of QC steps (each step trains one task; see `mtl.train.scaled_lr`)."""
     loss_weight_qi: float = 1.0
-    """Multiplier on the QI loss."""
+    """Weight of QI: scales the learning rate of QI steps."""
 
     def __post_init__(self):
         check("tasks.temperature", self.temperature, _finite(self.temperature) and self.temperature > 0,
@@ -141,6 +141,8 @@ class TasksConfig:
         for task in TASKS:
             weight = getattr(self, f"loss_weight_{task}")
             check(f"tasks.loss_weight_{task}", weight, _finite(weight) and weight >= 0, "finite and >= 0")
+        if self.loss_weight_qc == 0 and self.loss_weight_qi == 0:
+            raise ConfigError("tasks.loss_weight_qc and tasks.loss_weight_qi are both 0: nothing would train")
 
 
 @dataclass

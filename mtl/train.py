@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from mtl.config import ExperimentConfig, TASKS, save_config, to_dict
-from mtl.data.tasks import TaskData, collate, fit_priors, load_splits, make_task_data
+from mtl.data.tasks import TaskData, check_inputs, collate, fit_priors, load_splits, make_task_data
 from mtl.errors import CheckpointError, ConfigError, MtlError
 from mtl.evaluate import predict_probs, task_report
 from mtl.io import atomic_write_text
@@ -80,6 +80,7 @@ class TrainState:
 def run(cfg: ExperimentConfig, resume: bool = False) -> dict:
     """Dispatch on `cv.fold` and `train.mode`; returns the run's summary metrics (also in metrics.json)."""
     run_dir = Path(cfg.log.root) / cfg.log.run_name
+    check_inputs(cfg)
     composite = cfg.cv.fold == "all" or cfg.train.mode == "tapt"
     if composite and is_main_rank():  # its stages write their own folders; this one records the whole run
         prepare_run_dir(run_dir, cfg, resume)
@@ -551,8 +552,9 @@ def restore_checkpoint(accelerator, model, checkpoint: Path) -> None:
 
 
 def prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool) -> None:
-    """A new run needs an empty folder (so runs are never mixed); stale `*.tmp` from a crash are removed."""
-    if not resume and run_dir.exists() and any(run_dir.iterdir()):
+    """A new run needs a folder with no run in it (so runs are never mixed); one holding only the config of a run
+    that failed while loading its data is taken over. Stale `*.tmp` from a crash are removed."""
+    if not resume and run_dir.exists() and any(p.name != "config.yaml" for p in run_dir.iterdir()):
         raise ConfigError(f"{run_dir} already holds a run: use --resume {run_dir} or another log.run_name")
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.glob("*.tmp"):

@@ -10,7 +10,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from mtl import train as train_module
 from mtl.config import load_config
-from mtl.errors import ConfigError
+from mtl.errors import ConfigError, DataError
 from tests.conftest import tiny_overrides
 
 
@@ -98,6 +98,21 @@ def test_a_new_run_refuses_a_folder_that_holds_a_run(tiny_backbone, tiny_data, t
     run(tiny_backbone, tiny_data, tmp_path, "twice")
     with pytest.raises(ConfigError, match="already holds a run"):
         run(tiny_backbone, tiny_data, tmp_path, "twice")
+
+
+def test_a_run_that_failed_while_loading_its_data_can_be_started_again(tiny_backbone, tiny_data, tmp_path):
+    bad = tmp_path / "bad_QI.txt"
+    bad.write_text('{"id": 1, "language": "en"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="bad_QI.txt:1"):
+        run(tiny_backbone, tiny_data, tmp_path, "retry", **{"data.qi_train": bad})
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, "retry")
+    assert summary["steps"] == 6
+
+
+def test_a_missing_data_file_is_refused_before_the_run_folder_is_made(tiny_backbone, tiny_data, tmp_path):
+    with pytest.raises(ConfigError, match="data.qc_dev"):
+        run(tiny_backbone, tiny_data, tmp_path, "typo", **{"data.qc_dev": tmp_path / "nowhere.txt"})
+    assert not (tmp_path / "runs" / "typo").exists()
 
 
 def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_run(tiny_backbone, tiny_data, tmp_path, monkeypatch):
