@@ -97,6 +97,11 @@ def test_out_of_range_values_are_refused_naming_the_key(override):
         load_config(None, [override])
 
 
+def test_both_task_weights_zero_is_refused():
+    with pytest.raises(ConfigError, match="both 0: nothing would train"):
+        load_config(None, ["tasks.loss_weight_qc=0", "tasks.loss_weight_qi=0"])
+
+
 def test_an_unexpected_error_while_building_a_section_is_a_config_error(monkeypatch):
     from mtl import config
 
