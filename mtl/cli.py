@@ -224,7 +224,7 @@ def cmd_split(args) -> int:
     out = records.copy()
     out["fold"] = folds
     try:
-        write_records(out, args.output)
+        write_records(out, args.output, columns=("fold",))
     except OSError as err:
         raise MtlError(f"--output {args.output}: cannot write: {err.strerror or err}") from None
     overlap = overlap_report(records, task, folds, args.group_levels)

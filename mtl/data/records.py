@@ -137,15 +137,15 @@ def load_task_records(path, task=None, require_label=True, collapse_spaces=True,
     return records, report
 
 
-def write_records(records: pd.DataFrame, path: str | Path) -> None:
+def write_records(records: pd.DataFrame, path: str | Path, columns: tuple[str, ...] = ()) -> None:
     """Write records in the format the suffix implies (.csv/.tsv: CSV, else JSON lines), atomically.
 
-    A row read by `read_records` is written with its fields as read; a column whose values differ from what was read
-    in any row (or that the file did not have) is the caller's and is written from the frame for every row. A frame
-    not from `read_records` is written as it is. Missing values are left out (JSON) or empty (CSV), never NaN.
+    A row read by `read_records` is written with its fields as read, plus the `columns` the caller added or filled
+    (a `fold`, a `translated_query`) taken from the frame; a frame not from `read_records` is written whole. Missing
+    values are left out (JSON) or empty (CSV), never NaN.
     """
     path = Path(path)
-    rows = _output_rows(records)
+    rows = _output_rows(records, columns)
     with atomic_open(path) as f:
         if path.suffix.lower() in (".csv", ".tsv"):
             fieldnames = list(dict.fromkeys(name for row in rows for name in row))
@@ -158,42 +158,22 @@ def write_records(records: pd.DataFrame, path: str | Path) -> None:
                 f.write(json.dumps(_jsonable(row), ensure_ascii=False, allow_nan=False) + "\n")
 
 
-def _output_rows(records: pd.DataFrame) -> list[dict]:
-    columns = [c for c in records.columns if c not in INTERNAL]
+def _output_rows(records: pd.DataFrame, columns: tuple[str, ...]) -> list[dict]:
+    if RAW in records:
+        raws = records[RAW].tolist()
+    else:
+        raws, columns = [{}] * len(records), [c for c in records.columns if c not in INTERNAL]
     values = {c: records[c].tolist() for c in columns}
-    task = records.attrs.get("task")
-    raws = records[RAW].tolist() if RAW in records and task in TARGET_FIELD else [None] * len(records)
-    as_read = [None if raw is None else _validate(raw, (), task, "<records>", None) for raw in raws]
-    changed = [c for c in columns
-               if any(read is None or not _same(v, read.get(c, _ABSENT)) for v, read in zip(values[c], as_read))]
     rows = []
     for i, raw in enumerate(raws):
-        row = dict(raw) if raw is not None else {}
-        for c in changed:
-            value = values[c][i]
-            if not _missing(value):
-                row[c] = value
-            elif c in row:
-                row[c] = None
+        row = dict(raw)
+        row.update({c: values[c][i] for c in columns if not _missing(values[c][i])})
         rows.append(row)
     return rows
 
 
-_ABSENT = object()
-
-
 def _missing(value) -> bool:
-    return value is _ABSENT or value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
-def _same(a, b) -> bool:
-    """Equal as values; pandas turns missing cells into NaN and ints into floats in a column with gaps."""
-    if _missing(a) or _missing(b):
-        return _missing(a) and _missing(b)
-    try:
-        return bool(a == b) and isinstance(a, str) == isinstance(b, str)
-    except Exception:  # values whose == is not a plain bool (arrays) count as changed
-        return False
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def read_json_lines(path: str | Path):

@@ -147,7 +147,7 @@ def translate_file(input_path: str | Path, output_path: str | Path, backend: str
         translations, failures, hits, calls = _translate_distinct(translator, distinct, language_of, cache_path,
                                                                   batch_size, progress)
     out.loc[todo, "translated_query"] = sources[todo].map(lambda s: translations.get(s, ""))
-    write_records(out, output_path)
+    write_records(out, output_path, columns=("translated_query",))
 
     failed_rows = int(sources[todo].isin(failures).sum())
     summary = {
