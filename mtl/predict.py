@@ -6,8 +6,8 @@
 One joint model serves both tasks: the input's columns say which head to use. The output is JSON lines
 `{"id": ..., "prediction": 0|1}` in input order with every input id exactly once, each id as the input gives it; a
 row the model cannot read (empty query or title) is predicted 0 and counted. The input and output are checked before
-the model loads, so a bad file fails in seconds rather than after a 12B load. The decision threshold is the one tuned on validation and saved with the
-model, or 0.5 (`--threshold 0.5`, the paper's argmax).
+the model loads, so a bad file fails in seconds rather than after a 12B load. The decision threshold is the one
+tuned on validation and saved with the model, or 0.5 (`--threshold 0.5`, the paper's argmax).
 """
 
 from __future__ import annotations
