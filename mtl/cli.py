@@ -237,8 +237,8 @@ def cmd_split(args) -> int:
         print("leakage check: not run, the random split is leaky on purpose")
     else:
         groups = split_groups(records, task, args.strategy, args.group_levels).nunique()
-        unit = "language" if args.strategy == "language" else unit
-        print(f"leakage check passed: each of {groups} {unit} groups is in exactly one of {args.n_folds} folds")
+        units = "languages" if args.strategy == "language" else {"qc": "category groups", "qi": "queries"}[task]
+        print(f"leakage check passed: each of {groups} {units} is in exactly one of {args.n_folds} folds")
     return 0
 
 

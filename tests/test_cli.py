@@ -79,7 +79,7 @@ def test_split_keeps_ids_and_fields_as_given(tmp_path):
 
 
 @pytest.mark.parametrize("strategy, expected", [
-    ("ca", "leakage check passed: each of {} query groups is in exactly one of 3 folds"),
+    ("ca", "leakage check passed: each of {} queries is in exactly one of 3 folds"),
     ("random", "leakage check: not run"),
 ])
 def test_split_says_whether_the_leakage_check_passed(tmp_path, capsys, strategy, expected):
