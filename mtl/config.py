@@ -76,7 +76,7 @@ class TaxonomyConfig:
 
     def __post_init__(self):
         check("taxonomy.prior_depth", self.prior_depth, self.prior_depth >= 1, ">= 1")
-        check("taxonomy.prior_strength", self.prior_strength, _finite(self.prior_strength) and self.prior_strength >= 0,
+        check("taxonomy.prior_strength", self.prior_strength, math.isfinite(self.prior_strength) and self.prior_strength >= 0,
               "finite and >= 0")
 
 
@@ -136,11 +136,11 @@ class TasksConfig:
     """Weight of QI: scales the learning rate of QI steps."""
 
     def __post_init__(self):
-        check("tasks.temperature", self.temperature, _finite(self.temperature) and self.temperature > 0,
+        check("tasks.temperature", self.temperature, math.isfinite(self.temperature) and self.temperature > 0,
               "finite and > 0")
         for task in TASKS:
             weight = getattr(self, f"loss_weight_{task}")
-            check(f"tasks.loss_weight_{task}", weight, _finite(weight) and weight >= 0, "finite and >= 0")
+            check(f"tasks.loss_weight_{task}", weight, math.isfinite(weight) and weight >= 0, "finite and >= 0")
         if self.loss_weight_qc == 0 and self.loss_weight_qi == 0:
             raise ConfigError("tasks.loss_weight_qc and tasks.loss_weight_qi are both 0: nothing would train")
 
@@ -198,11 +198,11 @@ class TrainConfig:
             )
         for name in ("lr", "head_lr"):
             value = getattr(self, name)
-            check(f"train.{name}", value, _finite(value) and value > 0, "finite and > 0")
-        check("train.weight_decay", self.weight_decay, _finite(self.weight_decay) and self.weight_decay >= 0,
+            check(f"train.{name}", value, math.isfinite(value) and value > 0, "finite and > 0")
+        check("train.weight_decay", self.weight_decay, math.isfinite(self.weight_decay) and self.weight_decay >= 0,
               "finite and >= 0")
         check("train.warmup_ratio", self.warmup_ratio, 0 <= self.warmup_ratio <= 1, "in [0, 1]")
-        check("train.max_grad_norm", self.max_grad_norm, _finite(self.max_grad_norm) and self.max_grad_norm >= 0,
+        check("train.max_grad_norm", self.max_grad_norm, math.isfinite(self.max_grad_norm) and self.max_grad_norm >= 0,
               "finite and >= 0")
         check("train.eval_every", self.eval_every, self.eval_every >= 0, ">= 0")
         check("train.save_every", self.save_every, self.save_every >= 0, ">= 0")
@@ -224,7 +224,8 @@ class CVConfig:
         check("cv.n_folds", self.n_folds, self.n_folds >= 2, ">= 2")
         check("cv.qc_group_levels", self.qc_group_levels, self.qc_group_levels >= 1, ">= 1")
         self.fold = str(self.fold)
-        if self.fold not in ("none", "all") and not (self.fold.isascii() and self.fold.isdigit() and int(self.fold) < self.n_folds):
+        numbered = self.fold.isascii() and self.fold.isdigit() and int(self.fold) < self.n_folds
+        if self.fold not in ("none", "all") and not numbered:
             raise ConfigError(f"cv.fold must be none, all or 0..{self.n_folds - 1}, got {self.fold!r}")
 
 
@@ -285,10 +286,6 @@ def check(key: str, value, ok: bool, bound: str) -> None:
         raise ConfigError(f"{key} must be {bound}, got {value!r}")
 
 
-def _finite(value: float) -> bool:
-    return math.isfinite(value)
-
-
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
@@ -317,7 +314,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
     """Defaults, then the YAML file at `path` (a delta), then `section.key=value` overrides, in that order."""
     tree = _default_tree()
     if path:
-        _merge(tree, _read_yaml(Path(path)), str(path))
+        _merge(tree, read_yaml(Path(path)), str(path))
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
@@ -336,7 +333,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
     return from_dict(ExperimentConfig, tree)
 
 
-def _read_yaml(path: Path) -> dict:
+def read_yaml(path: Path) -> dict:
     """The YAML delta at `path`; any reason it cannot be read is a ConfigError naming the file."""
     try:
         data = path.read_bytes()

@@ -18,15 +18,13 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mtl.config import TASKS
+from mtl.config import TASKS, read_yaml
 from mtl.errors import ConfigError
 from mtl.experiments import EVALS_PER_STAGE, FAILED_FILE, GRID_FILE, RUN_FILE, Budget, budget_policy, task_schedule
 from mtl.io import atomic_write_text
@@ -157,11 +155,10 @@ def read_run(run_dir: Path, spec: dict | None = None) -> RunResult:
     run.unseen_languages = experiment.get("unseen_languages", {})
     run.other_load = experiment.get("other_load")
     config_file = _config_file(run_dir)
-    run.config = _read_yaml(config_file) if config_file else {}
+    run.config = read_yaml(config_file) if config_file else {}
     summary = _read_json(run_dir / "metrics.json")
-    facts = experiment if "schedule" in experiment else schedule_facts(run.config, summary)
-    run.train_sizes, run.schedule = facts.get("train_sizes") or {}, facts.get("schedule") or {}
-    run.task_steps = facts.get("task_steps") or {}
+    run.train_sizes, run.schedule = experiment.get("train_sizes") or {}, experiment.get("schedule") or {}
+    run.task_steps = experiment.get("task_steps") or {}
     if (run_dir / FAILED_FILE).is_file():
         run.status = "FAILED"
         run.message = (run_dir / FAILED_FILE).read_text(encoding="utf-8").strip().splitlines()[0][:300]
@@ -177,27 +174,6 @@ def read_run(run_dir: Path, spec: dict | None = None) -> RunResult:
     if run.wall_seconds is None:
         run.wall_seconds = events.wall_span
     return run
-
-
-def schedule_facts(config: dict, summary: dict) -> dict:
-    """Training sizes, task sampling and steps per task of a joint run whose experiment.json predates recording
-    them: sizes from metrics.json's file summaries (`<file>: N QC records, dropped k with ...`), which are the
-    training sizes when the run validated on the dev files (no CV fold), capped by `data.train_limit`."""
-    train, data = config.get("train", {}), config.get("data", {})
-    if train.get("mode") != "mtl" or config.get("cv", {}).get("fold") != "none" or "data" not in summary:
-        return {}
-    sizes = {}
-    for task in TASKS:
-        match = re.search(rf": (\d+) {task.upper()} records((?:, dropped \d+ with .*?)*)$",
-                          (summary["data"].get(task) or [""])[0])
-        if not match:
-            return {}
-        kept = int(match.group(1)) - sum(int(n) for n in re.findall(r", dropped (\d+) with ", match.group(2)))
-        sizes[task] = min(kept, data["train_limit"]) if data.get("train_limit") else kept
-    schedule = {"sampling": config["tasks"]["sampling"], "temperature": config["tasks"]["temperature"],
-                "seed": train["seed"], "steps": train["max_steps"]}
-    steps = Counter(task_schedule(sizes, **schedule))
-    return {"train_sizes": sizes, "schedule": schedule, "task_steps": {t: steps[t] for t in TASKS}}
 
 
 def from_summary(run: RunResult, summary: dict, source_stage: Path | None) -> None:
@@ -717,7 +693,7 @@ def _setup_line(root: Path, runs: dict[str, RunResult]) -> str:
         config_file = _config_file(root / run.name)
         if config_file is None:
             continue
-        cfg = _read_yaml(config_file)
+        cfg = read_yaml(config_file)
         data, train, tasks = cfg["data"], cfg["train"], cfg["tasks"]
         sampling = _sampling({"sampling": tasks["sampling"], "temperature": tasks["temperature"]})
         return (f"Setup (from `{config_file.relative_to(root)}`): backbone `{cfg['model']['backbone']}` "
@@ -733,12 +709,6 @@ def _config_file(folder: Path) -> Path | None:
     """A run's saved config: its own, or for TAPT the target stage's."""
     return next((f for f in (folder / "config.yaml", *sorted(folder.glob("target-*/config.yaml"))) if f.is_file()),
                 None)
-
-
-def _read_yaml(path: Path) -> dict:
-    import yaml
-
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
 def _sampling(schedule: dict) -> str:
