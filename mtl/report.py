@@ -18,9 +18,11 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,8 +159,9 @@ def read_run(run_dir: Path, spec: dict | None = None) -> RunResult:
     config_file = _config_file(run_dir)
     run.config = read_yaml(config_file) if config_file else {}
     summary = _read_json(run_dir / "metrics.json")
-    run.train_sizes, run.schedule = experiment.get("train_sizes") or {}, experiment.get("schedule") or {}
-    run.task_steps = experiment.get("task_steps") or {}
+    facts = experiment if "schedule" in experiment else schedule_facts(run.config, summary)
+    run.train_sizes, run.schedule = facts.get("train_sizes") or {}, facts.get("schedule") or {}
+    run.task_steps = facts.get("task_steps") or {}
     if (run_dir / FAILED_FILE).is_file():
         run.status = "FAILED"
         run.message = (run_dir / FAILED_FILE).read_text(encoding="utf-8").strip().splitlines()[0][:300]
@@ -174,6 +177,27 @@ def read_run(run_dir: Path, spec: dict | None = None) -> RunResult:
     if run.wall_seconds is None:
         run.wall_seconds = events.wall_span
     return run
+
+
+def schedule_facts(config: dict, summary: dict) -> dict:
+    """Training sizes, task sampling and steps per task of a joint run whose experiment.json predates recording
+    them: sizes from metrics.json's file summaries (`<file>: N QC records, dropped k with ...`), which are the
+    training sizes when the run validated on the dev files (no CV fold), capped by `data.train_limit`."""
+    train, data = config.get("train", {}), config.get("data", {})
+    if train.get("mode") != "mtl" or config.get("cv", {}).get("fold") != "none" or "data" not in summary:
+        return {}
+    sizes = {}
+    for task in TASKS:
+        match = re.search(rf": (\d+) {task.upper()} records((?:, dropped \d+ with .*?)*)$",
+                          (summary["data"].get(task) or [""])[0])
+        if not match:
+            return {}
+        kept = int(match.group(1)) - sum(int(n) for n in re.findall(r", dropped (\d+) with ", match.group(2)))
+        sizes[task] = min(kept, data["train_limit"]) if data.get("train_limit") else kept
+    schedule = {"sampling": config["tasks"]["sampling"], "temperature": config["tasks"]["temperature"],
+                "seed": train["seed"], "steps": train["max_steps"]}
+    steps = Counter(task_schedule(sizes, **schedule))
+    return {"train_sizes": sizes, "schedule": schedule, "task_steps": {t: steps[t] for t in TASKS}}
 
 
 def from_summary(run: RunResult, summary: dict, source_stage: Path | None) -> None:
