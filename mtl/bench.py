@@ -10,9 +10,9 @@ One process, one run, phases in this order:
    (FLOPs = 2·m·n·k), measured here so MFU is against this machine's own ceiling; measured again after the last
    phase, and MFU uses the higher of the two (other work during one measurement would lower the peak and inflate
    MFU), with the other load during each;
-2. ours: the joint model trained by the project's trainer (`mtl.train.train`, bucketed batches by default) for
+2. ours: the joint model trained by the project's trainer (`mtl.train.train`, `train.batching` as configured) for
    2·N optimizer steps, then its F1 on the dev subset;
-3. packed: the joint model trained 2·N steps on packed rows (`mtl.packing`), the same optimizer step otherwise;
+3. other batching: the same with the other of `bucket` and `shared` (prefix-tree rows, `mtl.packing`);
 4. reference: what the paper's code does, run through the same trainer: one single-task model per task for N steps
    each, random batches padded to the longest pair, `max_length` 2048 (truncation only), the pair as the tokenizer's
    own pair template (`<bos>A<bos>B` for the Gemma GGUF tokenizer), no taxonomy features; same backbone, LoRA,
@@ -25,7 +25,8 @@ One process, one run, phases in this order:
 
 Both sides see the same pairs per task (2·N joint steps ≈ N per task), so their F1 is comparable.
 
-Training FLOPs (model FLOPs: real tokens only, so padding shows up as lost MFU), for a pair of L real tokens:
+Training FLOPs (model FLOPs: tokens computed, padding excluded, so padding shows up as lost MFU), for a pair of L
+tokens in a padded batch:
 
     L·(4·N_frozen + 6·N_lora) + Σ_layers 12·d_attn·P(L)
 
@@ -35,7 +36,11 @@ sliding window), L² for an encoder. Forward costs 2 FLOPs per weight per token 
 (QKᵀ and AV). Backward computes activation gradients everywhere (2 per weight per token, twice the forward for
 attention), so that the adapters of earlier layers get their gradients, but weight gradients only for LoRA
 (2 per weight per token): the frozen base gets none. Norms, softmax, activations, rotary, dropout, the heads and the
-optimizer are left out (< 1% of the FLOPs here).
+optimizer are left out (< 1% of the FLOPs here). Prefix-tree rows compute each shared token once: T tree nodes
+cost T·(4·N_frozen + 6·N_lora), and a node at depth k scores k + 1 keys (its ancestors and itself).
+
+Tokens/s counts the tokens of the pairs trained on (as each pipeline formats them), whether or not a shared prefix
+computed some of them once, so it is a rate of data, like pairs/s; "computed" is what the forward passes ran on.
 
 Peak memory is per phase: on CUDA the allocator's peak, on Linux CPUs the process's peak RSS since the phase began
 (VmHWM, reset through /proc/self/clear_refs), elsewhere `ru_maxrss` (the process lifetime's peak). Each phase also
@@ -68,7 +73,7 @@ from mtl.evaluate import predict_probs, predict_probs_mixed, task_report
 from mtl.io import atomic_write_text
 from mtl.metrics import f1_avg
 from mtl.model import build_model, build_tokenizer, count_parameters, load_trained, resolve_dtype
-from mtl.packing import is_rotary, packed_train_step
+from mtl.packing import is_rotary, pack
 from mtl.sampling import TaskStreams, shard, task_for_step
 
 log = logging.getLogger(__name__)
@@ -81,10 +86,8 @@ REFERENCE_MAX_LENGTH = 2048
 class BenchOptions:
     steps_per_task: int = 80
     """Optimizer steps of each reference single-task model; the joint and packed models train twice as many."""
-    packing_steps: int = -1
-    """Optimizer steps of the packed run (-1: as many as the joint model; 0: skip packing)."""
-    row_length: int = 0
-    """Tokens per packed row (0: twice data.max_length)."""
+    compare_steps: int = -1
+    """Optimizer steps of the joint model with the other batching (-1: as many as ours; 0: skip it)."""
     peak_size: int = 0
     """Side of the square matrices of the matmul peak (0: 2048 on CPU, 8192 on CUDA)."""
     peak_reps: int = 5
@@ -114,8 +117,8 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
                             "train.save_every": 0, "log.tensorboard": False, "log.root": str(work),
                             "log.run_name": "ours"})
     ref_cfgs = {t: reference_config(cfg, t, options.steps_per_task, work) for t in TASKS}
-    packing_steps = 2 * options.steps_per_task if options.packing_steps < 0 else options.packing_steps
-    row_length = options.row_length or 2 * cfg.data.max_length
+    compare_steps = 2 * options.steps_per_task if options.compare_steps < 0 else options.compare_steps
+    other = "bucket" if cfg.train.batching == "shared" else "shared"
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
 
@@ -124,13 +127,17 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
     ours_data = load_task_data(ours_cfg)
     counts = flop_counts(ours_cfg, ours_data)
 
+    packable = ours_data["pairs"].arch == "decoder" and counts["position_encoding"] == "rotary"
+    if "shared" in (cfg.train.batching, other) and not packable:
+        if cfg.train.batching == "shared":
+            raise ConfigError("train.batching=shared needs a decoder backbone with rotary positions")
+        log.warning("shared batching needs a decoder backbone with rotary positions: its run is skipped")
+        compare_steps = 0
     training = {"ours": train_with_trainer(ours_cfg, ours_data, counts, device)}
-    if packing_steps and (ours_data["pairs"].arch != "decoder" or counts["position_encoding"] != "rotary"):
-        log.warning("packing needs a decoder backbone (last-token pooling) with rotary positions: the packed run "
-                    "is skipped")
-        packing_steps = 0
-    if packing_steps:
-        training["packed"] = train_packed(ours_cfg, ours_data, counts, device, packing_steps, row_length)
+    if compare_steps:
+        other_cfg = derive(ours_cfg, {"train.batching": other, "train.max_steps": compare_steps,
+                                      "log.run_name": f"ours-{other}"})
+        training["other"] = train_with_trainer(other_cfg, ours_data, counts, device)
     ref_data = {t: load_task_data(c) for t, c in ref_cfgs.items()}
     reference = {t: train_with_trainer(c, ref_data[t], counts, device) for t, c in ref_cfgs.items()}
     training["reference"] = {**reference, "total": combine(reference)}
@@ -142,7 +149,7 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
                            "in_order"),
     }
     peak = combine_peaks(peak_start, matmul_peak(dtype, device, peak_size, options.peak_reps))
-    for p in (training["ours"], training.get("packed"), *training["reference"].values()):
+    for p in (training["ours"], training.get("other"), *training["reference"].values()):
         if p is not None:
             p["mfu"] = p["flops_per_s"] / peak["flops_per_s"]
     ours, ref = training["ours"], training["reference"]["total"]
@@ -160,7 +167,7 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
         "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
         "backbone": cfg.model.backbone,
         "setup": {"steps_per_task": options.steps_per_task, "joint_steps": 2 * options.steps_per_task,
-                  "packing_steps": packing_steps, "row_length": row_length,
+                  "compare_steps": compare_steps, "other_batching": other, "row_tokens": cfg.train.row_tokens,
                   "global_batch_size": cfg.train.global_batch_size, "micro_batch_size": cfg.train.micro_batch_size,
                   "max_length": cfg.data.max_length, "reference_max_length": REFERENCE_MAX_LENGTH,
                   "batching": cfg.train.batching, "lora_r": cfg.lora.r, "lora_targets": list(cfg.lora.target_modules),
@@ -179,13 +186,12 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
         "padding_under_10pct": ours["padding_fraction"] < 0.10,
         "f1_avg_equal_or_better": ours["f1"]["avg"] >= ref["f1"]["avg"],
     }
-    if "packed" in training:
-        packed = training["packed"]
-        gain = packed["tokens_per_s"] / ours["tokens_per_s"] - 1
-        results["packing"] = {
-            "beats_bucketing": gain > 0, "tokens_per_s_gain": gain,
-            "verdict": (f"packed rows: {gain:+.1%} real tokens/s vs {cfg.train.batching} batches; "
-                        + ("worth wiring into the trainer" if gain > 0 else "kept out of the trainer")),
+    if "other" in training:
+        gain = training["other"]["tokens_per_s"] / ours["tokens_per_s"] - 1
+        f1_change = training["other"]["f1"]["avg"] - ours["f1"]["avg"]
+        results["batching"] = {
+            "ours": cfg.train.batching, "other": other, "tokens_per_s_gain": gain, "f1_avg_change": f1_change,
+            "verdict": f"{other} batching: {gain:+.1%} tokens/s and {f1_change:+.4f} F1 avg vs {cfg.train.batching}",
         }
     return results
 
@@ -281,9 +287,9 @@ def flop_counts(cfg: ExperimentConfig, data: dict) -> dict:
 
 
 def train_flops(lengths: np.ndarray, counts: dict) -> float:
-    """Model FLOPs of one training pass (forward + backward) over pairs of these real lengths; see the module doc."""
+    """Model FLOPs of one training pass (forward + backward) over padded pairs of these real lengths; see the module
+    doc."""
     lengths = np.asarray(lengths, dtype=np.float64)
-    linear = lengths.sum() * (4 * counts["frozen_linear_params"] + 6 * counts["lora_params"])
     if counts["causal"]:
         full = lengths * (lengths + 1) / 2
         window = counts["sliding_window"] or np.inf
@@ -292,16 +298,32 @@ def train_flops(lengths: np.ndarray, counts: dict) -> float:
         sliding = full - beyond * (beyond + 1) / 2
     else:
         full = sliding = lengths ** 2
+    return model_flops(lengths.sum(), full.sum(), sliding.sum(), counts)
+
+
+def tree_flops(position_ids: torch.Tensor, used: list[int], counts: dict) -> float:
+    """Model FLOPs of one training pass over prefix-tree rows (`mtl.packing.pack`): every node once, and a node at
+    depth k scores its k + 1 ancestors-or-self."""
+    depth = np.concatenate([position_ids[r, :n].numpy() for r, n in enumerate(used)]).astype(np.float64)
+    keys = depth + 1
+    window = counts["sliding_window"] or np.inf
+    return model_flops(len(depth), keys.sum(), np.minimum(keys, window).sum(), counts)
+
+
+def model_flops(tokens: float, full_pairs: float, sliding_pairs: float, counts: dict) -> float:
+    """Linear layers on `tokens`, plus attention over the query-key pairs of full and sliding-window layers."""
+    linear = tokens * (4 * counts["frozen_linear_params"] + 6 * counts["lora_params"])
     n_sliding = counts["sliding_layers"]
-    pairs = (counts["layers"] - n_sliding) * full.sum() + n_sliding * sliding.sum()
+    pairs = (counts["layers"] - n_sliding) * full_pairs + n_sliding * sliding_pairs
     return float(linear + 12 * counts["attention_width"] * pairs)
 
 
-def replay(cfg: ExperimentConfig, lengths: dict[str, np.ndarray]) -> list[tuple[str, list[np.ndarray]]]:
+def replay(cfg: ExperimentConfig, train_data: dict[str, TaskData]) -> list[tuple[str, list[np.ndarray]]]:
     """The (task, micro-batches) of every step of a single-process run of the trainer on `cfg`: the schedule and the
     batch streams are pure functions of the seed, so they are recomputed here rather than recorded."""
-    streams = TaskStreams(lengths, cfg.train.global_batch_size, cfg.train.seed, bucket=cfg.train.batching == "bucket")
-    sizes = {t: len(v) for t, v in lengths.items()}
+    streams = TaskStreams({t: d.lengths for t, d in train_data.items()}, cfg.train.global_batch_size,
+                          cfg.train.seed, cfg.train.batching, {t: d.queries for t, d in train_data.items()})
+    sizes = {t: len(d) for t, d in train_data.items()}
     steps = []
     for step in range(cfg.train.max_steps):
         task = task_for_step(step, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed)
@@ -311,84 +333,47 @@ def replay(cfg: ExperimentConfig, lengths: dict[str, np.ndarray]) -> list[tuple[
 
 def train_with_trainer(cfg: ExperimentConfig, data: dict, counts: dict, device: str) -> dict:
     """Run the project's trainer on `cfg` and measure it: its own training time and token count (evaluation and
-    checkpointing excluded), and padding and FLOPs of the batches it trained on."""
+    checkpointing excluded), and what the forward passes computed (padding, shared prefixes, FLOPs) on the batches
+    it trained on, rebuilt here the way the trainer builds them."""
     from mtl.train import train
 
     log.info("training %s (%d steps, %s batches)", cfg.log.run_name, cfg.train.max_steps, cfg.train.batching)
     run_dir = Path(cfg.log.root) / cfg.log.run_name
     with Meter(device) as meter:
         summary = train(cfg, run_dir)
-    lengths = {t: d.lengths for t, d in data["train"].items()}
-    real = slots = pairs = 0
+    real = computed = slots = pairs = 0
     flops = 0.0
-    for task, micro_batches in replay(cfg, lengths):
+    for task, micro_batches in replay(cfg, data["train"]):
+        task_data = data["train"][task]
         for rows in micro_batches:
-            batch_lengths = lengths[task][rows]
+            batch_lengths = task_data.lengths[rows]
             real += int(batch_lengths.sum())
-            slots += len(rows) * int(batch_lengths.max())
             pairs += len(rows)
-            flops += train_flops(batch_lengths, counts)
+            if cfg.train.batching == "shared":
+                batch = pack(task_data, rows, data["pairs"].pad_id, cfg.train.row_tokens)
+                computed += batch["computed"]
+                slots += batch["input_ids"].numel()
+                flops += tree_flops(batch["position_ids"], batch["used"], counts)
+            else:
+                computed += int(batch_lengths.sum())
+                slots += len(rows) * int(batch_lengths.max())
+                flops += train_flops(batch_lengths, counts)
     if real != summary["tokens"]:
         log.warning("%s: replayed batches hold %d tokens, the trainer counted %d", cfg.log.run_name, real,
                     summary["tokens"])
     reports = summary["final"]["reports"]
-    return measured(cfg.train.max_steps, pairs, real, slots, summary["train_seconds"], flops, meter, f1_of(reports))
+    return measured(cfg.train.max_steps, pairs, real, computed, slots, summary["train_seconds"], flops, meter,
+                    f1_of(reports))
 
 
-def train_packed(cfg: ExperimentConfig, data: dict, counts: dict, device: str, steps: int, row_length: int) -> dict:
-    """The trainer's loop with packed rows instead of padded batches: same model, optimizer, schedule, task
-    sampling and step (`mtl.packing.packed_train_step` mirrors `mtl.train.train_step`); batches are drawn in
-    random order, since packing leaves no padding for length grouping to save. F1 on the dev subset afterwards."""
-    from accelerate.utils import set_seed
-    from transformers import get_scheduler
-
-    from mtl.train import build_accelerator, build_optimizer, scaled_lr
-
-    log.info("training packed (%d steps, rows of %d tokens)", steps, row_length)
-    cfg = derive(cfg, {"train.max_steps": steps})
-    train_data, pad_id = data["train"], data["pairs"].pad_id
-    with Meter(device) as meter:
-        accelerator = build_accelerator(cfg)
-        set_seed(cfg.train.seed)
-        model = build_model(cfg, data["priors"].n_features if data["priors"] else 0, data["folder"], data["pairs"].arch)
-        optimizer = build_optimizer(model, cfg)
-        scheduler = get_scheduler(
-            {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[cfg.train.lr_schedule],
-            optimizer, num_warmup_steps=int(cfg.train.warmup_ratio * steps), num_training_steps=steps)
-        model, optimizer = accelerator.prepare(model, optimizer)
-        streams = TaskStreams({t: d.lengths for t, d in train_data.items()}, cfg.train.global_batch_size,
-                              cfg.train.seed, bucket=False)
-        sizes = {t: len(d) for t, d in train_data.items()}
-        weights = {"qc": cfg.tasks.loss_weight_qc, "qi": cfg.tasks.loss_weight_qi}
-        seconds, real, slots, pairs, flops = 0.0, 0, 0, 0, 0.0
-        for step in range(steps):
-            start = time.perf_counter()
-            task = task_for_step(step, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed)
-            micro_batches = shard(streams.next(task), cfg.train.micro_batch_size, accelerator.process_index,
-                                  accelerator.num_processes)
-            with scaled_lr(optimizer, weights[task]):
-                _, shapes = packed_train_step(model, train_data[task], micro_batches, optimizer, accelerator, cfg,
-                                              pad_id, row_length)
-            scheduler.step()
-            seconds += time.perf_counter() - start
-            for rows, (n_rows, width) in zip(micro_batches, shapes):
-                batch_lengths = train_data[task].lengths[rows]
-                real += int(batch_lengths.sum())
-                slots += n_rows * width
-                pairs += len(rows)
-                flops += train_flops(batch_lengths, counts)
-        model = accelerator.unwrap_model(model)
-        reports = {t: task_report(d, predict_probs(model, d, pad_id, cfg.eval.batch_size, progress=False))
-                   for t, d in data["val"].items()}
-        accelerator.free_memory()
-        del model, optimizer
-    return measured(steps, pairs, real, slots, seconds, flops, meter, f1_of(reports))
-
-
-def measured(steps: int, pairs: int, real: int, slots: int, seconds: float, flops: float, meter, f1: dict) -> dict:
-    """One pipeline's figures; `mfu` is filled in at the end of the run, once the last matmul peak is measured."""
-    return {"steps": steps, "examples": pairs, "tokens": real, "token_slots": slots,
-            "padding_fraction": 1 - real / slots, "train_seconds": seconds,
+def measured(steps: int, pairs: int, real: int, computed: int, slots: int, seconds: float, flops: float, meter,
+             f1: dict) -> dict:
+    """One pipeline's figures; `mfu` is filled in at the end of the run, once the last matmul peak is measured.
+    `real`: the pairs' tokens; `computed`: the tokens the forward passes ran on besides padding (fewer than `real`
+    where prefix-tree rows shared them); `slots`: rows x width of every forward pass."""
+    return {"steps": steps, "examples": pairs, "tokens": real, "computed_tokens": computed, "token_slots": slots,
+            "padding_fraction": 1 - computed / slots, "shared_fraction": 1 - computed / real,
+            "train_seconds": seconds,
             "tokens_per_s": real / seconds, "examples_per_s": pairs / seconds,
             "model_flops": flops, "flops_per_s": flops / seconds, "mfu": None,
             "peak_memory_bytes": meter.bytes, "other_load": meter.other_load, "f1": f1}
@@ -397,7 +382,8 @@ def measured(steps: int, pairs: int, real: int, slots: int, seconds: float, flop
 def combine(parts: dict[str, dict]) -> dict:
     """The reference's two single-task runs as one pipeline: sums over both, F1 of each task from its own model."""
     total = {k: sum(p[k] for p in parts.values())
-             for k in ("steps", "examples", "tokens", "token_slots", "train_seconds", "model_flops")}
+             for k in ("steps", "examples", "tokens", "computed_tokens", "token_slots", "train_seconds",
+                       "model_flops")}
     f1 = {}
     for part in parts.values():
         f1.update(part["f1"])
@@ -408,8 +394,8 @@ def combine(parts: dict[str, dict]) -> dict:
     meter.bytes = max(p["peak_memory_bytes"] for p in parts.values())
     meter.other_load = None if any(x is None for x, _ in loads) else \
         sum(x * t for x, t in loads) / sum(t for _, t in loads)
-    return measured(total["steps"], total["examples"], total["tokens"], total["token_slots"], total["train_seconds"],
-                    total["model_flops"], meter, f1)
+    return measured(total["steps"], total["examples"], total["tokens"], total["computed_tokens"], total["token_slots"],
+                    total["train_seconds"], total["model_flops"], meter, f1)
 
 
 def f1_of(reports: dict) -> dict:
@@ -608,12 +594,12 @@ def format_markdown(r: dict) -> str:
         lines.append("- GPU: none (no GPU was available to this run: GPU bf16 LoRA training MFU is not measured "
                      "here)")
     lines += ["", "## Training", "",
-              "| pipeline | steps | pairs/s | real tokens/s | padding | model GFLOP/s | MFU | peak memory | "
-              "other load | F1 QC | F1 QI | F1 avg | F1 avg (tuned) |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    rows = [(f"ours: joint model, {s['batching']} batches, max_length {s['max_length']}", train["ours"])]
-    if "packed" in train:
-        rows.append((f"ours: joint model, packed rows of {s['row_length']} tokens", train["packed"]))
+              "| pipeline | steps | pairs/s | tokens/s | computed (shared) | padding | model GFLOP/s | MFU | "
+              "peak memory | other load | F1 QC | F1 QI | F1 avg | F1 avg (tuned) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [(f"ours: joint model, {_batching(s['batching'], s)}", train["ours"])]
+    if "other" in train:
+        rows.append((f"ours: joint model, {_batching(s['other_batching'], s)}", train["other"]))
     rows += [(f"reference: QC model, random batches, max_length {s['reference_max_length']}", ref["qc"]),
              (f"reference: QI model, random batches, max_length {s['reference_max_length']}", ref["qi"]),
              ("reference: both models", ref["total"])]
@@ -621,12 +607,13 @@ def format_markdown(r: dict) -> str:
         f1 = p["f1"]
         lines.append(
             f"| {label} | {p['steps']} | {p['examples_per_s']:.2f} | {p['tokens_per_s']:.1f} | "
+            f"{1 - p['shared_fraction']:.0%} ({p['shared_fraction']:.0%}) | "
             f"{p['padding_fraction']:.1%} | {p['flops_per_s'] / 1e9:.2f} | {p['mfu']:.1%} | "
             f"{_mib(p['peak_memory_bytes'])} | {_cores(p['other_load'])} | {_f(f1.get('qc'))} | {_f(f1.get('qi'))} | "
             f"{_f(f1.get('avg'))} | {_f(f1.get('avg_tuned'))} |")
     ratio = r["ratios"]
     lines += [f"| **ours / reference** |  | **{ratio['train_examples_per_s']:.2f}x** | "
-              f"**{ratio['train_tokens_per_s']:.2f}x** |  |  |  |  |  |  |  | "
+              f"**{ratio['train_tokens_per_s']:.2f}x** |  |  |  |  |  |  |  |  | "
               f"{train['ours']['f1']['avg'] - ref['total']['f1']['avg']:+.4f} | "
               f"{train['ours']['f1']['avg_tuned'] - ref['total']['f1']['avg_tuned']:+.4f} |", ""]
     inf, mem = r["inference"], r["memory"]
@@ -643,25 +630,29 @@ def format_markdown(r: dict) -> str:
               f"**{ratio['inference_pairs_per_s']:.2f}x** |  |  |", ""]
     t = {k: "met" if v else "not met" for k, v in r["targets"].items()}
     lines += ["## Targets", "",
-              f"- real tokens/s at least 2x the reference: **{t['train_tokens_per_s_at_least_2x']}** "
+              f"- tokens/s at least 2x the reference: **{t['train_tokens_per_s_at_least_2x']}** "
               f"({ratio['train_tokens_per_s']:.2f}x; pairs/s {ratio['train_examples_per_s']:.2f}x)",
               f"- padding under 10%: **{t['padding_under_10pct']}** "
               f"({train['ours']['padding_fraction']:.1%} ours, {ref['total']['padding_fraction']:.1%} reference)",
               f"- F1 avg equal or better: **{t['f1_avg_equal_or_better']}** "
               f"({train['ours']['f1']['avg']:.4f} vs {ref['total']['f1']['avg']:.4f} at 0.5)"]
-    if "packing" in r:
-        lines.append(f"- packing: {r['packing']['verdict']}")
+    if "batching" in r:
+        lines.append(f"- batching: {r['batching']['verdict']}")
     lines += ["", "## How the figures are made", "",
               f"- Ours trains {s['joint_steps']} joint steps, each reference model {s['steps_per_task']} steps on its "
               "task: the same pairs per task, the same optimizer, learning rates, schedule and seed. Training time is "
               "the trainer's own (optimizer steps only; evaluation and checkpoints excluded).",
-              "- Real tokens are non-pad tokens of each pipeline's own pair format (ours `<bos> q \\n t <eos>`, the "
-              "reference `<bos>q<bos>t`: one token shorter), so pairs/s is the like-for-like rate.",
-              "- Padding = 1 - real tokens / tokens computed (rows x width of every forward pass).",
-              "- Model FLOPs per pair of L real tokens = L·(4·N_frozen + 6·N_lora) + Σ_layers 12·d_attn·P(L) "
+              "- Tokens/s counts the tokens of the pairs trained on in each pipeline's own pair format (ours "
+              "`<bos> q \\n t <eos>`, the reference `<bos>q<bos>t`: one token shorter), so pairs/s is the "
+              "like-for-like rate. *Computed* is the share of those tokens the forward passes ran on: prefix-tree "
+              "rows (`shared` batching) compute a query, and the start of paths, once for all its pairs in a "
+              "batch; the share they saved is in brackets.",
+              "- Padding = 1 - computed tokens / token slots (rows x width of every forward pass).",
+              "- Model FLOPs per pair of L tokens = L·(4·N_frozen + 6·N_lora) + Σ_layers 12·d_attn·P(L) "
               f"(N_frozen = {r['flop_model']['frozen_linear_params']:,}, N_lora = "
               f"{r['flop_model']['lora_params']:,}, d_attn = {r['flop_model']['attention_width']}, P = causal "
-              "query-key pairs); MFU = model FLOP/s / the matmul peak above. Padding is not counted as work.",
+              "query-key pairs); prefix-tree rows count each computed token once, a token at depth k scoring k + 1 "
+              "keys. MFU = model FLOP/s / the matmul peak above. Padding and shared tokens are not counted as work.",
               "- Matmul peak: measured at the start and again at the end of the run; MFU uses the higher, so other "
               "work during one of the two measurements does not lower the ceiling and inflate MFU (the other load "
               "during each is shown above; only other work during both would).",
@@ -675,6 +666,12 @@ def format_markdown(r: dict) -> str:
               "own model, in file order. Parameter memory counts every parameter of the loaded model(s) (the "
               "reference serves two backbones).", ""]
     return "\n".join(lines)
+
+
+def _batching(batching: str, setup: dict) -> str:
+    if batching == "shared":
+        return f"shared batching: prefix-tree rows of {setup['row_tokens']} tokens"
+    return f"{batching} batches, max_length {setup['max_length']}"
 
 
 def _mib(n: int) -> str:

@@ -182,8 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench", help="training / inference throughput against a reference-style pipeline", epilog=EPILOG_OVERRIDES,
         description="In one process: the machine's matmul peak; the joint model trained by the trainer for 2N steps "
-                    "(real tokens/s, pairs/s, padding, MFU, peak memory, F1 on the dev subset); the same on packed "
-                    "rows; the paper-style reference (one model per task, N steps each, random batches padded to "
+                    "(tokens/s, pairs/s, padding, MFU, peak memory, F1 on the dev subset); the same with the other "
+                    "batching (bucket or shared prefix-tree rows); the paper-style reference (one model per task, N steps each, random batches padded to "
                     "the longest, max_length 2048, the tokenizer's own pair template); inference pairs/s per task "
                     "and parameter memory of one joint model vs two single-task models. Writes NAME.md and "
                     "NAME.json under --output-dir. Give it the machine to itself: on a shared machine wrap it in "
@@ -193,10 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps-per-task", type=int, default=80,
                        help="steps of each reference model; the joint model trains twice as many (default: "
                             "%(default)s)")
-    bench.add_argument("--packing-steps", type=int, default=-1, help="steps of the packed run (default: as many as "
-                                                                     "the joint model; 0 skips it)")
-    bench.add_argument("--row-length", type=int, default=0, help="tokens per packed row (default: 2 x "
-                                                                 "data.max_length)")
+    bench.add_argument("--compare-steps", type=int, default=-1,
+                       help="steps of the joint model with the other batching (bucket or shared; default: as many as "
+                            "ours; 0 skips it)")
     bench.add_argument("--peak-size", type=int, default=0, help="matmul side for the peak (default: 2048 on CPU, "
                                                                 "8192 on CUDA)")
     bench.add_argument("--output-dir", default="benchmarks/results", help="default: %(default)s")
@@ -340,8 +339,8 @@ def cmd_bench(args) -> int:
     from mtl.config import load_config
 
     cfg = load_config(args.config, args.overrides)
-    options = BenchOptions(steps_per_task=args.steps_per_task, packing_steps=args.packing_steps,
-                           row_length=args.row_length, peak_size=args.peak_size, work_dir=args.work_dir or "")
+    options = BenchOptions(steps_per_task=args.steps_per_task, compare_steps=args.compare_steps,
+                           peak_size=args.peak_size, work_dir=args.work_dir or "")
     results = run_benchmark(cfg, options, args.invoked_as or shlex.join(["mtl", *sys.argv[1:]]))
     md, js = write_results(results, args.output_dir, args.name or default_name(cfg))
     print(md.read_text(encoding="utf-8"))

@@ -171,8 +171,12 @@ class TrainConfig:
     """Decay after warm-up (transformers' schedulers)."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm (0 = off)."""
-    batching: Literal["bucket", "random"] = "bucket"
-    """bucket: batches of similar length (little padding); random: shuffled batches padded to the longest."""
+    batching: Literal["bucket", "shared", "random"] = "bucket"
+    """bucket: batches of similar length (little padding); shared: a query's pairs in one batch, as prefix-tree rows
+    that compute the query once (`mtl.packing`; decoders with rotary positions); random: shuffled batches padded to
+    the longest."""
+    row_tokens: int = 128
+    """shared batching: tokens per prefix-tree row (its rows are as wide as the fullest one)."""
     eval_every: int = 80
     """Evaluate (and keep the best model) every N steps and at the end (0 = only at the end)."""
     save_every: int = 0
@@ -191,6 +195,7 @@ class TrainConfig:
         check("train.tapt_steps", self.tapt_steps, self.tapt_steps >= 0, ">= 0")
         check("train.micro_batch_size", self.micro_batch_size, self.micro_batch_size >= 1, ">= 1")
         check("train.global_batch_size", self.global_batch_size, self.global_batch_size >= 1, ">= 1")
+        check("train.row_tokens", self.row_tokens, self.row_tokens >= 1, ">= 1")
         if self.global_batch_size % self.micro_batch_size:
             raise ConfigError(
                 f"train.global_batch_size ({self.global_batch_size}) must be a multiple of "

@@ -28,6 +28,7 @@ from mtl.backbone import detect_arch, load_backbone, load_tokenizer, resolve
 from mtl.config import ExperimentConfig, TASKS, load_config, save_config
 from mtl.data.pairs import PairTokenizer
 from mtl.errors import CheckpointError
+from mtl.packing import tree_masks
 from mtl.io import atomic_dir, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,22 @@ class MultiTaskClassifier(nn.Module):
     def head(self, task: str) -> nn.Linear:
         return {"qc": self.qc_head, "qi": self.qi_head}[task]
 
-    def forward(self, task: str, input_ids, attention_mask, features=None) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(self, task: str, input_ids, attention_mask=None, features=None, position_ids=None,
+                subtree_end=None, pool_at=None) -> torch.Tensor:
+        """One logit per pair. Padded batches (`collate`) pass `attention_mask`; prefix-tree rows (`mtl.packing.pack`)
+        pass `position_ids`, `subtree_end` and `pool_at` instead. Both go through `forward`, so DDP and DeepSpeed
+        see every training step."""
+        if subtree_end is None:
+            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            pooled = pool(hidden, attention_mask, self.pooling)
+        else:
+            base = self.backbone.get_base_model()
+            masks = tree_masks(position_ids, subtree_end, base.config, base.dtype)
+            hidden = self.backbone(input_ids=input_ids, attention_mask=masks, position_ids=position_ids,
+                                   use_cache=False).last_hidden_state
+            pooled = hidden[pool_at[:, 0], pool_at[:, 1]]
         head = self.head(task)
-        pooled = self.dropout(pool(hidden, attention_mask, self.pooling).to(head.weight.dtype))
+        pooled = self.dropout(pooled.to(head.weight.dtype))
         if task == "qc" and self.qc_feature_dim:
             if features is None:
                 raise ValueError("this model's qc_head reads taxonomy features: pass `features`")

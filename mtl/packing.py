@@ -1,65 +1,74 @@
-"""Padding-free packing for pair classification: several tokenized pairs share a row, attention stays within each
-pair, and each pair gets one logit from its own last token.
+"""Prefix-tree rows for pair classification: pairs share rows, and tokens that several pairs begin with are computed
+once. Pairs of one query (`<bos> query \\n` is the same for all of them) then cost their query once, QC paths that
+start alike share their first levels too, and each pair still gets exactly the logit it gets alone.
 
-    batch = pack(data, rows, pad_id, row_length=128)
-    logits = packed_logits(model, data.task, batch)     # equals model(task, **collate(data, rows)) in eval mode
+    batch = pack(data, rows, pad_id, row_tokens=128)
+    logits = model(task, batch["input_ids"], position_ids=batch["position_ids"],
+                   subtree_end=batch["subtree_end"], pool_at=batch["pool_at"])   # = the padded forward's logits
 
-Pairs are spread over rows of about `row_length` tokens (longest first onto the least-filled row); `position_ids`
-restart at 0 for every pair (and for the padding at the end of a row); the masks are 4D and block-diagonal causal,
-one per layer type for models that take a mapping (Gemma-3: `full_attention`, and `sliding_attention` with the
-window applied to within-pair distances), so a packed pair sees exactly what it sees alone. They are built here
-rather than left to transformers' detection of packed `position_ids`, which is skipped whenever the model makes a
-KV cache (Gemma-3 in eval mode does). `sdpa` and `eager` kernels, decoders with last-token pooling and rotary
-position embeddings (tests/test_packing.py checks packed logits against padded ones).
+A row holds a prefix tree (trie) of its pairs' token ids, one token per node, in depth-first order. A node's position
+is its depth, which is the token's position in its own pair, and it attends to its ancestors and itself and to
+nothing else: that is what the same token sees in the pair alone, under causal attention. In depth-first order the
+ancestors of node j are exactly the nodes k <= j whose subtree reaches past j (`k <= j < subtree_end[k]`), so the
+mask needs one number per node. Each pair is pooled at the node of its last token.
 
-Rotary only: with rotary embeddings attention depends on within-pair distances alone, so a packed pair's logit is
-right whatever position it starts at, and the packed-vs-padded test cannot tell whether positions restart per pair.
-With absolute (learned, sinusoidal) or ALiBi-style encodings a restart bug would change the logits and no test here
-covers them, so `packed_logits` refuses them.
+Why hand-written: transformers' packed-sequence support (flash-attention varlen, or packed `position_ids`) keeps
+sequences apart; it has no way for two sequences to share a prefix. The masks are 4D (one per layer type for
+models that take a mapping: Gemma-3's `full_attention`, and `sliding_attention` with the window applied to
+within-pair distances), for the `sdpa` and `eager` kernels. Causal decoders with last-token pooling only: an
+encoder's tokens also see later tokens, which differ between the pairs that share a prefix.
 
-`mtl bench` measures it against length bucketing; the trainer does not use it (benchmarks/results/ says why).
+Packing is exact whatever rows it is given; the trainer's `shared` batching (`mtl.sampling`) draws batches that
+keep a query's pairs together, so that there is something to share. `mtl bench` measures both against bucketing.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mtl.data.tasks import TaskData
-from mtl.train import backward_and_step
+from mtl.errors import ConfigError
 
 
-def pack(data: TaskData, rows, pad_id: int, row_length: int) -> dict:
-    """Tensors for `rows` of one task packed into ceil(tokens / row_length) rows: longest pair first, each onto the
-    least-filled row, so the rows come out nearly equal and little is left to pad.
+def pack(data: TaskData, rows, pad_id: int, row_tokens: int) -> dict:
+    """Tensors for `rows` of one task as prefix-tree rows of about `row_tokens` nodes each.
 
-    Returns `input_ids` and `position_ids` [n_rows, width], `row` and `last` (where pair i's last token is, in the
-    order of `rows`), `labels`/`features` in the order of `rows`, and `tokens` (real tokens)."""
+    Returns `input_ids`, `position_ids` (node depth) and `subtree_end` [n_rows, width]; `pool_at` [len(rows), 2],
+    the (row, column) of each pair's last token in the order of `rows`; `labels`/`features` in that order;
+    `tokens` (the pairs' own token count), `computed` (tree nodes, the tokens actually computed) and `used`
+    (nodes per row)."""
     rows = np.asarray(rows)
-    lengths = data.lengths[rows]
-    fill = [0] * max(1, -(-int(lengths.sum()) // row_length))
-    place = np.empty(len(rows), dtype=np.int64)
-    start = np.empty(len(rows), dtype=np.int64)
-    for i in np.argsort(-lengths, kind="stable"):
+    sequences = [tuple(data.input_ids[r]) for r in rows]
+    order = sorted(range(len(rows)), key=lambda i: sequences[i])  # pairs with a common prefix become neighbours
+    units = split_units([sequences[i] for i in order], order)
+    n_rows = max(1, -(-sum(cost for cost, _ in units) // row_tokens))
+    # Longest unit first onto the least-filled row: rows come out nearly equal, so little is left to pad.
+    fill, members = [0] * n_rows, [[] for _ in range(n_rows)]
+    for cost, unit in sorted(units, key=lambda u: -u[0]):
         target = int(np.argmin(fill))
-        place[i], start[i] = target, fill[target]
-        fill[target] += int(lengths[i])
-    width = max(fill)
-    input_ids = torch.full((len(fill), width), pad_id, dtype=torch.long)
-    # Padding at a row's end counts 0, 1, ... as well: it becomes a segment of its own, so no real token attends to
-    # it and no query row of the mask is empty (an all-masked row gives NaN in sdpa, which would leak into the
-    # gradients through 0 * NaN).
-    position_ids = torch.arange(width).repeat(len(fill), 1)
-    for r, used in enumerate(fill):
-        position_ids[r, used:] = torch.arange(width - used)
-    for i, row in enumerate(rows):
-        ids = data.input_ids[row]
-        input_ids[place[i], start[i]:start[i] + len(ids)] = torch.tensor(ids, dtype=torch.long)
-        position_ids[place[i], start[i]:start[i] + len(ids)] = torch.arange(len(ids))
-    batch = {"task": data.task, "input_ids": input_ids, "position_ids": position_ids,
-             "row": torch.as_tensor(place), "last": torch.as_tensor(start + lengths - 1),
-             "rows": torch.as_tensor(rows, dtype=torch.long), "tokens": int(lengths.sum())}
+        fill[target] += cost
+        members[target].extend(unit)
+    members = [sorted(m, key=lambda i: sequences[i]) for m in members if m]
+    trees = [prefix_tree([sequences[i] for i in m]) for m in members]
+    width = max(len(tree[0]) for tree in trees)
+
+    input_ids = torch.full((len(trees), width), pad_id, dtype=torch.long)
+    position_ids = torch.zeros((len(trees), width), dtype=torch.long)
+    # Padding nodes are leaves that only see themselves: no real node attends to them (they come later and are
+    # no one's descendants) and none has an empty mask row (an all-masked row gives NaN in sdpa, and 0 * NaN
+    # would reach the gradients).
+    subtree_end = torch.arange(1, width + 1).repeat(len(trees), 1)
+    pool_at = torch.empty((len(rows), 2), dtype=torch.long)
+    for r, ((tokens, depth, end, last), pairs) in enumerate(zip(trees, members)):
+        n = len(tokens)
+        input_ids[r, :n], position_ids[r, :n], subtree_end[r, :n] = (torch.tensor(x) for x in (tokens, depth, end))
+        for i, node in zip(pairs, last):
+            pool_at[i] = torch.tensor([r, node])
+    batch = {"task": data.task, "input_ids": input_ids, "position_ids": position_ids, "subtree_end": subtree_end,
+             "pool_at": pool_at, "rows": torch.as_tensor(rows, dtype=torch.long),
+             "tokens": int(data.lengths[rows].sum()), "computed": sum(len(t[0]) for t in trees),
+             "used": [len(t[0]) for t in trees]}
     if "label" in data.records:
         batch["labels"] = torch.as_tensor(data.labels[rows], dtype=torch.float32)
     if data.features is not None:
@@ -67,48 +76,67 @@ def pack(data: TaskData, rows, pad_id: int, row_length: int) -> dict:
     return batch
 
 
-def is_rotary(backbone) -> bool:
-    """Whether `backbone` encodes positions with rotary embeddings (a `*RotaryEmbedding` module: Gemma, Llama,
-    Qwen, Mistral, ...). A rotary model applied through functions only reads as not rotary: refused, never wrong."""
-    return any("rotary" in type(module).__name__.lower() for module in backbone.modules())
+def split_units(sorted_sequences: list[tuple], indices: list[int]) -> list[tuple[int, list[int]]]:
+    """Runs of sorted pairs that share more than their first token (which every pair of a row shares anyway),
+    each with the nodes it adds to a row: a unit stays in one row so its shared prefix is computed once."""
+    units: list[tuple[int, list[int]]] = []
+    previous: tuple = ()
+    for seq, i in zip(sorted_sequences, indices):
+        common = common_prefix(previous, seq)
+        if units and common > 1:
+            cost, members = units[-1]
+            units[-1] = (cost + len(seq) - common, members + [i])
+        else:
+            units.append((len(seq) - min(common, 1), [i]))
+        previous = seq
+    return units
 
 
-def packed_logits(model, task: str, batch: dict) -> torch.Tensor:
-    """One logit per packed pair, in the order of the rows given to `pack`: the backbone once over the packed rows,
-    then the same pooling, dropout and head as `MultiTaskClassifier.forward`."""
-    if model.pooling != "last":
-        raise ValueError(f"packing needs last-token pooling (a decoder), this model pools {model.pooling!r}")
-    base = model.backbone.get_base_model()
-    if not is_rotary(base):
-        raise ValueError(f"packing supports rotary position embeddings only; {type(base).__name__} encodes positions "
-                         "otherwise, and packed positions are only verified for rotary models (see mtl.packing)")
-    device = next(model.parameters()).device
-    position_ids = batch["position_ids"].to(device)
-    hidden = model.backbone(input_ids=batch["input_ids"].to(device), position_ids=position_ids,
-                            attention_mask=packed_masks(position_ids, base.config, base.dtype),
-                            use_cache=False).last_hidden_state
-    head = model.head(task)
-    pooled = model.dropout(hidden[batch["row"].to(device), batch["last"].to(device)].to(head.weight.dtype))
-    if task == "qc" and model.qc_feature_dim:
-        if "features" not in batch:
-            raise ValueError("this model's qc_head reads taxonomy features: the batch has none")
-        pooled = torch.cat([pooled, batch["features"].to(device, pooled.dtype)], dim=-1)
-    return head(pooled).squeeze(-1)
+def prefix_tree(sorted_sequences: list[tuple]) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Nodes of the trie of `sorted_sequences` in depth-first order: token ids, depths, subtree ends (one past the
+    last descendant), and the node where each sequence ends. Sorted input lists the trie depth first, and a
+    sequence shares with the trie exactly what it shares with the sequence before it."""
+    tokens, depth, end, last = [], [], [], []
+    path: list[int] = []  # the nodes of the previous sequence, root first
+    previous: tuple = ()
+    for seq in sorted_sequences:
+        common = common_prefix(previous, seq)
+        for node in path[common:]:
+            end[node] = len(tokens)
+        del path[common:]
+        for token in seq[common:]:
+            path.append(len(tokens))
+            tokens.append(token)
+            depth.append(len(path) - 1)
+            end.append(-1)
+        last.append(path[len(seq) - 1])
+        previous = seq
+    for node in path:
+        end[node] = len(tokens)
+    return tokens, depth, end, last
 
 
-def packed_masks(position_ids: torch.Tensor, config, dtype: torch.dtype):
-    """Block-diagonal causal masks [rows, 1, width, width] for packed rows whose pairs start where position is 0:
-    boolean (True = attend) for sdpa, additive for eager; a mapping per layer type when the model has several."""
-    segment = (position_ids == 0).cumsum(-1)
-    allowed = (segment[:, :, None] == segment[:, None, :]) & torch.ones(
-        position_ids.shape[1], position_ids.shape[1], dtype=torch.bool, device=position_ids.device).tril()
-    distance = position_ids[:, :, None] - position_ids[:, None, :]  # within a pair: query position - key position
+def common_prefix(a: tuple, b: tuple) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def tree_masks(position_ids: torch.Tensor, subtree_end: torch.Tensor, config, dtype: torch.dtype):
+    """Ancestor-or-self masks [rows, 1, width, width] for prefix-tree rows: boolean (True = attend) for sdpa,
+    additive for eager; a mapping per layer type for models that have several."""
+    width = position_ids.shape[1]
+    node = torch.arange(width, device=position_ids.device)
+    allowed = (node[None, None, :] <= node[None, :, None]) & (node[None, :, None] < subtree_end[:, None, :])
     kinds = {"full_attention": allowed}
     if getattr(config, "sliding_window", None):
-        kinds["sliding_attention"] = allowed & (distance < config.sliding_window)  # transformers' window convention
+        distance = position_ids[:, :, None] - position_ids[:, None, :]  # within a pair: query - key position
+        kinds["sliding_attention"] = allowed & (distance < config.sliding_window)  # transformers' convention
     implementation = config._attn_implementation
     if implementation not in ("sdpa", "eager"):
-        raise ValueError(f"packing builds sdpa/eager masks; this model uses {implementation!r}")
+        raise ValueError(f"prefix-tree rows need sdpa or eager attention; this model uses {implementation!r}")
     if implementation == "eager":
         kinds = {k: torch.zeros(m.shape, dtype=dtype, device=m.device).masked_fill(~m, torch.finfo(dtype).min)
                  for k, m in kinds.items()}
@@ -118,22 +146,24 @@ def packed_masks(position_ids: torch.Tensor, config, dtype: torch.dtype):
         return kinds["full_attention"]
     unknown = set(layer_types) - set(kinds)
     if unknown:
-        raise ValueError(f"packing has no mask for layer types {sorted(unknown)}")
+        raise ValueError(f"prefix-tree rows have no mask for layer types {sorted(unknown)}")
     return {t: kinds[t] for t in set(layer_types)}
 
 
-def packed_train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg, pad_id: int,
-                      row_length: int) -> tuple[float, list[tuple[int, int]]]:
-    """`mtl.train.train_step` with each micro-batch packed: forward, loss, backward, clip and step the same way.
-    Returns the mean loss and the (rows, width) of every packed micro-batch (what was computed). Single process:
-    the packed forward goes around the prepared model's `forward`, which DDP would need to see."""
-    losses, shapes = [], []
-    for rows in micro_batches:
-        batch = pack(data, rows, pad_id, row_length)
-        shapes.append(tuple(batch["input_ids"].shape))
-        with accelerator.accumulate(model):
-            logits = packed_logits(accelerator.unwrap_model(model), data.task, batch)
-            loss = F.binary_cross_entropy_with_logits(logits.float(), batch["labels"].to(accelerator.device))
-            backward_and_step(model, loss, optimizer, accelerator, cfg)
-        losses.append(loss.detach().float())
-    return float(torch.stack(losses).mean()), shapes
+def check_packable(model) -> None:
+    """Refuse a model whose logits prefix-tree rows would not reproduce: pooling other than the last token, or
+    positions not encoded by rotary embeddings (the only kind the tests compare against padded batches)."""
+    if model.pooling != "last":
+        raise ConfigError(f"train.batching=shared needs last-token pooling (a decoder); this model pools "
+                          f"{model.pooling!r}: use train.batching=bucket")
+    base = model.backbone.get_base_model()
+    if not is_rotary(base):
+        raise ConfigError(f"train.batching=shared supports rotary position embeddings only; {type(base).__name__} "
+                          "encodes positions otherwise, which no test here checks (see mtl.packing): use "
+                          "train.batching=bucket")
+
+
+def is_rotary(backbone) -> bool:
+    """Whether `backbone` encodes positions with rotary embeddings (a `*RotaryEmbedding` module: Gemma, Llama,
+    Qwen, Mistral, ...). A rotary model applied through functions only reads as not rotary: refused, never wrong."""
+    return any("rotary" in type(module).__name__.lower() for module in backbone.modules())

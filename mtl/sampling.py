@@ -36,20 +36,29 @@ def task_for_step(step: int, sizes: dict[str, int], strategy: str, temperature: 
     return tasks[int(rng.choice(len(tasks), p=[probs[t] for t in tasks]))]
 
 
-def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, bucket: bool) -> list[np.ndarray]:
+def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, batching: str,
+                  queries: np.ndarray | None = None) -> list[np.ndarray]:
     """One epoch of full batches of row indices (the remainder waits for the next epoch's shuffle).
 
     bucket: transformers' length grouping (shuffle, sort within mega-batches of 50 batches) and then the batch
     order shuffled, so a batch holds pairs of similar length (little padding) while the order stays random.
+    shared: queries in random order, each query's pairs next to each other (in random order), cut into batches:
+    a query's pairs mostly land in one batch, where prefix-tree rows (`mtl.packing`) compute the query once.
+    Without `queries` every pair is its own query. random: shuffled pairs.
     """
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    if bucket:
+    if batching == "bucket":
         order = np.asarray(get_length_grouped_indices(lengths.tolist(), batch_size, generator=generator))
+    elif batching == "shared":
+        queries = np.arange(len(lengths)) if queries is None else np.asarray(queries)
+        pair_order = torch.randperm(len(lengths), generator=generator).numpy()
+        query_rank = torch.randperm(int(queries.max()) + 1, generator=generator).numpy()[queries[pair_order]]
+        order = pair_order[np.argsort(query_rank, kind="stable")]
     else:
         order = torch.randperm(len(lengths), generator=generator).numpy()
     n_full = len(order) // batch_size
     batches = [order[i * batch_size:(i + 1) * batch_size] for i in range(n_full)]
-    if bucket:
+    if batching == "bucket":
         shuffle = torch.randperm(n_full, generator=generator).tolist()
         batches = [batches[i] for i in shuffle]
     return batches
@@ -58,11 +67,13 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, b
 class TaskStreams:
     """An endless stream of global batches per task; `state_dict` is all a resumed run needs."""
 
-    def __init__(self, lengths: dict[str, np.ndarray], batch_size: int, seed: int, bucket: bool):
+    def __init__(self, lengths: dict[str, np.ndarray], batch_size: int, seed: int, batching: str,
+                 queries: dict[str, np.ndarray] | None = None):
         for task, task_lengths in lengths.items():
             if len(task_lengths) < batch_size:
                 raise ValueError(f"{task}: {len(task_lengths)} training pairs cannot fill one batch of {batch_size}")
-        self.lengths, self.batch_size, self.seed, self.bucket = lengths, batch_size, seed, bucket
+        self.lengths, self.batch_size, self.seed, self.batching = lengths, batch_size, seed, batching
+        self.queries = queries or {}
         self.position = {task: (0, 0) for task in lengths}
         self._current: dict[str, tuple[int, list[np.ndarray]]] = {}
 
@@ -70,7 +81,8 @@ class TaskStreams:
         """The task's batches for `epoch`, computed once per epoch (sorting a large set is not free)."""
         if self._current.get(task, (None,))[0] != epoch:
             task_seed = self.seed + 7919 * (sorted(self.lengths).index(task) + 1)
-            self._current[task] = (epoch, epoch_batches(self.lengths[task], self.batch_size, task_seed, epoch, self.bucket))
+            self._current[task] = (epoch, epoch_batches(self.lengths[task], self.batch_size, task_seed, epoch, self.batching,
+                                                       self.queries.get(task)))
         return self._current[task][1]
 
     def next(self, task: str) -> np.ndarray:

@@ -45,6 +45,7 @@ from mtl.io import atomic_write_text
 from mtl.logger import NullLogger, build_logger
 from mtl.metrics import f1_avg, format_table
 from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, save_model
+from mtl.packing import check_packable, pack
 from mtl.sampling import TaskStreams, shard, task_for_step
 from mtl.taxonomy import Taxonomy
 
@@ -211,8 +212,10 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
     )
     model, optimizer = accelerator.prepare(model, optimizer)
 
+    if cfg.train.batching == "shared":
+        check_packable(accelerator.unwrap_model(model))
     streams = TaskStreams({t: d.lengths for t, d in train_data.items()}, cfg.train.global_batch_size,
-                          cfg.train.seed, bucket=cfg.train.batching == "bucket")
+                          cfg.train.seed, cfg.train.batching, {t: d.queries for t, d in train_data.items()})
     state = TrainState()
     accelerator.register_for_checkpointing(scheduler, streams, state)
     if checkpoint is not None:
@@ -315,15 +318,17 @@ def load_run_data(cfg: ExperimentConfig, pair_tokenizer) -> RunData:
 
 def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg, state, pad_id):
     """One optimizer step on one task: forward/backward each micro-batch, then clip and step (accelerate applies
-    the update only after the last micro-batch). Returns the global batch's mean loss and real (non-pad) tokens."""
+    the update only after the last micro-batch). Returns the global batch's mean loss and its pairs' token count
+    (what the pairs hold, whether padded batches or prefix-tree rows computed them)."""
     losses, tokens = [], 0
     for rows in micro_batches:
-        batch = collate(data, rows, pad_id)
-        tokens += int(batch["attention_mask"].sum())
+        if cfg.train.batching == "shared":
+            batch = pack(data, rows, pad_id, cfg.train.row_tokens)
+        else:
+            batch = collate(data, rows, pad_id)
+        tokens += int(data.lengths[rows].sum())
         with accelerator.accumulate(model):
-            logits = model(task=data.task, input_ids=batch["input_ids"].to(accelerator.device),
-                           attention_mask=batch["attention_mask"].to(accelerator.device),
-                           features=batch["features"].to(accelerator.device) if "features" in batch else None)
+            logits = model(task=data.task, **model_inputs(batch, accelerator.device))
             loss = F.binary_cross_entropy_with_logits(logits.float(), batch["labels"].to(accelerator.device))
             if not finite_everywhere(loss, accelerator):
                 loss = handle_nonfinite(accelerator.unwrap_model(model), data, rows, state, cfg)
@@ -334,6 +339,12 @@ def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg
         mean_loss = accelerator.reduce(mean_loss.to(accelerator.device), reduction="mean")
         tokens = accelerator.reduce(tokens.to(accelerator.device), reduction="sum")
     return float(mean_loss), int(tokens.item())
+
+
+def model_inputs(batch: dict, device) -> dict:
+    """What `MultiTaskClassifier.forward` takes from a padded batch or from prefix-tree rows."""
+    names = ("input_ids", "attention_mask", "position_ids", "subtree_end", "pool_at", "features")
+    return {name: batch[name].to(device) for name in names if name in batch}
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ def test_bench_runs_end_to_end_and_writes_its_tables(tiny_backbone, tiny_data, t
     assert {"other_load"} <= set(peak["start"]) and {"other_load"} <= set(peak["end"])
     assert "the higher of the run's start" in table and "(other load " in table
     training = results["training"]
-    pipelines = [training["ours"], training["packed"], training["reference"]["qc"], training["reference"]["qi"],
+    pipelines = [training["ours"], training["other"], training["reference"]["qc"], training["reference"]["qi"],
                  training["reference"]["total"]]
     for p in pipelines:
         assert 0 <= p["padding_fraction"] < 1
@@ -33,7 +33,11 @@ def test_bench_runs_end_to_end_and_writes_its_tables(tiny_backbone, tiny_data, t
         assert p["peak_memory_bytes"] > 0
         assert p["mfu"] == pytest.approx(p["flops_per_s"] / peak["flops_per_s"])  # against the higher peak
     assert training["ours"]["steps"] == 2 and training["reference"]["total"]["steps"] == 2
-    assert training["packed"]["padding_fraction"] <= training["reference"]["total"]["padding_fraction"]
+    # Ours is bucketed by default; the other run shares prefixes (the tiny data repeats queries) and says so.
+    assert results["setup"]["batching"] == "bucket" and results["setup"]["other_batching"] == "shared"
+    assert training["ours"]["shared_fraction"] == 0 < training["other"]["shared_fraction"]
+    assert training["other"]["model_flops"] < training["ours"]["model_flops"]
+    assert results["batching"]["verdict"].startswith("shared batching: ")
     for key in ("qc", "qi", "avg", "avg_tuned"):
         assert 0 <= training["ours"]["f1"][key] <= 1 and 0 <= training["reference"]["total"]["f1"][key] <= 1
     assert all(r > 0 for r in results["ratios"].values())

@@ -5,12 +5,10 @@ import torch
 
 from mtl.config import load_config
 from mtl.data.tasks import TaskData, collate
+from mtl.errors import ConfigError
 from mtl.model import build_model, build_tokenizer
-from mtl.packing import pack, packed_logits
+from mtl.packing import check_packable, pack
 from tests.conftest import tiny_overrides
-
-# Longer than the tiny model's sliding window (32), so a packed pair must see the window on its own positions.
-LENGTHS = [5, 40, 63, 12, 33, 7, 1, 20, 31, 9]
 
 
 def tiny_model(tiny_backbone, tiny_data, root, attn: str = "sdpa", qc_features: int = 3):
@@ -30,58 +28,90 @@ def model_and_pad(request, tiny_backbone, tiny_data, tmp_path_factory):
     return tiny_model(tiny_backbone, tiny_data, tmp_path_factory.mktemp("packing"), request.param)
 
 
-def toy_data(task: str, features: int = 0) -> TaskData:
+def shared_prefix_data(task: str, features: int = 0) -> TaskData:
+    """Pairs `<bos> query 3 target`: 4 queries of 1-4 targets, a duplicated pair, and a query longer than the tiny
+    model's sliding window (32), so shared positions must respect the window."""
     rng = np.random.default_rng(0)
-    ids = [[2] + rng.integers(4, 1000, size=n - 1).tolist() for n in LENGTHS]
+    ids = []
+    for query_length, n_targets in [(5, 3), (40, 2), (3, 1), (12, 4)]:
+        query = [2] + rng.integers(4, 1000, size=query_length).tolist() + [3]
+        common_start = rng.integers(4, 1000, size=2).tolist()  # targets that begin alike share more than the query
+        for t in range(n_targets):
+            start = common_start if t % 2 else []
+            ids.append(query + start + rng.integers(4, 1000, size=int(rng.integers(1, 30))).tolist() + [1])
+    ids.append(list(ids[1]))
     records = pd.DataFrame({"id": range(len(ids)), "label": [i % 2 for i in range(len(ids))], "language": "en"})
     feats = rng.normal(size=(len(ids), features)).astype(np.float32) if features else None
     return TaskData(task, records, ids, feats)
 
 
+def tree_inputs(batch: dict) -> dict:
+    return {k: batch[k] for k in ("input_ids", "position_ids", "subtree_end", "pool_at", "features") if k in batch}
+
+
 @pytest.mark.parametrize("task", ["qi", "qc"])
-def test_packed_logits_equal_padded_logits(model_and_pad, task):
+def test_prefix_tree_rows_give_the_logits_of_padded_pairs(model_and_pad, task):
     model, pad_id = model_and_pad
-    data = toy_data(task, model.qc_feature_dim if task == "qc" else 0)
-    rows = np.array([3, 0, 2, 9, 1, 4, 6, 8, 5, 7])
+    data = shared_prefix_data(task, model.qc_feature_dim if task == "qc" else 0)
+    rows = np.random.default_rng(1).permutation(len(data))
     batch = collate(data, rows, pad_id)
-    packed = pack(data, rows, pad_id, row_length=64)
-    assert packed["input_ids"].shape[0] < len(rows)  # several pairs share rows
+    packed = pack(data, rows, pad_id, row_tokens=64)
+    assert packed["input_ids"].shape[0] > 1 and packed["computed"] < packed["tokens"]
     with torch.no_grad():
         padded = model(task=task, input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                        features=batch.get("features"))
-        together = packed_logits(model, task, packed)
+        together = model(task=task, **tree_inputs(packed))
     torch.testing.assert_close(together, padded, atol=1e-5, rtol=1e-4)
 
 
-def test_pack_places_every_pair_once_in_balanced_rows():
-    data = toy_data("qi")
-    rows = np.arange(len(LENGTHS))
-    packed = pack(data, rows, pad_id=0, row_length=64)
-    assert packed["tokens"] == sum(LENGTHS)
-    # 221 tokens make 4 rows of about 64; the 63-token pair sets the width, the rows are balanced around it
-    assert packed["input_ids"].shape == (4, 63)
-    used = torch.zeros_like(packed["input_ids"])
+def test_each_pair_sees_exactly_its_own_tokens_at_its_own_positions():
+    data = shared_prefix_data("qi")
+    rows = np.arange(len(data))
+    packed = pack(data, rows, pad_id=0, row_tokens=64)
+    node = torch.arange(packed["input_ids"].shape[1])
     for i, row in enumerate(rows):
-        r, last = int(packed["row"][i]), int(packed["last"][i])
-        n = LENGTHS[row]
-        assert packed["input_ids"][r, last - n + 1:last + 1].tolist() == data.input_ids[row]
-        assert packed["position_ids"][r, last - n + 1:last + 1].tolist() == list(range(n))
-        used[r, last - n + 1:last + 1] += 1
-    assert used.max() == 1
+        r, last = packed["pool_at"][i].tolist()
+        ancestors = (node <= last) & (last < packed["subtree_end"][r])  # the mask row of the pair's last token
+        assert packed["input_ids"][r, ancestors].tolist() == data.input_ids[row]
+        assert packed["position_ids"][r, ancestors].tolist() == list(range(len(data.input_ids[row])))
 
 
-def test_packed_training_step_has_finite_gradients(tiny_backbone, tiny_data, tmp_path):
+def test_shared_prefixes_are_computed_once():
+    ids = [[2, 5, 6, 7, 8], [2, 5, 6, 9], [2, 5, 6, 9], [2, 10]]  # a duplicate, and a pair sharing only <bos>
+    data = TaskData("qi", pd.DataFrame({"id": range(4), "label": [0, 1, 0, 1], "language": "en"}), ids)
+    packed = pack(data, np.array([3, 0, 2, 1]), pad_id=0, row_tokens=100)
+    assert packed["tokens"] == 15 and packed["computed"] == 7  # nodes 2 5 6 7 8 9 10
+    assert packed["input_ids"].tolist() == [[2, 5, 6, 7, 8, 9, 10]]
+    assert packed["position_ids"].tolist() == [[0, 1, 2, 3, 4, 3, 1]]
+    assert packed["subtree_end"].tolist() == [[7, 6, 6, 5, 5, 6, 7]]
+    assert packed["pool_at"][:, 1].tolist() == [6, 4, 5, 5]  # in the order the rows were given
+    assert packed["labels"].tolist() == [1, 0, 0, 1]
+
+
+def test_rows_are_balanced_and_hold_every_pair_once():
+    rng = np.random.default_rng(0)
+    ids = [[2] + rng.integers(4, 1000, size=int(n)).tolist() for n in rng.integers(5, 40, size=40)]
+    data = TaskData("qi", pd.DataFrame({"id": range(40), "label": 0, "language": "en"}), ids)
+    packed = pack(data, np.arange(40), pad_id=0, row_tokens=128)
+    n_rows, width = packed["input_ids"].shape
+    assert n_rows == -(-(sum(map(len, ids)) - 39) // 128)  # rows share only <bos>: one per row
+    assert len(set(map(tuple, packed["pool_at"].tolist()))) == 40
+    assert 1 - packed["computed"] / (n_rows * width) < 0.1  # longest first onto the least-filled row
+
+
+def test_a_training_step_on_rows_ending_in_padding_has_finite_gradients(tiny_backbone, tiny_data, tmp_path):
     model, pad_id = tiny_model(tiny_backbone, tiny_data, tmp_path)
     model.train()
-    data = toy_data("qi")
-    packed = pack(data, np.arange(len(LENGTHS)), pad_id, row_length=64)
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(packed_logits(model, "qi", packed), packed["labels"])
-    loss.backward()  # rows end in padding: a fully masked padding query would give NaN gradients
+    data = shared_prefix_data("qi")
+    packed = pack(data, np.arange(len(data)), pad_id, row_tokens=64)
+    assert (packed["input_ids"] == pad_id).any()
+    logits = model(task="qi", **tree_inputs(packed))
+    torch.nn.functional.binary_cross_entropy_with_logits(logits, packed["labels"]).backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
-    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert grads and all(torch.isfinite(g).all() for g in grads)  # a fully masked padding row would give NaN
 
 
-def test_packing_refuses_a_backbone_without_rotary_positions():
+def test_shared_batching_refuses_a_backbone_without_rotary_positions():
     from peft import LoraConfig, get_peft_model
     from transformers import GPT2Config, GPT2Model
 
@@ -89,10 +119,8 @@ def test_packing_refuses_a_backbone_without_rotary_positions():
 
     gpt2 = GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=1000, n_positions=64))  # learned positions
     lora = LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True)
-    model = MultiTaskClassifier(get_peft_model(gpt2, lora), 16, "last", 0, 0.0)
-    packed = pack(toy_data("qi"), np.arange(3), pad_id=0, row_length=64)
-    with pytest.raises(ValueError, match="rotary position embeddings only; GPT2Model"):
-        packed_logits(model.eval(), "qi", packed)
+    with pytest.raises(ConfigError, match="rotary position embeddings only; GPT2Model"):
+        check_packable(MultiTaskClassifier(get_peft_model(gpt2, lora), 16, "last", 0, 0.0))
 
 
 def test_the_tiny_gemma3_backbone_counts_as_rotary(model_and_pad):

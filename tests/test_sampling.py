@@ -31,7 +31,7 @@ def test_schedule_is_a_pure_function_of_seed_and_step():
 
 
 def test_an_epoch_visits_every_full_batch_once():
-    batches = epoch_batches(np.arange(103), 10, seed=0, epoch=0, bucket=True)
+    batches = epoch_batches(np.arange(103), 10, seed=0, epoch=0, batching="bucket")
     rows = np.concatenate(batches)
     assert len(batches) == 10 and len(set(rows.tolist())) == 100
 
@@ -42,23 +42,33 @@ def test_bucketing_pads_less_than_random_batches():
     def padding(batches):
         return sum(lengths[b].max() * len(b) - lengths[b].sum() for b in batches) / sum(lengths[b].max() * len(b) for b in batches)
 
-    bucketed = padding(epoch_batches(lengths, 16, 0, 0, bucket=True))
-    shuffled = padding(epoch_batches(lengths, 16, 0, 0, bucket=False))
+    bucketed = padding(epoch_batches(lengths, 16, 0, 0, "bucket"))
+    shuffled = padding(epoch_batches(lengths, 16, 0, 0, "random"))
     assert bucketed < 0.05 < shuffled
+
+
+def test_shared_batches_hold_whole_queries_in_a_new_order_each_epoch():
+    queries = np.random.default_rng(0).permutation(np.repeat(np.arange(40), 4))  # 40 queries of 4 pairs, scattered
+    lengths = np.full(len(queries), 10)
+    epochs = [epoch_batches(lengths, 8, 0, epoch, "shared", queries) for epoch in (0, 1)]
+    for batches in epochs:
+        assert sorted(np.concatenate(batches).tolist()) == list(range(160))
+        assert all(len(set(queries[b].tolist())) == 2 for b in batches)  # 2 whole queries per batch of 8
+    assert [b.tolist() for b in epochs[0]] != [b.tolist() for b in epochs[1]]
 
 
 def test_streams_resume_from_their_state():
     lengths = {"qc": np.arange(50), "qi": np.arange(30)}
-    a = TaskStreams(lengths, 8, seed=0, bucket=True)
+    a = TaskStreams(lengths, 8, seed=0, batching="bucket")
     for task in ["qc", "qi", "qc", "qc", "qi", "qc", "qc", "qc", "qc"]:
         a.next(task)
-    b = TaskStreams(lengths, 8, seed=0, bucket=True)
+    b = TaskStreams(lengths, 8, seed=0, batching="bucket")
     b.load_state_dict(a.state_dict())
     assert all((a.next(t) == b.next(t)).all() for t in ["qc", "qi", "qi", "qc"])
 
 
 def test_streams_reshuffle_each_epoch():
-    streams = TaskStreams({"qi": np.arange(32)}, 8, seed=0, bucket=False)
+    streams = TaskStreams({"qi": np.arange(32)}, 8, seed=0, batching="random")
     first = [streams.next("qi").tolist() for _ in range(4)]
     second = [streams.next("qi").tolist() for _ in range(4)]
     assert sorted(sum(first, [])) == sorted(sum(second, [])) == list(range(32))
@@ -74,4 +84,4 @@ def test_shards_of_all_processes_make_the_global_batch():
 
 def test_too_little_data_for_one_batch_is_refused():
     with pytest.raises(ValueError, match="qc: 5 training pairs cannot fill one batch of 8"):
-        TaskStreams({"qc": np.arange(5)}, 8, seed=0, bucket=True)
+        TaskStreams({"qc": np.arange(5)}, 8, seed=0, batching="bucket")

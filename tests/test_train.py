@@ -186,6 +186,34 @@ def test_an_encoder_backbone_trains_with_first_token_pooling(tiny_data, tmp_path
     assert summary["steps"] == 6 and 0 <= summary["final"]["headline"]["f1/avg"] <= 1
 
 
+def test_shared_batching_trains_on_prefix_tree_rows_through_ddp(tiny_backbone, tiny_data, tmp_path, monkeypatch):
+    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(train_module._free_port())}.items():
+        monkeypatch.setenv(name, value)  # a one-process torchrun: the packed forward must go through DDP's forward
+    packed = []
+    real_pack = train_module.pack
+    monkeypatch.setattr(train_module, "pack", lambda *a, **k: packed.append(real_pack(*a, **k)) or packed[-1])
+    try:
+        _, summary = run(tiny_backbone, tiny_data, tmp_path, "shared", **{"train.batching": "shared"})
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    assert summary["distributed"] == "MULTI_CPU" and summary["steps"] == 6
+    assert len(packed) == 6 and summary["tokens"] == sum(p["tokens"] for p in packed)
+    assert sum(p["computed"] for p in packed) < summary["tokens"]  # the tiny data repeats queries: some are shared
+    adapter = load_file(str(tmp_path / "runs" / "shared" / "final" / "adapter" / "adapter_model.safetensors"))
+    assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
+
+
+def test_shared_batching_refuses_an_encoder(tiny_data, tmp_path):
+    from tests.conftest import build_tiny_encoder
+
+    encoder = build_tiny_encoder(tmp_path / "bert")
+    with pytest.raises(ConfigError, match="train.batching=shared needs last-token pooling"):
+        run(encoder, tiny_data, tmp_path, "encoder", **{"lora.target_modules": "query,key,value,dense",
+                                                         "train.batching": "shared"})
+
+
 def test_gradient_checkpointing_still_trains_the_adapter(tiny_backbone, tiny_data, tmp_path):
     run(tiny_backbone, tiny_data, tmp_path, "ckpt", **{"model.gradient_checkpointing": True})
     adapter = load_file(str(tmp_path / "runs" / "ckpt" / "final" / "adapter" / "adapter_model.safetensors"))

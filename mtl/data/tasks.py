@@ -43,6 +43,8 @@ class TaskData:
     records: pd.DataFrame
     input_ids: list[list[int]]
     features: np.ndarray | None = None
+    queries: np.ndarray | None = None
+    """Query id per pair (pairs with the same query side share it): `shared` batching keeps them together."""
     lengths: np.ndarray = field(init=False)
 
     def __post_init__(self):
@@ -234,4 +236,4 @@ def make_task_data(records: pd.DataFrame, task: str, cfg: ExperimentConfig, pair
         paths = records[TARGET_FIELD["qc"]].tolist()
         labels = records["label"].tolist() if leave_one_out else None
         features = priors.features(paths, labels)
-    return TaskData(task, records, input_ids, features)
+    return TaskData(task, records, input_ids, features, queries=pd.factorize(pairs["text_a"])[0])
