@@ -10,8 +10,8 @@ One process, one run, phases in this order:
    (FLOPs = 2·m·n·k), measured here so MFU is against this machine's own ceiling; measured again after the last
    phase, and MFU uses the higher of the two (other work during one measurement would lower the peak and inflate
    MFU), with the other load during each;
-2. ours: the joint model trained by the project's trainer (`mtl.train.train`, `train.batching` as configured) for
-   2·N optimizer steps, then its F1 on the dev subset;
+2. ours: the joint model trained by the project's trainer (`mtl.train.train`; `train.batching=auto` is `shared`
+   on a rotary decoder) for 2·N optimizer steps, then its F1 on the dev subset;
 3. other batching: the same with the other of `bucket` and `shared` (prefix-tree rows, `mtl.packing`);
 4. reference: what the paper's code does, run through the same trainer: one single-task model per task for N steps
    each, random batches padded to the longest pair, `max_length` 2048 (truncation only), the pair as the tokenizer's
@@ -73,7 +73,7 @@ from mtl.evaluate import predict_probs, predict_probs_mixed, task_report
 from mtl.io import atomic_write_text
 from mtl.metrics import f1_avg
 from mtl.model import build_model, build_tokenizer, count_parameters, load_trained, resolve_dtype
-from mtl.packing import is_rotary, pack
+from mtl.packing import is_rotary, pack, resolve_batching, why_not_packable
 from mtl.sampling import TaskStreams, shard, task_for_step
 
 log = logging.getLogger(__name__)
@@ -117,21 +117,20 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
                             "train.save_every": 0, "log.tensorboard": False, "log.root": str(work),
                             "log.run_name": "ours"})
     ref_cfgs = {t: reference_config(cfg, t, options.steps_per_task, work) for t in TASKS}
-    compare_steps = 2 * options.steps_per_task if options.compare_steps < 0 else options.compare_steps
-    other = "bucket" if cfg.train.batching == "shared" else "shared"
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
 
     peak_size = options.peak_size or (8192 if device == "cuda" else 2048)
     peak_start = matmul_peak(dtype, device, peak_size, options.peak_reps)
     ours_data = load_task_data(ours_cfg)
-    counts = flop_counts(ours_cfg, ours_data)
+    counts, batching, batching_refused = model_facts(ours_cfg, ours_data)
 
-    packable = ours_data["pairs"].arch == "decoder" and counts["position_encoding"] == "rotary"
-    if "shared" in (cfg.train.batching, other) and not packable:
-        if cfg.train.batching == "shared":
-            raise ConfigError("train.batching=shared needs a decoder backbone with rotary positions")
-        log.warning("shared batching needs a decoder backbone with rotary positions: its run is skipped")
+    # The batching the trainer would pick, made explicit so the runs and their replay here agree.
+    ours_cfg = derive(ours_cfg, {"train.batching": batching})
+    other = "bucket" if batching == "shared" else "shared"
+    compare_steps = 2 * options.steps_per_task if options.compare_steps < 0 else options.compare_steps
+    if other == "shared" and batching_refused:
+        log.warning("shared batching %s: its run is skipped", batching_refused)
         compare_steps = 0
     training = {"ours": train_with_trainer(ours_cfg, ours_data, counts, device)}
     if compare_steps:
@@ -170,7 +169,7 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
                   "compare_steps": compare_steps, "other_batching": other, "row_tokens": cfg.train.row_tokens,
                   "global_batch_size": cfg.train.global_batch_size, "micro_batch_size": cfg.train.micro_batch_size,
                   "max_length": cfg.data.max_length, "reference_max_length": REFERENCE_MAX_LENGTH,
-                  "batching": cfg.train.batching, "lora_r": cfg.lora.r, "lora_targets": list(cfg.lora.target_modules),
+                  "batching": batching, "lora_r": cfg.lora.r, "lora_targets": list(cfg.lora.target_modules),
                   "data": {k: getattr(cfg.data, k) for k in ("qc_train", "qi_train", "qc_dev", "qi_dev")},
                   "dev_limit": cfg.data.dev_limit, "train_limit": cfg.data.train_limit},
         "matmul_peak": peak, "flop_model": counts, "training": training, "inference": inference,
@@ -190,8 +189,8 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
         gain = training["other"]["tokens_per_s"] / ours["tokens_per_s"] - 1
         f1_change = training["other"]["f1"]["avg"] - ours["f1"]["avg"]
         results["batching"] = {
-            "ours": cfg.train.batching, "other": other, "tokens_per_s_gain": gain, "f1_avg_change": f1_change,
-            "verdict": f"{other} batching: {gain:+.1%} tokens/s and {f1_change:+.4f} F1 avg vs {cfg.train.batching}",
+            "ours": batching, "other": other, "tokens_per_s_gain": gain, "f1_avg_change": f1_change,
+            "verdict": f"{other} batching: {gain:+.1%} tokens/s and {f1_change:+.4f} F1 avg vs {batching}",
         }
     return results
 
@@ -261,8 +260,9 @@ def combine_peaks(start: dict, end: dict) -> dict:
             "start": start, "end": end}
 
 
-def flop_counts(cfg: ExperimentConfig, data: dict) -> dict:
-    """The sizes the FLOP formula needs, read off a freshly built model (backbone + LoRA as configured)."""
+def model_facts(cfg: ExperimentConfig, data: dict) -> tuple[dict, str, str | None]:
+    """Read off a freshly built model (backbone + LoRA as configured): the sizes the FLOP formula needs, the
+    batching the trainer resolves `train.batching` to, and why shared batching is refused for it (None if not)."""
     model = build_model(cfg, data["priors"].n_features if data["priors"] else 0, data["folder"], data["pairs"].arch)
     frozen = lora = 0
     for name, module in model.backbone.named_modules():
@@ -277,13 +277,14 @@ def flop_counts(cfg: ExperimentConfig, data: dict) -> dict:
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     layer_types = getattr(config, "layer_types", None) or ["full_attention"] * layers
     position_encoding = "rotary" if is_rotary(model.backbone.get_base_model()) else "other"
+    batching, refused = resolve_batching(cfg.train.batching, model), why_not_packable(model)
     del model
     return {"formula": "L*(4*frozen_linear_params + 6*lora_params) + sum_layers 12*attention_width*P(L)",
             "frozen_linear_params": frozen, "lora_params": lora, "layers": layers,
             "attention_width": config.num_attention_heads * head_dim,
             "sliding_window": getattr(config, "sliding_window", None) or 0,
             "sliding_layers": sum(t == "sliding_attention" for t in layer_types[:layers]),
-            "causal": data["pairs"].arch == "decoder", "position_encoding": position_encoding}
+            "causal": data["pairs"].arch == "decoder", "position_encoding": position_encoding}, batching, refused
 
 
 def train_flops(lengths: np.ndarray, counts: dict) -> float:

@@ -171,10 +171,10 @@ class TrainConfig:
     """Decay after warm-up (transformers' schedulers)."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm (0 = off)."""
-    batching: Literal["bucket", "shared", "random"] = "bucket"
-    """bucket: batches of similar length (little padding); shared: a query's pairs in one batch, as prefix-tree rows
-    that compute the query once (`mtl.packing`; decoders with rotary positions); random: shuffled batches padded to
-    the longest."""
+    batching: Literal["auto", "shared", "bucket", "random"] = "auto"
+    """shared: a query's pairs in one batch, as prefix-tree rows that compute the query once (`mtl.packing`; decoders
+    with rotary positions); bucket: batches of similar length (little padding); random: shuffled batches padded to
+    the longest; auto: shared where the backbone allows it, else bucket."""
     row_tokens: int = 128
     """shared batching: tokens per prefix-tree row (its rows are as wide as the fullest one)."""
     eval_every: int = 80

@@ -368,7 +368,8 @@ def evaluate_transfer(source_run: Path, task: str, run_dir: Path) -> dict:
     cfg.train.mode, cfg.train.task = "single", task
     nothing_trained = TrainState(best_step=0)
     summary = summarize(cfg, nothing_trained, reports, reports, count_parameters(model), {task: split},
-                        SimpleNamespace(num_processes=1, distributed_type="NO"), {"transfer": f"{head}_head on {task}", "source": source_run.name})
+                        SimpleNamespace(num_processes=1, distributed_type="NO"),
+                        {"transfer": f"{head}_head on {task}", "source": source_run.name}, batching=None)
     summary["mode"] = "transfer"
     summary["parameters"]["trainable"] = 0
     atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=1))

@@ -28,8 +28,8 @@ from mtl.backbone import detect_arch, load_backbone, load_tokenizer, resolve
 from mtl.config import ExperimentConfig, TASKS, load_config, save_config
 from mtl.data.pairs import PairTokenizer
 from mtl.errors import CheckpointError
-from mtl.packing import tree_masks
 from mtl.io import atomic_dir, atomic_write_text
+from mtl.packing import tree_masks
 
 log = logging.getLogger(__name__)
 

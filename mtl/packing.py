@@ -150,17 +150,27 @@ def tree_masks(position_ids: torch.Tensor, subtree_end: torch.Tensor, config, dt
     return {t: kinds[t] for t in set(layer_types)}
 
 
-def check_packable(model) -> None:
-    """Refuse a model whose logits prefix-tree rows would not reproduce: pooling other than the last token, or
-    positions not encoded by rotary embeddings (the only kind the tests compare against padded batches)."""
+def resolve_batching(batching: str, model) -> str:
+    """`train.batching` for `model`: `auto` is shared where prefix-tree rows reproduce the model's logits, bucket
+    elsewhere; `shared` on a model they would not reproduce is refused."""
+    reason = why_not_packable(model)
+    if batching == "auto":
+        return "bucket" if reason else "shared"
+    if batching == "shared" and reason:
+        raise ConfigError(f"train.batching=shared {reason}: use train.batching=bucket")
+    return batching
+
+
+def why_not_packable(model) -> str | None:
+    """Why prefix-tree rows would not reproduce `model`'s logits (None: they do): pooling other than the last token,
+    or positions not encoded by rotary embeddings (the only kind the tests compare against padded batches)."""
     if model.pooling != "last":
-        raise ConfigError(f"train.batching=shared needs last-token pooling (a decoder); this model pools "
-                          f"{model.pooling!r}: use train.batching=bucket")
+        return f"needs last-token pooling (a decoder); this model pools {model.pooling!r}"
     base = model.backbone.get_base_model()
     if not is_rotary(base):
-        raise ConfigError(f"train.batching=shared supports rotary position embeddings only; {type(base).__name__} "
-                          "encodes positions otherwise, which no test here checks (see mtl.packing): use "
-                          "train.batching=bucket")
+        return (f"supports rotary position embeddings only; {type(base).__name__} encodes positions otherwise, "
+                "which no test here checks (see mtl.packing)")
+    return None
 
 
 def is_rotary(backbone) -> bool:

@@ -81,8 +81,9 @@ class TaskStreams:
         """The task's batches for `epoch`, computed once per epoch (sorting a large set is not free)."""
         if self._current.get(task, (None,))[0] != epoch:
             task_seed = self.seed + 7919 * (sorted(self.lengths).index(task) + 1)
-            self._current[task] = (epoch, epoch_batches(self.lengths[task], self.batch_size, task_seed, epoch, self.batching,
-                                                       self.queries.get(task)))
+            batches = epoch_batches(self.lengths[task], self.batch_size, task_seed, epoch, self.batching,
+                                    self.queries.get(task))
+            self._current[task] = (epoch, batches)
         return self._current[task][1]
 
     def next(self, task: str) -> np.ndarray:

@@ -45,7 +45,7 @@ from mtl.io import atomic_write_text
 from mtl.logger import NullLogger, build_logger
 from mtl.metrics import f1_avg, format_table
 from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, save_model
-from mtl.packing import check_packable, pack
+from mtl.packing import pack, resolve_batching
 from mtl.sampling import TaskStreams, shard, task_for_step
 from mtl.taxonomy import Taxonomy
 
@@ -212,10 +212,9 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
     )
     model, optimizer = accelerator.prepare(model, optimizer)
 
-    if cfg.train.batching == "shared":
-        check_packable(accelerator.unwrap_model(model))
+    batching = resolve_batching(cfg.train.batching, accelerator.unwrap_model(model))
     streams = TaskStreams({t: d.lengths for t, d in train_data.items()}, cfg.train.global_batch_size,
-                          cfg.train.seed, cfg.train.batching, {t: d.queries for t, d in train_data.items()})
+                          cfg.train.seed, batching, {t: d.queries for t, d in train_data.items()})
     state = TrainState()
     accelerator.register_for_checkpointing(scheduler, streams, state)
     if checkpoint is not None:
@@ -245,7 +244,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
                                   accelerator.num_processes)
             with scaled_lr(optimizer, weights[task]):
                 loss, tokens = train_step(model, train_data[task], micro_batches, optimizer, accelerator, cfg, state,
-                                          pad_id)
+                                          pad_id, batching)
             scheduler.step()
             state.step += 1
             seconds = time.perf_counter() - step_start
@@ -279,7 +278,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
     write_model(accelerator, model, run_dir / "final", cfg, info, reports, taxonomy)
     if not best_reports:  # resumed after the best checkpoint was written: read its metrics back
         best_reports = json.loads((run_dir / "best" / "model.json").read_text())["metrics"]
-    summary = summarize(cfg, state, best_reports, reports, params, splits, accelerator, tags)
+    summary = summarize(cfg, state, best_reports, reports, params, splits, accelerator, tags, batching)
     if accelerator.is_main_process:
         atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=1))
         logger.log_hparams({**flatten(to_dict(cfg)), **(tags or {})}, summary["best"]["headline"])
@@ -316,13 +315,13 @@ def load_run_data(cfg: ExperimentConfig, pair_tokenizer) -> RunData:
     )
 
 
-def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg, state, pad_id):
+def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg, state, pad_id, batching: str):
     """One optimizer step on one task: forward/backward each micro-batch, then clip and step (accelerate applies
     the update only after the last micro-batch). Returns the global batch's mean loss and its pairs' token count
     (what the pairs hold, whether padded batches or prefix-tree rows computed them)."""
     losses, tokens = [], 0
     for rows in micro_batches:
-        if cfg.train.batching == "shared":
+        if batching == "shared":
             batch = pack(data, rows, pad_id, cfg.train.row_tokens)
         else:
             batch = collate(data, rows, pad_id)
@@ -573,7 +572,9 @@ def prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool) -> None:
     save_config(cfg, run_dir / "config.yaml")
 
 
-def summarize(cfg, state: TrainState, best: dict, last: dict, params: dict, splits, accelerator, tags) -> dict:
+def summarize(cfg, state: TrainState, best: dict, last: dict, params: dict, splits, accelerator, tags,
+              batching: str | None) -> dict:
+    """What metrics.json holds; `batching` is what the run resolved `train.batching` to (None: nothing trained)."""
     def headline(reports):
         out = {f"f1/{t}": r["f1"] for t, r in reports.items()}
         out.update({f"f1_tuned/{t}": r["tuned"]["f1"] for t, r in reports.items() if "tuned" in r})
@@ -586,7 +587,7 @@ def summarize(cfg, state: TrainState, best: dict, last: dict, params: dict, spli
         "steps": state.step, "best_step": state.best_step,
         "best": {"headline": headline(best), "reports": best},
         "final": {"headline": headline(last), "reports": last},
-        "train_seconds": state.train_seconds,
+        "train_seconds": state.train_seconds, "batching": batching,
         "tokens": state.tokens, "tokens_per_s": state.tokens / max(state.train_seconds, 1e-9),
         "skipped_batches": state.skipped_batches,
         "parameters": params, "processes": accelerator.num_processes,

@@ -7,7 +7,7 @@ from mtl.config import load_config
 from mtl.data.tasks import TaskData, collate
 from mtl.errors import ConfigError
 from mtl.model import build_model, build_tokenizer
-from mtl.packing import check_packable, pack
+from mtl.packing import pack, resolve_batching
 from tests.conftest import tiny_overrides
 
 
@@ -111,7 +111,7 @@ def test_a_training_step_on_rows_ending_in_padding_has_finite_gradients(tiny_bac
     assert grads and all(torch.isfinite(g).all() for g in grads)  # a fully masked padding row would give NaN
 
 
-def test_shared_batching_refuses_a_backbone_without_rotary_positions():
+def test_auto_batching_falls_back_to_buckets_where_shared_rows_are_refused():
     from peft import LoraConfig, get_peft_model
     from transformers import GPT2Config, GPT2Model
 
@@ -119,8 +119,14 @@ def test_shared_batching_refuses_a_backbone_without_rotary_positions():
 
     gpt2 = GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=1000, n_positions=64))  # learned positions
     lora = LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True)
+    model = MultiTaskClassifier(get_peft_model(gpt2, lora), 16, "last", 0, 0.0)
     with pytest.raises(ConfigError, match="rotary position embeddings only; GPT2Model"):
-        check_packable(MultiTaskClassifier(get_peft_model(gpt2, lora), 16, "last", 0, 0.0))
+        resolve_batching("shared", model)
+    assert resolve_batching("auto", model) == "bucket"
+
+
+def test_auto_batching_shares_prefixes_on_a_rotary_decoder(model_and_pad):
+    assert resolve_batching("auto", model_and_pad[0]) == "shared"
 
 
 def test_the_tiny_gemma3_backbone_counts_as_rotary(model_and_pad):

@@ -115,8 +115,11 @@ def test_a_missing_data_file_is_refused_before_the_run_folder_is_made(tiny_backb
     assert not (tmp_path / "runs" / "typo").exists()
 
 
-def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_run(tiny_backbone, tiny_data, tmp_path, monkeypatch):
-    _, straight = run(tiny_backbone, tiny_data, tmp_path, "straight")
+@pytest.mark.parametrize("batching", ["shared", "bucket"])
+def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_run(tiny_backbone, tiny_data, tmp_path, monkeypatch,
+                                                                   batching):
+    _, straight = run(tiny_backbone, tiny_data, tmp_path, "straight", **{"train.batching": batching})
+    assert straight["batching"] == batching
 
     calls = {"n": 0}
 
@@ -125,7 +128,8 @@ def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_run(tiny_backbone
         return calls["n"] == 3
 
     monkeypatch.setattr(train_module.StopSignal, "requested", stop_after_three)
-    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"log.run_name": "stopped"}))
+    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path,
+                                           **{"log.run_name": "stopped", "train.batching": batching}))
     with pytest.raises(train_module.Interrupted, match="stopped at step 3"):
         train_module.run(cfg)
     assert (tmp_path / "runs" / "stopped" / "step-000003" / "training").is_dir()
@@ -183,6 +187,7 @@ def test_an_encoder_backbone_trains_with_first_token_pooling(tiny_data, tmp_path
     _, summary = run(encoder, tiny_data, tmp_path, "encoder", **{"lora.target_modules": "query,key,value,dense"})
     info = json.loads((tmp_path / "runs" / "encoder" / "final" / "model.json").read_text())
     assert (info["arch"], info["pooling"], info["hidden_size"]) == ("encoder", "first", 32)
+    assert summary["batching"] == "bucket"  # auto: prefix-tree rows need a decoder
     assert summary["steps"] == 6 and 0 <= summary["final"]["headline"]["f1/avg"] <= 1
 
 
@@ -194,11 +199,11 @@ def test_shared_batching_trains_on_prefix_tree_rows_through_ddp(tiny_backbone, t
     real_pack = train_module.pack
     monkeypatch.setattr(train_module, "pack", lambda *a, **k: packed.append(real_pack(*a, **k)) or packed[-1])
     try:
-        _, summary = run(tiny_backbone, tiny_data, tmp_path, "shared", **{"train.batching": "shared"})
+        _, summary = run(tiny_backbone, tiny_data, tmp_path, "shared")  # auto: shared on a rotary decoder
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-    assert summary["distributed"] == "MULTI_CPU" and summary["steps"] == 6
+    assert summary["distributed"] == "MULTI_CPU" and summary["steps"] == 6 and summary["batching"] == "shared"
     assert len(packed) == 6 and summary["tokens"] == sum(p["tokens"] for p in packed)
     assert sum(p["computed"] for p in packed) < summary["tokens"]  # the tiny data repeats queries: some are shared
     adapter = load_file(str(tmp_path / "runs" / "shared" / "final" / "adapter" / "adapter_model.safetensors"))
