@@ -19,7 +19,7 @@ within-pair distances), for the `sdpa` and `eager` kernels. Causal decoders with
 encoder's tokens also see later tokens, which differ between the pairs that share a prefix.
 
 Packing is exact whatever rows it is given; the trainer's `shared` batching (`mtl.sampling`) draws batches that
-keep a query's pairs together, so that there is something to share. `mtl bench` measures both against bucketing.
+keep a query's pairs together, so that there is something to share. `mtl bench` measures it against bucketing.
 """
 
 from __future__ import annotations
@@ -163,10 +163,14 @@ def resolve_batching(batching: str, model) -> str:
 
 def why_not_packable(model) -> str | None:
     """Why prefix-tree rows would not reproduce `model`'s logits (None: they do): pooling other than the last token,
-    or positions not encoded by rotary embeddings (the only kind the tests compare against padded batches)."""
+    positions not encoded by rotary embeddings (the only kind the tests compare against padded batches), or an
+    attention kernel that takes no 4D mask."""
     if model.pooling != "last":
         return f"needs last-token pooling (a decoder); this model pools {model.pooling!r}"
     base = model.backbone.get_base_model()
+    implementation = getattr(base.config, "_attn_implementation", None)
+    if implementation not in ("sdpa", "eager"):
+        return f"needs sdpa or eager attention (a 4D mask); this model uses {implementation!r}"
     if not is_rotary(base):
         return (f"supports rotary position embeddings only; {type(base).__name__} encodes positions otherwise, "
                 "which no test here checks (see mtl.packing)")

@@ -129,6 +129,14 @@ def test_auto_batching_shares_prefixes_on_a_rotary_decoder(model_and_pad):
     assert resolve_batching("auto", model_and_pad[0]) == "shared"
 
 
+def test_auto_batching_falls_back_to_buckets_with_flash_attention(model_and_pad, monkeypatch):
+    model = model_and_pad[0]
+    monkeypatch.setattr(model.backbone.get_base_model().config, "_attn_implementation", "flash_attention_2")
+    assert resolve_batching("auto", model) == "bucket"
+    with pytest.raises(ConfigError, match="needs sdpa or eager attention"):
+        resolve_batching("shared", model)
+
+
 def test_the_tiny_gemma3_backbone_counts_as_rotary(model_and_pad):
     from mtl.packing import is_rotary
 
