@@ -69,7 +69,7 @@ import torch
 from mtl.config import ExperimentConfig, TASKS, from_dict, to_dict
 from mtl.data.tasks import TaskData, collate, fit_priors, load_splits, make_task_data
 from mtl.errors import ConfigError
-from mtl.evaluate import predict_probs, predict_probs_mixed, task_report
+from mtl.evaluate import predict_probs_mixed
 from mtl.io import atomic_write_text
 from mtl.metrics import f1_avg
 from mtl.model import build_model, build_tokenizer, count_parameters, load_trained, resolve_dtype
