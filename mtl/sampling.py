@@ -54,8 +54,10 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, b
         pair_order = torch.randperm(len(lengths), generator=generator).numpy()
         query_rank = torch.randperm(int(queries.max()) + 1, generator=generator).numpy()[queries[pair_order]]
         order = pair_order[np.argsort(query_rank, kind="stable")]
-    else:
+    elif batching == "random":
         order = torch.randperm(len(lengths), generator=generator).numpy()
+    else:  # `auto` is resolved against the model (mtl.packing.resolve_batching) before batches are drawn
+        raise ValueError(f"batching must be bucket, shared or random, got {batching!r}")
     n_full = len(order) // batch_size
     batches = [order[i * batch_size:(i + 1) * batch_size] for i in range(n_full)]
     if batching == "bucket":

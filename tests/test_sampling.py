@@ -57,6 +57,11 @@ def test_shared_batches_hold_whole_queries_in_a_new_order_each_epoch():
     assert [b.tolist() for b in epochs[0]] != [b.tolist() for b in epochs[1]]
 
 
+def test_unresolved_batching_is_refused_rather_than_drawn_at_random():
+    with pytest.raises(ValueError, match="got 'auto'"):
+        epoch_batches(np.arange(20), 4, seed=0, epoch=0, batching="auto")
+
+
 def test_streams_resume_from_their_state():
     lengths = {"qc": np.arange(50), "qi": np.arange(30)}
     a = TaskStreams(lengths, 8, seed=0, batching="bucket")
