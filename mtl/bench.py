@@ -15,8 +15,9 @@ One process, one run, phases in this order:
 3. other batching: the same with the other of `bucket` and `shared` (prefix-tree rows, `mtl.packing`);
 4. reference: what the paper's code does, run through the same trainer: one single-task model per task for N steps
    each, random batches padded to the longest pair, `max_length` 2048 (truncation only), the pair as the tokenizer's
-   own pair template (`<bos>A<bos>B` for the Gemma GGUF tokenizer), no taxonomy features; same backbone, LoRA,
-   optimizer, batch size, data and dev subset;
+   own pair template (`<bos>A<bos>B` for the Gemma GGUF tokenizer), no taxonomy features, peft's own LoRA dropout
+   (ours draws its masks with `mtl.dropout`); same backbone, LoRA rank, targets and dropout rate, optimizer, batch
+   size, data and dev subset;
 5. inference: pairs/s on the dev subset of both tasks through the one joint model (`load_trained` +
    `predict_probs_mixed`: QC and QI pairs sorted by length together into shared batches, one backbone pass per
    batch and each row to its task's head), and through the two reference models (each task's batches in file
@@ -170,6 +171,7 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
                   "global_batch_size": cfg.train.global_batch_size, "micro_batch_size": cfg.train.micro_batch_size,
                   "max_length": cfg.data.max_length, "reference_max_length": REFERENCE_MAX_LENGTH,
                   "batching": batching, "lora_r": cfg.lora.r, "lora_targets": list(cfg.lora.target_modules),
+                  "lora_dropout": cfg.lora.dropout, "fast_dropout": cfg.lora.fast_dropout,
                   "data": {k: getattr(cfg.data, k) for k in ("qc_train", "qi_train", "qc_dev", "qi_dev")},
                   "dev_limit": cfg.data.dev_limit, "train_limit": cfg.data.train_limit},
         "matmul_peak": peak, "flop_model": counts, "training": training, "inference": inference,
@@ -214,6 +216,7 @@ def reference_config(cfg: ExperimentConfig, task: str, steps: int, work: Path) -
         # paper's code feeds its decoder. Pooling must then be set to the decoder's last token explicitly.
         "model.arch": "encoder", "model.pooling": "last",
         "taxonomy.features": False,
+        "lora.fast_dropout": False,  # the paper's code uses peft's own dropout
         "log.root": str(work), "log.run_name": f"reference-{task}",
     })
 
@@ -589,7 +592,8 @@ def format_markdown(r: dict) -> str:
         f"- data: {s['data']['qc_train']}, {s['data']['qi_train']}; F1 on the dev subset "
         f"(data.dev_limit={s['dev_limit']} per task)",
         f"- batch {s['global_batch_size']} pairs per step (micro-batch {s['micro_batch_size']}); LoRA r={s['lora_r']} "
-        f"on {', '.join(s['lora_targets'])}",
+        f"on {', '.join(s['lora_targets'])}, dropout {s.get('lora_dropout', '?')} (masks: "
+        f"{'mtl.dropout' if s.get('fast_dropout') else 'torch'} for ours, torch for the reference)",
     ]
     if r.get("gpu") is None:
         lines.append("- GPU: none (no GPU was available to this run: GPU bf16 LoRA training MFU is not measured "

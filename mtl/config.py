@@ -113,6 +113,9 @@ class LoraConfig:
     """LoRA scaling numerator (scale = alpha / r)."""
     dropout: float = 0.05
     """Dropout on the LoRA input."""
+    fast_dropout: bool = True
+    """Draw LoRA dropout masks from 16 random bits per element on CPU (`mtl.dropout`: a quarter of torch's random
+    draws, p rounded to 1/65536); false keeps peft's `nn.Dropout`."""
     target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )

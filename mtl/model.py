@@ -27,6 +27,7 @@ from torch import nn
 from mtl.backbone import detect_arch, load_backbone, load_tokenizer, resolve
 from mtl.config import ExperimentConfig, TASKS, load_config, save_config
 from mtl.data.pairs import PairTokenizer
+from mtl.dropout import use_bits_dropout
 from mtl.errors import CheckpointError
 from mtl.io import atomic_dir, atomic_write_text
 from mtl.packing import tree_masks
@@ -136,6 +137,8 @@ def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: 
     lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                       target_modules=list(cfg.lora.target_modules))
     backbone = get_peft_model(backbone, lora)
+    if cfg.lora.fast_dropout:
+        use_bits_dropout(backbone)
     pooling = cfg.model.pooling if cfg.model.pooling != "auto" else ("last" if arch == "decoder" else "first")
     hidden = backbone.get_base_model().config.hidden_size
     model = MultiTaskClassifier(backbone, hidden, pooling, qc_feature_dim, cfg.model.head_dropout)
