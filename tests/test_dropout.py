@@ -76,3 +76,12 @@ def test_swap_skips_modules_without_dropout():
     model = nn.Sequential(nn.Linear(2, 2))
     model.lora_dropout = nn.ModuleDict({"default": nn.Identity()})
     assert use_bits_dropout(model) == 0
+
+
+def test_off_cpu_it_is_torch_dropout(monkeypatch):
+    import mtl.dropout
+
+    monkeypatch.setattr(mtl.dropout, "keep_mask", lambda *a: pytest.fail("16-bit masks drawn off CPU"))
+    x = torch.empty(4, 8, device="meta")
+    y = BitsDropout(0.2).train()(x)
+    assert y.device.type == "meta" and y.shape == x.shape
