@@ -1,7 +1,11 @@
 """DeepSpeed ZeRO through accelerate, on CPU in one process: trains, checkpoints only trainable state, resumes.
 
 ZeRO-2 runs in the main suite (about a minute: DeepSpeed on CPU is slow per step and builds a comm op once);
-ZeRO-3 is behind the slow marker.
+ZeRO-3 is behind the slow marker, and marked as a known failure: its resumed run ends near, not at, the
+uninterrupted one (step 3's loss is equal, step 4's differs in the sixth digit and qi_head.bias by 1.9e-4 at the
+end), which is enough to flip predictions of this near-chance tiny model. Earlier this test compared F1 and passed by luck.
+Not investigated yet: where ZeRO-3's first update after a resume differs (optimizer state, gradient clipping over
+partitions, ...).
 """
 
 import os
@@ -9,16 +13,20 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from mtl import train as train_module
 from mtl.config import load_config
 from tests.conftest import tiny_overrides
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "deepspeed"
+ZERO3_RESUME = "ZeRO-3 resume ends near, not at, the uninterrupted run (see the module doc)"
 
 
-@pytest.mark.parametrize("stage", [2, pytest.param(3, marks=pytest.mark.slow)])
-def test_zero_run_checkpoints_and_resumes_to_the_same_metrics(tiny_backbone, tiny_data, tmp_path, stage, monkeypatch):
+@pytest.mark.parametrize("stage", [2, pytest.param(3, marks=[pytest.mark.slow,
+                                                          pytest.mark.xfail(strict=True, reason=ZERO3_RESUME)])])
+def test_zero_run_checkpoints_and_resumes_to_the_same_weights(tiny_backbone, tiny_data, tmp_path, stage, monkeypatch):
     for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)  # started as without torchrun
     cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{
@@ -33,7 +41,18 @@ def test_zero_run_checkpoints_and_resumes_to_the_same_metrics(tiny_backbone, tin
     assert sum(f.stat().st_size for f in training_state.rglob("*") if f.is_file()) < 5_000_000, \
         "frozen backbone weights must not be in the checkpoint"
 
+    straight_weights = final_weights(run_dir)
     for item in ("step-000004", "final", "metrics.json"):
         shutil.rmtree(run_dir / item) if (run_dir / item).is_dir() else (run_dir / item).unlink()
-    resumed = train_module.run(cfg, resume=True)
-    assert resumed["final"]["headline"] == pytest.approx(straight["final"]["headline"], abs=1e-6)
+    train_module.run(cfg, resume=True)
+    resumed_weights = final_weights(run_dir)
+    assert straight_weights.keys() == resumed_weights.keys()
+    for name, value in straight_weights.items():
+        # An Adam update is ~1e-3 here (lr): a lost or repeated step, or other dropout masks, are far outside this.
+        torch.testing.assert_close(resumed_weights[name], value, rtol=0, atol=5e-5, msg=lambda m: f"{name}: {m}")
+
+
+def final_weights(run_dir: Path) -> dict:
+    final = run_dir / "final"
+    return {**load_file(str(final / "adapter" / "adapter_model.safetensors")),
+            **load_file(str(final / "heads.safetensors"))}
