@@ -2,9 +2,9 @@
 
 Why hand-written: on CPU, torch's dropout (`bernoulli_`) spends one Mersenne-Twister draw and a float conversion on
 every element. With LoRA on all seven projections that is 126 masks per step on Gemma-3 270M, and it measured 12% of
-a training step on a 2-core CPU, more than some of the frozen matmuls those masks feed. One 64-bit draw split
-into four 16-bit lanes gives the same mask for a quarter of the draws: a forward-backward pass through a
-[768, 640] input takes 0.84 ms instead of 2.8 ms here. The drop probability is `p` rounded to a multiple of
+a training step on a 2-core CPU, more than some of the frozen matmuls those masks feed. One 64-bit draw split into
+four 16-bit lanes gives a mask of the same distribution for a quarter of the draws: a forward-backward pass through
+a [768, 640] input takes 0.84 ms instead of 2.8 ms here. The drop probability is `p` rounded to a multiple of
 1/65536 (0.05 becomes 0.0500031), and the kept values are scaled by the inverse of the keep probability actually
 used, so the output's expectation is exactly the input, as with `nn.Dropout`. On other devices (CUDA's dropout is
 a fused Philox kernel) it is `nn.functional.dropout` itself.
