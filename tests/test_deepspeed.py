@@ -32,7 +32,7 @@ def test_zero_run_checkpoints_and_resumes_to_the_same_weights(tiny_backbone, tin
     cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{
         "log.run_name": f"zero{stage}", "train.deepspeed": str(CONFIGS / f"zero{stage}.json"),
         "train.max_steps": 4, "train.eval_every": 2, "train.save_every": 2, "train.keep_checkpoints": 3}))
-    straight = train_module.run(cfg)
+    train_module.run(cfg)
     assert "WORLD_SIZE" not in os.environ and "MASTER_PORT" not in os.environ, \
         "the launcher environment must not outlive the run (child processes would try to join its group)"
     run_dir = tmp_path / "runs" / f"zero{stage}"
