@@ -320,6 +320,7 @@ def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg
     the update only after the last micro-batch). Returns the global batch's mean loss and its pairs' token count
     (what the pairs hold, whether padded batches or prefix-tree rows computed them)."""
     losses, tokens = [], 0
+    clear_zero3_gradient_buffer(model)
     for rows in micro_batches:
         if batching == "shared":
             batch = pack(data, rows, pad_id, cfg.train.row_tokens)
@@ -338,6 +339,19 @@ def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg
         mean_loss = accelerator.reduce(mean_loss.to(accelerator.device), reduction="mean")
         tokens = accelerator.reduce(tokens.to(accelerator.device), reduction="sum")
     return float(mean_loss), int(tokens.item())
+
+
+def clear_zero3_gradient_buffer(model) -> None:
+    """Zero DeepSpeed ZeRO-3's gradient buffer before a step's first backward.
+
+    ZeRO-3 (deepspeed 0.19.8) steps every trainable parameter on its slot of a flat gradient buffer, and a slot is
+    only written when its parameter gets a gradient. The head of the task a step does not train gets none, so it
+    was updated with its last step's gradient again, which also counted in the clipping norm (found because a
+    resumed run, starting from a fresh buffer, ended elsewhere). Zeroed, it gets a zero gradient, as under ZeRO-2.
+    Other engines have no such buffer; this does nothing there."""
+    buffer = getattr(getattr(model, "optimizer", None), "grad_partitions_flat_buffer", None)
+    if buffer is not None:
+        buffer.zero_()
 
 
 def model_inputs(batch: dict, device) -> dict:
