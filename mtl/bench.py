@@ -568,9 +568,12 @@ def write_results(results: dict, output_dir: str | Path, name: str) -> tuple[Pat
 
 
 def default_name(cfg: ExperimentConfig) -> str:
+    """bench-<device>-<backbone>-<dtype>: runs in another dtype (bfloat16 on a CPU with native bf16 dot products)
+    land beside the float32 ones instead of replacing them."""
     backbone = cfg.model.backbone.split(":", 1)[1] if cfg.model.backbone.startswith("embedded:") else \
         Path(cfg.model.backbone).name
-    return f"bench-{'cuda' if torch.cuda.is_available() else 'cpu'}-{backbone}"
+    dtype = str(resolve_dtype(cfg.model.dtype)).removeprefix("torch.")
+    return f"bench-{'cuda' if torch.cuda.is_available() else 'cpu'}-{backbone}-{dtype}"
 
 
 def format_markdown(r: dict) -> str:

@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--peak-size", type=int, default=0, help="matmul side for the peak (default: 2048 on CPU, "
                                                                 "8192 on CUDA)")
     bench.add_argument("--output-dir", default="benchmarks/results", help="default: %(default)s")
-    bench.add_argument("--name", help="file name stem (default: bench-<device>-<backbone>)")
+    bench.add_argument("--name", help="file name stem (default: bench-<device>-<backbone>-<dtype>)")
     bench.add_argument("--work-dir", help="keep the benchmark's training runs here (default: a temporary folder)")
     bench.add_argument("--invoked-as", default="", help="the command line to record (scripts set it)")
     bench.add_argument("overrides", nargs="*", metavar="key=value")

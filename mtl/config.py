@@ -91,7 +91,9 @@ class ModelConfig:
     pooling: Literal["auto", "last", "first", "mean"] = "auto"
     """`auto`: last non-pad token for decoders, first token for encoders."""
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    """Backbone weights' dtype. `auto`: bfloat16 on CUDA (fp16 overflows on Gemma-3), float32 on CPU."""
+    """Backbone weights' dtype (adapters and heads stay float32). `auto`: bfloat16 on CUDA (fp16 overflows on
+    Gemma-3), float32 on CPU: bfloat16 trains 1.4-1.9x faster on a CPU with AVX-512 BF16 but one 270M seed in five
+    did not learn (benchmarks/results/dtype-seeds-cpu-gemma3-270m.md)."""
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     """Attention kernel passed to transformers."""
     gradient_checkpointing: bool = False

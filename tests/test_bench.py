@@ -58,3 +58,12 @@ def test_bench_runs_end_to_end_and_writes_its_tables(tiny_backbone, tiny_data, t
         assert isinstance(results["gpu"], str) and results["gpu"]
     else:
         assert results["gpu"] is None and "- GPU: none" in table
+
+
+def test_result_names_carry_the_dtype_so_runs_in_two_dtypes_keep_both_files():
+    from mtl.bench import default_name
+    from mtl.config import load_config
+
+    float32 = default_name(load_config(None, ["model.dtype=float32"]))
+    bfloat16 = default_name(load_config(None, ["model.dtype=bfloat16"]))
+    assert float32.endswith("-gemma3-270m-float32") and bfloat16 == float32.removesuffix("float32") + "bfloat16"
