@@ -10,19 +10,24 @@ from tqdm.auto import tqdm
 
 from mtl.data.tasks import TaskData, collate
 from mtl.metrics import classification_report, majority_baseline, tune_threshold
+from mtl.packing import pack, why_not_packable
 
 
 @torch.no_grad()
 def predict_probs(model, data: TaskData, pad_id: int, batch_size: int, accelerator=None, head: str | None = None,
-                  progress: bool = True) -> np.ndarray:
+                  progress: bool = True, row_tokens: int = 128) -> np.ndarray:
     """P(relevant) for every pair of `data`, in row order, using `head` (default: the task's own head).
 
-    Batches are cut from rows sorted by length (little padding). With several processes, each scores every
-    N-th batch and the results are gathered; the batch list is padded to a multiple of N so every process runs the
-    same number of forward passes (ZeRO-3 gathers parameters collectively and would hang otherwise).
+    On a model whose logits prefix-tree rows reproduce (`mtl.packing.why_not_packable`: a rotary decoder pooling
+    its last token), a batch holds whole queries, scored as prefix-tree rows of about `row_tokens` tokens that
+    compute each query once (`mtl.packing.pack`), as training's shared batching does; otherwise batches are cut
+    from rows sorted by length (little padding). With several processes, each scores every N-th batch and the
+    results are gathered; the batch list is padded to a multiple of N so every process runs the same number of
+    forward passes (ZeRO-3 gathers parameters collectively and would hang otherwise).
     """
     head = head or data.task
-    order = np.argsort(data.lengths, kind="stable")
+    shared = data.queries is not None and why_not_packable(getattr(model, "module", model)) is None
+    order = np.lexsort((data.lengths, data.queries)) if shared else np.argsort(data.lengths, kind="stable")
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     padded, mine, rank, world = _share(batches, accelerator)
     device = accelerator.device if accelerator else next(model.parameters()).device
@@ -30,15 +35,19 @@ def predict_probs(model, data: TaskData, pad_id: int, batch_size: int, accelerat
     model.eval()
     scored = []
     for i in tqdm(mine, desc=f"eval {data.task}", disable=not progress or rank != 0, leave=False):
-        batch = collate(data, padded[i], pad_id)
+        rows = padded[i]
+        if shared:
+            batch = pack(data, rows, pad_id, row_tokens)
+            inputs = {name: batch[name].to(device) for name in ("input_ids", "position_ids", "subtree_end", "pool_at")}
+        else:
+            batch = collate(data, rows, pad_id)
+            inputs = {name: batch[name].to(device) for name in ("input_ids", "attention_mask")}
         features = batch.get("features")
         if head == "qc" and features is None and _qc_feature_dim(model):
-            features = torch.zeros(len(padded[i]), _qc_feature_dim(model))
-        logits = model(task=head, input_ids=batch["input_ids"].to(device),
-                       attention_mask=batch["attention_mask"].to(device),
-                       features=None if features is None else features.to(device))
+            features = torch.zeros(len(rows), _qc_feature_dim(model))
+        logits = model(task=head, **inputs, features=None if features is None else features.to(device))
         if i < len(batches):
-            scored.append((padded[i], torch.sigmoid(logits.float()).cpu().numpy()))
+            scored.append((rows, torch.sigmoid(logits.float()).cpu().numpy()))
     if was_training:
         model.train()
     if world > 1:

@@ -415,7 +415,7 @@ def handle_nonfinite(model, data: TaskData, rows, state: TrainState, cfg) -> tor
 def validate(model, val_data: dict[str, TaskData], accelerator, cfg, pad_id, logger, step) -> dict:
     reports = {}
     for task, data in val_data.items():
-        probs = predict_probs(model, data, pad_id, cfg.eval.batch_size, accelerator)
+        probs = predict_probs(model, data, pad_id, cfg.eval.batch_size, accelerator, row_tokens=cfg.train.row_tokens)
         reports[task] = task_report(data, probs, tune=cfg.eval.tune_threshold)
     scalars = {}
     for task, r in reports.items():

@@ -219,3 +219,28 @@ def test_predict_probs_mixed_equals_per_task_predictions(cfg):
     mixed = predict_probs_mixed(model, data, pairs.pad_id, batch_size=4, progress=False)
     for task, one in data.items():
         np.testing.assert_allclose(mixed[task], predict_probs(model, one, pairs.pad_id, 4, progress=False), atol=1e-6)
+
+
+def test_predict_probs_scores_a_querys_pairs_as_prefix_tree_rows_with_padded_batches_results(cfg, monkeypatch):
+    import numpy as np
+    import pandas as pd
+
+    from mtl import evaluate
+    from mtl.data.tasks import TaskData
+    from mtl.packing import pack
+
+    model, pairs = make_model(cfg, feature_dim=3)
+    randomise_trainables(model)
+    texts = [("pan", "frying pan 28cm"), ("zapatos nike", "nike running shoe"), ("pan", "home & garden,kitchen"),
+             ("мука", "flour 1kg bag"), ("zapatos nike", "red sneakers"), ("pan", "bread pan"), ("phone", "case")]
+    records = pd.DataFrame({"id": range(len(texts)), "label": [i % 2 for i in range(len(texts))], "language": "en"})
+    features = np.random.default_rng(0).random((len(texts), 3)).astype(np.float32)
+    data = TaskData("qc", records, pairs.encode([q for q, _ in texts], [t for _, t in texts]), features,
+                    queries=pd.factorize(pd.Series([q for q, _ in texts]))[0])
+    packed = []
+    monkeypatch.setattr(evaluate, "pack", lambda *args, **kw: packed.append(pack(*args, **kw)) or packed[-1])
+    trees = evaluate.predict_probs(model, data, pairs.pad_id, 4, progress=False, row_tokens=24)
+    assert packed and sum(b["computed"] for b in packed) < sum(b["tokens"] for b in packed), "queries computed once"
+    monkeypatch.setattr(evaluate, "why_not_packable", lambda model: "padded batches for comparison")
+    padded = evaluate.predict_probs(model, data, pairs.pad_id, 4, progress=False)
+    np.testing.assert_allclose(trees, padded, atol=1e-6)
