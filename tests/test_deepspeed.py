@@ -47,7 +47,8 @@ def test_zero_run_checkpoints_and_resumes_to_the_same_weights(tiny_backbone, tin
         torch.testing.assert_close(resumed_weights[name], value, rtol=0, atol=5e-5, msg=lambda m: f"{name}: {m}")
 
 
-def test_zero3_trains_the_weights_zero2_trains(tiny_backbone, tiny_data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("micro_batch_size", [8, 4])  # 4: two micro-batches per step (accumulation)
+def test_zero3_trains_the_weights_zero2_trains(tiny_backbone, tiny_data, tmp_path, monkeypatch, micro_batch_size):
     """Round robin: every step leaves the other task's head without a gradient. ZeRO-2 gives it a zero gradient;
     ZeRO-3 gave it that head's previous gradient again (its weights ended 2e-4 off, and the clipping norm
     counted the stale gradient for all)."""
@@ -57,7 +58,8 @@ def test_zero3_trains_the_weights_zero2_trains(tiny_backbone, tiny_data, tmp_pat
     for stage in (2, 3):
         cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{
             "log.run_name": f"zero{stage}", "train.deepspeed": str(CONFIGS / f"zero{stage}.json"),
-            "train.max_steps": 4, "train.eval_every": 0, "tasks.sampling": "round_robin"}))
+            "train.max_steps": 4, "train.eval_every": 0, "tasks.sampling": "round_robin",
+            "train.micro_batch_size": micro_batch_size}))
         train_module.run(cfg)
         weights[stage] = final_weights(tmp_path / "runs" / f"zero{stage}")
     assert weights[2].keys() == weights[3].keys()
