@@ -19,10 +19,9 @@ One process, one run, phases in this order:
    (ours draws its masks with `mtl.dropout`); same backbone, LoRA rank, targets and dropout rate, optimizer, batch
    size, data and dev subset;
 5. inference: pairs/s on the dev subset of both tasks through the one joint model (`load_trained` +
-   `predict_probs_mixed`: QC and QI pairs in shared batches, one backbone pass per batch and each pair to its
-   task's head; prefix-tree rows in token order, so a query's QC and QI pairs compute it once, on a rotary decoder,
-   else length-sorted padded batches), and through the two reference models (each task's batches in file order
-   through its own model, both models in memory, as two separately served single-task models are);
+   `predict_probs_mixed`: QC and QI pairs sorted by length together into shared batches, one backbone pass per
+   batch and each row to its task's head), and through the two reference models (each task's batches in file
+   order through its own model, both models in memory, as two separately served single-task models are);
 6. memory: parameter bytes of the joint model vs the two single-task models.
 
 Both sides see the same pairs per task (2·N joint steps ≈ N per task), so their F1 is comparable.
@@ -417,17 +416,16 @@ def f1_of(reports: dict) -> dict:
 
 def serve(model_dirs: dict[str, Path], data: dict, device: str, batch_size: int, batching: str) -> dict:
     """Load the model(s) in `model_dirs` and score each task's dev pairs. `mixed`: one joint model (one folder
-    for both tasks) scores both tasks' pairs in shared batches, one backbone pass per batch (`predict_probs_mixed`:
-    prefix-tree rows where the model allows them), so there is no per-task time; `in_order`: each task's pairs
-    through its own model in batches cut in file order (a plain DataLoader, the reference)."""
+    for both tasks) scores both tasks' pairs in shared length-sorted batches, one backbone pass per batch
+    (`predict_probs_mixed`), so there is no per-task time; `in_order`: each task's pairs through its own model in
+    batches cut in file order (a plain DataLoader, the reference)."""
     with Meter(device) as meter:
         loaded = {folder: load_trained(folder, device) for folder in dict.fromkeys(model_dirs.values())}
         parameter_bytes = sum(count_parameters(m[0])["bytes"] for m in loaded.values())
-        per_task, seconds, pairs, layout = {}, 0.0, 0, "batches in file order"
+        per_task, seconds, pairs = {}, 0.0, 0
         if batching == "mixed":
             (folder,) = set(model_dirs.values())
             model, pair_tokenizer = loaded[folder][0], loaded[folder][1]
-            layout = "prefix-tree rows" if why_not_packable(model) is None else "length-sorted batches"
             start = time.perf_counter()
             predict_probs_mixed(model, {t: data["val"][t] for t in model_dirs}, pair_tokenizer.pad_id, batch_size,
                                 progress=False)
@@ -447,8 +445,7 @@ def serve(model_dirs: dict[str, Path], data: dict, device: str, batch_size: int,
                 seconds += elapsed
                 pairs += len(task_data)
         del loaded
-    return {"models": len(set(model_dirs.values())), "batching": batching, "layout": layout,
-            "parameter_bytes": parameter_bytes,
+    return {"models": len(set(model_dirs.values())), "batching": batching, "parameter_bytes": parameter_bytes,
             "tasks": per_task, "seconds": seconds, "pairs_per_s": pairs / seconds, "peak_memory_bytes": meter.bytes,
             "other_load": meter.other_load}
 
@@ -631,8 +628,7 @@ def format_markdown(r: dict) -> str:
     lines += ["## Inference and memory", "",
               "| pipeline | models in memory | parameter memory | QC pairs/s | QI pairs/s | pairs/s (both) | "
               "peak memory | other load |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    ours_layout = inf["ours"].get("layout", "length-sorted batches")
-    for label, p in ((f"ours: one joint model, QC and QI in shared {ours_layout}", inf["ours"]),
+    for label, p in (("ours: one joint model, QC and QI in shared length-sorted batches", inf["ours"]),
                      ("reference: two single-task models, batches in file order", inf["reference"])):
         per_task = [f"{p['tasks'][t]['pairs_per_s']:.1f}" if "pairs_per_s" in p["tasks"][t] else "mixed"
                     for t in TASKS]
@@ -672,11 +668,10 @@ def format_markdown(r: dict) -> str:
               "CPU cores other processes kept busy on average during the phase (/proc/stat minus this process); "
               "anything well above 0 means that phase's timings were slowed down by other work.",
               "- Inference: the dev subset of both tasks. Ours serves both tasks with one backbone pass per batch: "
-              "QC and QI pairs together, in token order as prefix-tree rows (a query's QC and QI pairs share its "
-              "tokens) where the backbone allows them, else sorted by length, and each pair's pooled vector goes to "
-              "its task's head (`MultiTaskClassifier.forward_mixed`, logits equal to the per-task forward's), so its "
-              "per-task columns read *mixed*; the reference runs each task's pairs through its own model, in file "
-              "order. Parameter memory counts every parameter of the loaded model(s) (the "
+              "QC and QI pairs are sorted by length together and cut into shared batches, and each row's pooled "
+              "vector goes to its task's head (`MultiTaskClassifier.forward_mixed`, logits equal to the per-task "
+              "forward's), so its per-task columns read *mixed*; the reference runs each task's pairs through its "
+              "own model, in file order. Parameter memory counts every parameter of the loaded model(s) (the "
               "reference serves two backbones).", ""]
     return "\n".join(lines)
 

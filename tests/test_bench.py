@@ -49,8 +49,6 @@ def test_bench_runs_end_to_end_and_writes_its_tables(tiny_backbone, tiny_data, t
                                                 / ours["seconds"])
     assert "seconds" not in ours["tasks"]["qc"] and reference["tasks"]["qc"]["seconds"] > 0
     assert "| mixed | mixed |" in table
-    # The tiny Gemma-3 is a rotary decoder pooling its last token: served as prefix-tree rows, and the table says so.
-    assert ours["layout"] == "prefix-tree rows" and "QC and QI in shared prefix-tree rows |" in table
     # One backbone serves both tasks; the reference holds two.
     assert 1.9 < results["memory"]["ratio"] < 2.1
     assert set(results["targets"]) == {"train_tokens_per_s_at_least_2x", "padding_under_10pct",
