@@ -5,7 +5,6 @@ both tasks in shared batches (one backbone pass per batch), as `mtl bench` serve
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -63,28 +62,19 @@ def predict_probs(model, data: TaskData, pad_id: int, batch_size: int, accelerat
 
 @torch.no_grad()
 def predict_probs_mixed(model, data: dict[str, TaskData], pad_id: int, batch_size: int, accelerator=None,
-                        progress: bool = True, row_tokens: int = 128) -> dict[str, np.ndarray]:
+                        progress: bool = True) -> dict[str, np.ndarray]:
     """P(relevant) for every pair of every task in `data` ({task: TaskData}), each task's in its row order, with
-    batches that mix the tasks, each scored by one backbone pass (`MultiTaskClassifier.forward_mixed`): how one
-    joint model serves QC and QI together. Where prefix-tree rows reproduce the model's logits (as in
-    `predict_probs`), pairs are taken in token order: both tasks' pairs start `<bos> query`, so a query's QC and
-    QI pairs are neighbours, land in one batch, and its prefix-tree rows compute the query once for both tasks.
-    Elsewhere, pairs sorted by length in padded batches. QC pairs without taxonomy features read zeros, as in
-    `predict_probs`. Sharded over processes like `predict_probs`."""
+    batches that mix the tasks: all pairs sorted by length, cut into batches, and each batch scored by one backbone
+    pass (`MultiTaskClassifier.forward_mixed`), which is how one joint model serves QC and QI together. QC rows
+    without taxonomy features read zeros, as in `predict_probs`. Sharded over processes like `predict_probs`."""
     tasks = list(data)
     task_of = np.concatenate([np.full(len(data[t]), i) for i, t in enumerate(tasks)])
     row_of = np.concatenate([np.arange(len(data[t])) for t in tasks])
     lengths = np.concatenate([data[t].lengths for t in tasks])
-    inner = getattr(model, "module", model)  # DDP / DeepSpeed wrap the model; eval needs no gradient sync
-    shared = why_not_packable(inner) is None
-    if shared:
-        union = TaskData("mixed", pd.DataFrame(index=range(len(lengths))),
-                         [data[tasks[t]].input_ids[r] for t, r in zip(task_of, row_of)])
-        order = np.array(sorted(range(len(union)), key=union.input_ids.__getitem__), dtype=np.int64)
-    else:
-        order = np.argsort(lengths, kind="stable")
+    order = np.argsort(lengths, kind="stable")
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     padded, mine, rank, world = _share(batches, accelerator)
+    inner = getattr(model, "module", model)  # DDP / DeepSpeed wrap the model; eval needs no gradient sync
     device = accelerator.device if accelerator else next(model.parameters()).device
     feature_dim = _qc_feature_dim(model)
     was_training = model.training
@@ -92,27 +82,20 @@ def predict_probs_mixed(model, data: dict[str, TaskData], pad_id: int, batch_siz
     scored = []
     for i in tqdm(mine, desc="eval " + "+".join(tasks), disable=not progress or rank != 0, leave=False):
         items = padded[i]
+        width = int(lengths[items].max())
+        input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(items), width), dtype=torch.long)
         features = torch.zeros(len(items), feature_dim)
         for j, item in enumerate(items):
             task_data, row = data[tasks[task_of[item]]], row_of[item]
+            ids = task_data.input_ids[row]
+            input_ids[j, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[j, :len(ids)] = 1
             if feature_dim and task_data.task == "qc" and task_data.features is not None:
                 features[j] = torch.as_tensor(task_data.features[row], dtype=torch.float32)
         is_qc = torch.tensor([tasks[task_of[item]] == "qc" for item in items])
-        if shared:
-            batch = pack(union, items, pad_id, row_tokens)
-            inputs = {name: batch[name].to(device) for name in ("position_ids", "subtree_end", "pool_at")}
-            input_ids, attention_mask = batch["input_ids"], None
-        else:
-            inputs, width = {}, int(lengths[items].max())
-            input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
-            attention_mask = torch.zeros((len(items), width), dtype=torch.long)
-            for j, item in enumerate(items):
-                ids = data[tasks[task_of[item]]].input_ids[row_of[item]]
-                input_ids[j, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-                attention_mask[j, :len(ids)] = 1
-            attention_mask = attention_mask.to(device)
-        logits = inner.forward_mixed(input_ids.to(device), attention_mask, is_qc.to(device),
-                                     features.to(device) if feature_dim else None, **inputs)
+        logits = inner.forward_mixed(input_ids.to(device), attention_mask.to(device), is_qc.to(device),
+                                     features.to(device) if feature_dim else None)
         if i < len(batches):
             scored.append((items, torch.sigmoid(logits.float()).cpu().numpy()))
     if was_training:

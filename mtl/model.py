@@ -65,7 +65,15 @@ class MultiTaskClassifier(nn.Module):
         """One logit per pair. Padded batches (`collate`) pass `attention_mask`; prefix-tree rows (`mtl.packing.pack`)
         pass `position_ids`, `subtree_end` and `pool_at` instead. Both go through `forward`, so DDP and DeepSpeed
         see every training step."""
-        pooled = self.pooled(input_ids, attention_mask, position_ids, subtree_end, pool_at)
+        if subtree_end is None:
+            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            pooled = pool(hidden, attention_mask, self.pooling)
+        else:
+            base = self.backbone.get_base_model()
+            masks = tree_masks(position_ids, subtree_end, base.config, base.dtype)
+            hidden = self.backbone(input_ids=input_ids, attention_mask=masks, position_ids=position_ids,
+                                   use_cache=False).last_hidden_state
+            pooled = hidden[pool_at[:, 0], pool_at[:, 1]]
         head = self.head(task)
         pooled = self.dropout(pooled.to(head.weight.dtype))
         if task == "qc" and self.qc_feature_dim:
@@ -74,14 +82,12 @@ class MultiTaskClassifier(nn.Module):
             pooled = torch.cat([pooled, features.to(pooled.dtype)], dim=-1)
         return head(pooled).squeeze(-1)
 
-    def forward_mixed(self, input_ids, attention_mask, is_qc: torch.Tensor, features=None, position_ids=None,
-                      subtree_end=None, pool_at=None) -> torch.Tensor:
-        """One logit per pair of a batch that mixes both tasks: one backbone pass, then each pooled pair goes to its
-        task's head, so one forward serves QC and QI. A padded batch or prefix-tree rows, as in `forward`.
-        `features` [pairs, qc_feature_dim] holds the QC pairs' taxonomy features (QI pairs' values are ignored);
-        logits equal `forward(task, ...)` on each task's pairs alone."""
-        pooled = self.pooled(input_ids, attention_mask, position_ids, subtree_end, pool_at)
-        pooled = self.dropout(pooled.to(self.qi_head.weight.dtype))
+    def forward_mixed(self, input_ids, attention_mask, is_qc: torch.Tensor, features=None) -> torch.Tensor:
+        """One logit per row of a batch that mixes both tasks: one backbone pass, then each pooled row goes to its
+        task's head, so one forward serves QC and QI. `features` [batch, qc_feature_dim] holds the QC rows' taxonomy
+        features (QI rows' values are ignored); logits equal `forward(task, ...)` on each task's rows alone."""
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        pooled = self.dropout(pool(hidden, attention_mask, self.pooling).to(self.qi_head.weight.dtype))
         is_qc = is_qc.to(device=pooled.device, dtype=torch.bool)
         qc_in = pooled[is_qc]
         if self.qc_feature_dim:
@@ -92,17 +98,6 @@ class MultiTaskClassifier(nn.Module):
         logits[is_qc] = self.qc_head(qc_in).squeeze(-1)
         logits[~is_qc] = self.qi_head(pooled[~is_qc]).squeeze(-1)
         return logits
-
-    def pooled(self, input_ids, attention_mask=None, position_ids=None, subtree_end=None, pool_at=None):
-        """[pairs, hidden]: the backbone's pooled vector of each pair of a padded batch, or of prefix-tree rows."""
-        if subtree_end is None:
-            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            return pool(hidden, attention_mask, self.pooling)
-        base = self.backbone.get_base_model()
-        masks = tree_masks(position_ids, subtree_end, base.config, base.dtype)
-        hidden = self.backbone(input_ids=input_ids, attention_mask=masks, position_ids=position_ids,
-                               use_cache=False).last_hidden_state
-        return hidden[pool_at[:, 0], pool_at[:, 1]]
 
 
 @dataclass

@@ -196,16 +196,12 @@ def test_mixed_forward_equals_per_task_forward(cfg):
     assert not torch.allclose(shifted[is_qc], mixed[is_qc]) and torch.equal(shifted[~is_qc], mixed[~is_qc])
 
 
-def test_predict_probs_mixed_equals_per_task_predictions(cfg, monkeypatch):
-    """The mixed batches are prefix-tree rows on this rotary decoder ("pan" is a QC and a QI query: computed once);
-    the per-task predictions here are padded batches (no query ids)."""
+def test_predict_probs_mixed_equals_per_task_predictions(cfg):
     import numpy as np
     import pandas as pd
 
-    from mtl import evaluate
     from mtl.data.tasks import TaskData
     from mtl.evaluate import predict_probs, predict_probs_mixed
-    from mtl.packing import pack
 
     model, pairs = make_model(cfg, feature_dim=3)
     randomise_trainables(model)
@@ -220,13 +216,7 @@ def test_predict_probs_mixed_equals_per_task_predictions(cfg, monkeypatch):
                                    ("zapatos nike running rojo", "clothing, shoes & accessories,shoes,running")], 0),
             "qi": task_data("qi", [("phone", "smartphone 12"), ("мука", "flour 1kg bag"), ("pan", "frying pan")],
                             1)}
-    packed = []
-    monkeypatch.setattr(evaluate, "pack", lambda *args, **kw: packed.append(pack(*args, **kw)) or packed[-1])
     mixed = predict_probs_mixed(model, data, pairs.pad_id, batch_size=4, progress=False)
-    saved = sum(b["tokens"] - b["computed"] for b in packed)
-    assert saved > sum(len(b["pool_at"]) - len(b["used"]) for b in packed), "more shared than each row's <bos>"
-    scored = [int(i) for b in packed for i in b["rows"]]  # items: QC pairs 0-2, then QI pairs 3-5
-    assert abs(scored.index(0) - scored.index(5)) == 1, "the QC and QI pairs of 'pan' are neighbours"
     for task, one in data.items():
         np.testing.assert_allclose(mixed[task], predict_probs(model, one, pairs.pad_id, 4, progress=False), atol=1e-6)
 
@@ -250,8 +240,7 @@ def test_predict_probs_scores_a_querys_pairs_as_prefix_tree_rows_with_padded_bat
     packed = []
     monkeypatch.setattr(evaluate, "pack", lambda *args, **kw: packed.append(pack(*args, **kw)) or packed[-1])
     trees = evaluate.predict_probs(model, data, pairs.pad_id, 4, progress=False, row_tokens=24)
-    saved = sum(b["tokens"] - b["computed"] for b in packed)
-    assert saved > sum(len(b["pool_at"]) - len(b["used"]) for b in packed), "more shared than each row's <bos>"
+    assert packed and sum(b["computed"] for b in packed) < sum(b["tokens"] for b in packed), "queries computed once"
     monkeypatch.setattr(evaluate, "why_not_packable", lambda model: "padded batches for comparison")
     padded = evaluate.predict_probs(model, data, pairs.pad_id, 4, progress=False)
     np.testing.assert_allclose(trees, padded, atol=1e-6)
