@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from mtl.data.tasks import TaskData, collate
 from mtl.metrics import classification_report, majority_baseline, tune_threshold
-from mtl.packing import pack, why_not_packable
+from mtl.packing import model_inputs, pack, why_not_packable
 
 
 @torch.no_grad()
@@ -36,16 +36,11 @@ def predict_probs(model, data: TaskData, pad_id: int, batch_size: int, accelerat
     scored = []
     for i in tqdm(mine, desc=f"eval {data.task}", disable=not progress or rank != 0, leave=False):
         rows = padded[i]
-        if shared:
-            batch = pack(data, rows, pad_id, row_tokens)
-            inputs = {name: batch[name].to(device) for name in ("input_ids", "position_ids", "subtree_end", "pool_at")}
-        else:
-            batch = collate(data, rows, pad_id)
-            inputs = {name: batch[name].to(device) for name in ("input_ids", "attention_mask")}
-        features = batch.get("features")
-        if head == "qc" and features is None and _qc_feature_dim(model):
-            features = torch.zeros(len(rows), _qc_feature_dim(model))
-        logits = model(task=head, **inputs, features=None if features is None else features.to(device))
+        batch = pack(data, rows, pad_id, row_tokens) if shared else collate(data, rows, pad_id)
+        inputs = model_inputs(batch, device)
+        if head == "qc" and "features" not in inputs and _qc_feature_dim(model):
+            inputs["features"] = torch.zeros(len(rows), _qc_feature_dim(model), device=device)
+        logits = model(task=head, **inputs)
         if i < len(batches):
             scored.append((rows, torch.sigmoid(logits.float()).cpu().numpy()))
     if was_training:

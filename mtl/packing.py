@@ -76,6 +76,12 @@ def pack(data: TaskData, rows, pad_id: int, row_tokens: int) -> dict:
     return batch
 
 
+def model_inputs(batch: dict, device) -> dict:
+    """What `MultiTaskClassifier.forward` takes from a padded batch (`collate`) or from prefix-tree rows (`pack`)."""
+    names = ("input_ids", "attention_mask", "position_ids", "subtree_end", "pool_at", "features")
+    return {name: batch[name].to(device) for name in names if name in batch}
+
+
 def split_units(sorted_sequences: list[tuple], indices: list[int]) -> list[tuple[int, list[int]]]:
     """Runs of sorted pairs that share more than their first token (which every pair of a row shares anyway),
     each with the nodes it adds to a row: a unit stays in one row so its shared prefix is computed once."""

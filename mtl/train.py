@@ -45,7 +45,7 @@ from mtl.io import atomic_write_text
 from mtl.logger import NullLogger, build_logger
 from mtl.metrics import f1_avg, format_table
 from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, save_model
-from mtl.packing import pack, resolve_batching
+from mtl.packing import model_inputs, pack, resolve_batching
 from mtl.sampling import TaskStreams, shard, task_for_step
 from mtl.taxonomy import Taxonomy
 
@@ -352,12 +352,6 @@ def clear_zero3_gradient_buffer(model) -> None:
     buffer = getattr(getattr(model, "optimizer", None), "grad_partitions_flat_buffer", None)
     if buffer is not None:
         buffer.zero_()
-
-
-def model_inputs(batch: dict, device) -> dict:
-    """What `MultiTaskClassifier.forward` takes from a padded batch or from prefix-tree rows."""
-    names = ("input_ids", "attention_mask", "position_ids", "subtree_end", "pool_at", "features")
-    return {name: batch[name].to(device) for name in names if name in batch}
 
 
 @contextlib.contextmanager
