@@ -3,37 +3,76 @@
 Both are pure functions of (seed, step) or (seed, task, epoch), so every process computes the same schedule without
 talking to the others, and resuming needs only the positions saved in `TaskStreams.state_dict()`.
 
-- `proportional`: P(task) ~ n_task, as if the two training sets were concatenated.
-- `temperature`:  P(task) ~ n_task^(1/T); T=1 is proportional, large T tends to uniform (up-samples the small task).
-- `round_robin`:  qc, qi, qc, qi, ...
+- `proportional`: P(task) ~ w_task * n_task, as if the two training sets were concatenated.
+- `temperature`:  P(task) ~ w_task * n_task^(1/T); T=1 is proportional, large T tends to w (up-samples the small task).
+- `round_robin`:  a fixed cycle in which each task takes a share of the steps proportional to w_task, spread out
+  (equal weights: qc, qi, qc, qi, ...; 2:1: qc, qi, qc, ...).
+
+`w_task` is `tasks.loss_weight_<task>`. Each optimizer step trains one task, so a task's weight is its share of the
+steps: the only lever that scales its share of the updates of the shared adapter under Adam. Scaling a step's loss
+would be undone by clipping and by Adam's normalisation, and scaling a step's learning rate is undone by Adam's
+momentum, which carries most of each step's gradient into the next steps (at the other task's rate).
 """
 
 from __future__ import annotations
+
+import math
+from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 import torch
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 
-def task_probabilities(sizes: dict[str, int], strategy: str, temperature: float = 1.0) -> dict[str, float]:
+def task_probabilities(sizes: dict[str, int], strategy: str, temperature: float = 1.0,
+                       weights: dict[str, float] | None = None) -> dict[str, float]:
+    """The share of optimizer steps each task gets (for `round_robin`, exactly over each cycle)."""
     tasks = sorted(sizes)
+    w = np.array([1.0 if weights is None else float(weights[t]) for t in tasks], dtype=np.float64)
+    if w.sum() <= 0:
+        raise ValueError(f"task weights {weights} give no task a step")
     if strategy == "round_robin":
-        return {t: 1 / len(tasks) for t in tasks}
-    power = 1.0 if strategy == "proportional" else 1.0 / temperature
-    weights = np.array([sizes[t] ** power for t in tasks], dtype=np.float64)
-    return dict(zip(tasks, (weights / weights.sum()).tolist()))
+        mass = w
+    else:
+        power = 1.0 if strategy == "proportional" else 1.0 / temperature
+        mass = w * np.array([sizes[t] ** power for t in tasks], dtype=np.float64)
+    return dict(zip(tasks, (mass / mass.sum()).tolist()))
 
 
-def task_for_step(step: int, sizes: dict[str, int], strategy: str, temperature: float, seed: int) -> str:
+def task_for_step(step: int, sizes: dict[str, int], strategy: str, temperature: float, seed: int,
+                  weights: dict[str, float] | None = None) -> str:
     """The task trained at optimizer step `step` (0-based)."""
     tasks = sorted(sizes)
     if len(tasks) == 1:
         return tasks[0]
+    probs = task_probabilities(sizes, strategy, temperature, weights)
     if strategy == "round_robin":
-        return tasks[step % len(tasks)]
-    probs = task_probabilities(sizes, strategy, temperature)
+        cycle = weighted_cycle(tuple((t, probs[t]) for t in tasks))
+        return cycle[step % len(cycle)]
     rng = np.random.default_rng([seed, step])
     return tasks[int(rng.choice(len(tasks), p=[probs[t] for t in tasks]))]
+
+
+@lru_cache(maxsize=16)
+def weighted_cycle(shares: tuple[tuple[str, float], ...]) -> tuple[str, ...]:
+    """One period of a deterministic schedule with these step shares, each task's steps spread evenly over it.
+
+    Shares are made rational with denominators up to 100 (0.1 : 0.9 gives a cycle of 10 steps); at each position the
+    task furthest behind its share goes next (ties: the first task), so every prefix is as close to the shares as a
+    whole number of steps allows."""
+    fractions = [(task, Fraction(share).limit_denominator(100)) for task, share in shares]
+    denominator = math.lcm(*(f.denominator for _, f in fractions))
+    counts = [(task, int(f * denominator)) for task, f in fractions if f > 0]
+    divisor = math.gcd(*(c for _, c in counts))
+    counts = [(task, c // divisor) for task, c in counts]
+    length = sum(c for _, c in counts)
+    cycle, done = [], {task: 0 for task, _ in counts}
+    for position in range(1, length + 1):
+        task = max(counts, key=lambda tc: (tc[1] * position / length - done[tc[0]], -counts.index(tc)))[0]
+        done[task] += 1
+        cycle.append(task)
+    return tuple(cycle)
 
 
 def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, batching: str,
@@ -96,10 +135,6 @@ class TaskStreams:
             batches = self._batches(task, epoch)
         self.position[task] = (epoch, index + 1)
         return batches[index]
-
-    def epochs_done(self, task: str) -> float:
-        epoch, index = self.position[task]
-        return epoch + index / max(1, len(self._batches(task, epoch)))
 
     def state_dict(self) -> dict:
         return {task: list(pos) for task, pos in self.position.items()}

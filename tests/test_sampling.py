@@ -23,6 +23,24 @@ def test_round_robin_alternates():
     assert [task_for_step(s, SIZES, "round_robin", 1.0, 0) for s in range(4)] == ["qc", "qi", "qc", "qi"]
 
 
+@pytest.mark.parametrize("strategy", ["proportional", "temperature", "round_robin"])
+def test_weights_scale_each_task_share_of_the_steps(strategy):
+    plain = task_probabilities(SIZES, strategy, 2.0)
+    weighted = task_probabilities(SIZES, strategy, 2.0, {"qc": 0.25, "qi": 1.0})
+    expected_qc = 0.25 * plain["qc"] / (0.25 * plain["qc"] + plain["qi"])
+    assert weighted["qc"] == pytest.approx(expected_qc)
+    counts = Counter(task_for_step(s, SIZES, strategy, 2.0, 0, {"qc": 0.25, "qi": 1.0}) for s in range(4000))
+    assert counts["qc"] / 4000 == pytest.approx(expected_qc, abs=0.025)
+
+
+def test_weighted_round_robin_spreads_each_task_over_its_cycle():
+    two_to_one = [task_for_step(s, SIZES, "round_robin", 1.0, 0, {"qc": 2.0, "qi": 1.0}) for s in range(6)]
+    assert two_to_one == ["qc", "qi", "qc"] * 2
+    tenth = [task_for_step(s, SIZES, "round_robin", 1.0, 0, {"qc": 0.1, "qi": 1.0}) for s in range(22)]
+    assert tenth.count("qc") == 2 and tenth[:11].count("qc") == 1
+    assert [task_for_step(s, SIZES, "round_robin", 1.0, 0, {"qc": 0.0, "qi": 1.0}) for s in range(3)] == ["qi"] * 3
+
+
 def test_schedule_is_a_pure_function_of_seed_and_step():
     a = [task_for_step(s, SIZES, "temperature", 2.0, seed=3) for s in range(50)]
     b = [task_for_step(s, SIZES, "temperature", 2.0, seed=3) for s in range(50)]
