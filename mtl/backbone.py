@@ -75,16 +75,20 @@ def detect_arch(config: PretrainedConfig) -> str:
     return "encoder" if type(text_config(config)) in MODEL_FOR_MASKED_LM_MAPPING else "decoder"
 
 
-def load_backbone(folder: Path, dtype: torch.dtype, attn_implementation: str = "sdpa") -> torch.nn.Module:
-    """The bare transformer (no LM head), every weight from the checkpoint."""
+def load_backbone(folder: Path, dtype: torch.dtype, attn_implementation: str = "sdpa",
+                  num_layers: int = 0) -> torch.nn.Module:
+    """The bare transformer (no LM head), every weight from the checkpoint. `num_layers` > 0 keeps only the first
+    that many transformer layers (the final norm stays): the later layers' weights are never loaded."""
     config = AutoConfig.from_pretrained(str(folder))
+    if num_layers:
+        truncate_layers(text_config(config), num_layers, folder)
     kwargs = {"dtype": dtype, "attn_implementation": attn_implementation, "output_loading_info": True}
     if text_config(config) is not config:
         model_cls = MODEL_MAPPING[type(text_config(config))]
         model, info = model_cls.from_pretrained(str(folder), config=text_config(config), key_mapping=_TEXT_ONLY_KEYS,
                                                 **kwargs)
     else:
-        model, info = AutoModel.from_pretrained(str(folder), **kwargs)
+        model, info = AutoModel.from_pretrained(str(folder), config=config, **kwargs)
     # Encoder checkpoints saved from *ForMaskedLM lack the pooler, which this project never uses (it pools itself).
     missing = sorted(k for k in info["missing_keys"] if not k.startswith("pooler."))
     if missing:
@@ -93,6 +97,16 @@ def load_backbone(folder: Path, dtype: torch.dtype, attn_implementation: str = "
             f"{missing[:3]}; check that the folder holds this architecture's weights"
         )
     return model
+
+
+def truncate_layers(config: PretrainedConfig, num_layers: int, folder: Path) -> None:
+    """Keep the first `num_layers` layers in `config` (and their attention types, for models that list them)."""
+    total = config.num_hidden_layers
+    if num_layers > total:
+        raise ConfigError(f"model.num_layers={num_layers}: the backbone in {folder} has only {total} layers")
+    config.num_hidden_layers = num_layers
+    if getattr(config, "layer_types", None):
+        config.layer_types = list(config.layer_types)[:num_layers]
 
 
 def _converted(gguf_path: Path, name: str | None = None) -> Path:

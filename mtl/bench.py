@@ -229,7 +229,7 @@ def load_task_data(cfg: ExperimentConfig) -> dict:
     splits = load_splits(cfg, tasks)
     priors = fit_priors(cfg, splits["qc"].train) if "qc" in tasks else None
     return {"pairs": pair_tokenizer, "folder": folder, "priors": priors,
-            "train": {t: make_task_data(splits[t].train, t, cfg, pair_tokenizer, priors, leave_one_out=True)
+            "train": {t: make_task_data(splits[t].train, t, cfg, pair_tokenizer, priors, fitted_on=True)
                       for t in tasks},
             "val": {t: make_task_data(splits[t].val, t, cfg, pair_tokenizer, priors) for t in tasks}}
 
@@ -330,7 +330,8 @@ def replay(cfg: ExperimentConfig, train_data: dict[str, TaskData]) -> list[tuple
     sizes = {t: len(d) for t, d in train_data.items()}
     steps = []
     for step in range(cfg.train.max_steps):
-        task = task_for_step(step, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed)
+        task = task_for_step(step, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed,
+                             cfg.tasks.weights)
         steps.append((task, shard(streams.next(task), cfg.train.micro_batch_size, 0, 1)))
     return steps
 

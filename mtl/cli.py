@@ -162,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--dry-run", action="store_true", help="print the runs and their overrides, run nothing")
     compare.add_argument("--lock", metavar="FILE", help="hold an exclusive flock on FILE during each run (shared "
                                                      "machines: other jobs taking it never overlap a run)")
+    compare.add_argument("--fold", default="none", metavar="K",
+                         help="validate every run on CV fold K of the training files instead of the dev files "
+                              "(no dev files needed; the ablations that set their own fold keep it)")
+    compare.add_argument("--seeds", default="", metavar="S1,S2,...",
+                         help="run the whole grid once per train.seed, under ROOT/seed-S/ (the report gives mean ± "
+                              "std over them)")
     compare.add_argument("--invoked-as", default="", help="the command line to record in grid.json (scripts set it)")
     compare.add_argument("overrides", nargs="*", metavar="key=value")
     compare.set_defaults(func=cmd_compare)
@@ -309,7 +315,11 @@ def cmd_translate(args) -> int:
 def cmd_compare(args) -> int:
     from mtl import experiments
 
-    specs = experiments.plan(args.grid, args.overrides, args.config, args.only)
+    seeds = parse_seeds(args.seeds)
+    fold = str(args.fold)
+    specs = experiments.plan(args.grid, args.overrides, args.config, args.only, fold)
+    if seeds and any(o.partition("=")[0].strip() == "train.seed" for o in args.overrides):
+        raise ConfigError("--seeds sets train.seed for each grid: drop the train.seed override")
     if args.dry_run:
         for spec in specs:
             source = f" (from {spec.source})" if spec.source else ""
@@ -318,11 +328,28 @@ def cmd_compare(args) -> int:
     command = args.invoked_as or " ".join(
         ["mtl compare", f"--root {args.root}", f"--grid {args.grid}", *(f"--only {n}" for n in args.only),
          *([f"--config {args.config}"] if args.config else []), *([f"--lock {args.lock}"] if args.lock else []),
+         *([f"--fold {fold}"] if fold != "none" else []), *([f"--seeds {args.seeds}"] if seeds else []),
          *args.overrides])
-    statuses = experiments.run_grid(specs, args.root, args.overrides, args.config, command, args.lock)
+    if seeds:
+        statuses = experiments.run_seeds(specs, args.root, seeds, args.overrides, args.config, command, args.lock, fold)
+    else:
+        statuses = experiments.run_grid(specs, args.root, args.overrides, args.config, command, args.lock, fold)
     for name, status in statuses.items():
         print(f"{name:30s} {status}")
     return 1 if any(s.startswith("FAILED") for s in statuses.values()) else 0
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`1,2,3` -> [1, 2, 3]: distinct seeds in the range `train.seed` accepts."""
+    if not text.strip():
+        return []
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seeds must be comma-separated whole numbers, got {text!r}") from None
+    if len(set(seeds)) != len(seeds) or any(not 0 <= s < 2**32 for s in seeds):
+        raise ConfigError(f"--seeds must be distinct whole numbers in [0, 2^32), got {text!r}")
+    return seeds
 
 
 def cmd_report(args) -> int:
@@ -374,7 +401,7 @@ def default_run_name(cfg) -> str:
 
     name = cfg.train.mode + (f"-{cfg.train.task}" if cfg.train.task else "")
     if cfg.cv.fold != "none":
-        name += f"-fold{cfg.cv.fold}"
+        name += f"-fold{cfg.cv.fold.replace(',', '+')}"
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -383,9 +410,13 @@ def summary_table(summary: dict) -> str:
 
     if "cv" in summary:
         return "\n".join(f"{k}: {v['mean']:.4f} ± {v['std']:.4f}" for k, v in summary["cv"].items())
-    reports = summary["best"]["reports"]
-    return (f"best step {summary['best_step']} of {summary['steps']}\n\n{format_table(reports)}\n\n"
-            f"F1 by language (threshold 0.5):\n{format_language_table(reports)}")
+    reports, test = summary["best"]["reports"], summary.get("test", {}).get("reports", {})
+    text = (f"best step {summary['best_step']} of {summary['steps']} (test: held out, scored once at the threshold "
+            f"tuned on validation; the other columns are validation)\n\n{format_table(reports, test)}\n\n"
+            f"Validation by language (F1 at threshold 0.5):\n{format_language_table(reports)}")
+    if test:
+        text += f"\n\nTest by language (F1 at threshold 0.5):\n{format_language_table(test)}"
+    return text
 
 
 def _cuda() -> bool:

@@ -37,6 +37,17 @@ class DataConfig:
     """QI training records."""
     qi_dev: str = "data/sample/dev_QI.txt"
     """QI records for validation when `cv.fold=none`."""
+    qc_test: str = ""
+    """Labelled QC records held out for the final score only (never for selection or thresholds); empty: carve
+    `test_fraction` of the training file."""
+    qi_test: str = ""
+    """Labelled QI records held out for the final score only; empty: carve `test_fraction` of the training file."""
+    test_fraction: float = 0.1
+    """Share of the training file's queries carved out as the test split when no test file is given (whole
+    queries, stratified by language x label, before CV folds are made; 0 = no test split)."""
+    split_seed: int = 42
+    """Seeds the test carve, the CV folds, the training and validation subsamples and the inner folds of the QC
+    priors: runs with different `train.seed` train and score the same records."""
     clean: bool = True
     """Collapse redundant whitespace and drop rows whose query or target is empty (the paper's cleaning)."""
     lowercase: bool = True
@@ -49,12 +60,13 @@ class DataConfig:
     """Keep at most this many validation records per task, stratified sample (0 = all; the default keeps a CPU run's
     evaluation under a minute)."""
     cache_dir: str = ".cache/mtl"
-    """Where tokenized datasets and the converted embedded backbone are cached."""
+    """Where tokenized datasets are cached (converted backbones go to `$MTL_CACHE_DIR`, default `~/.cache/mtl`)."""
 
     def __post_init__(self):
         check("data.max_length", self.max_length, self.max_length >= 8, ">= 8")
         check("data.train_limit", self.train_limit, self.train_limit >= 0, ">= 0")
         check("data.dev_limit", self.dev_limit, self.dev_limit >= 0, ">= 0")
+        check("data.test_fraction", self.test_fraction, 0 <= self.test_fraction <= 0.5, "in [0, 0.5]")
 
 
 @dataclass
@@ -96,15 +108,25 @@ class ModelConfig:
     did not learn (benchmarks/results/dtype-seeds-cpu-gemma3-270m.md)."""
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
     """Attention kernel passed to transformers."""
+    num_layers: int = 0
+    """Use only the first N transformer layers of the backbone (0 = all): fewer layers train and serve faster, and a
+    middle layer's features can classify as well as the last's."""
     gradient_checkpointing: bool = False
     """Recompute activations in backward to save memory (12B on one GPU)."""
     init_from: str = ""
     """A saved model folder whose adapter and heads initialise this run (TAPT stage 2, fine-tune after joint)."""
     head_dropout: float = 0.1
     """Dropout on the pooled vector before each task head."""
+    head_norm: bool = True
+    """A LayerNorm per task on the pooled vector before its head (Gemma's hidden states are far from unit scale;
+    see `mtl.model.MultiTaskClassifier`)."""
+    head_init: Literal["prior", "random"] = "prior"
+    """prior: head weights start at zero and the bias at the log-odds of the training positive rate (first loss =
+    the prior's entropy); random: nn.Linear's default initialisation."""
 
     def __post_init__(self):
         check("model.head_dropout", self.head_dropout, 0 <= self.head_dropout < 1, "in [0, 1)")
+        check("model.num_layers", self.num_layers, self.num_layers >= 0, ">= 0")
 
 
 @dataclass
@@ -136,9 +158,9 @@ class TasksConfig:
     temperature: float = 2.0
     """T for `temperature` sampling (1 = proportional, large = uniform)."""
     loss_weight_qc: float = 1.0
-    """Weight of QC: scales the learning rate of QC steps (each step trains one task; see `mtl.train.scaled_lr`)."""
+    """Weight of QC: scales QC's share of the optimizer steps (each step trains one task; see `mtl.sampling`)."""
     loss_weight_qi: float = 1.0
-    """Weight of QI: scales the learning rate of QI steps."""
+    """Weight of QI: scales QI's share of the optimizer steps."""
 
     def __post_init__(self):
         check("tasks.temperature", self.temperature, math.isfinite(self.temperature) and self.temperature > 0,
@@ -148,6 +170,10 @@ class TasksConfig:
             check(f"tasks.loss_weight_{task}", weight, math.isfinite(weight) and weight >= 0, "finite and >= 0")
         if self.loss_weight_qc == 0 and self.loss_weight_qi == 0:
             raise ConfigError("tasks.loss_weight_qc and tasks.loss_weight_qi are both 0: nothing would train")
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {task: getattr(self, f"loss_weight_{task}") for task in TASKS}
 
 
 @dataclass
@@ -222,7 +248,8 @@ class TrainConfig:
 @dataclass
 class CVConfig:
     fold: str = "none"
-    """`none`: train on all training records, validate on the dev files; `k`: validate on fold k; `all`: every fold."""
+    """`none`: train on all training records, validate on the dev files; `k`: validate on fold k; `all`: one model
+    per fold; `0,1,2`: one model per listed fold (`all` and lists also write out-of-fold predictions and cv.json)."""
     n_folds: int = 5
     """Number of folds."""
     strategy: Literal["ca", "random", "language"] = "ca"
@@ -233,10 +260,23 @@ class CVConfig:
     def __post_init__(self):
         check("cv.n_folds", self.n_folds, self.n_folds >= 2, ">= 2")
         check("cv.qc_group_levels", self.qc_group_levels, self.qc_group_levels >= 1, ">= 1")
-        self.fold = str(self.fold)
-        numbered = self.fold.isascii() and self.fold.isdigit() and int(self.fold) < self.n_folds
-        if self.fold not in ("none", "all") and not numbered:
-            raise ConfigError(f"cv.fold must be none, all or 0..{self.n_folds - 1}, got {self.fold!r}")
+        self.fold = str(self.fold).replace(" ", "")
+        if self.fold in ("none", "all"):
+            return
+        parts = self.fold.split(",")
+        numbered = all(p.isascii() and p.isdigit() and int(p) < self.n_folds for p in parts)
+        if not numbered or len(set(parts)) != len(parts):
+            raise ConfigError(f"cv.fold must be none, all, a fold 0..{self.n_folds - 1} or a list of distinct folds "
+                              f"(0,1,2), got {self.fold!r}")
+
+    @property
+    def folds(self) -> list[int]:
+        """The folds a run trains one model each for: all of them, the listed ones, or the one (none: [])."""
+        if self.fold == "none":
+            return []
+        if self.fold == "all":
+            return list(range(self.n_folds))
+        return [int(p) for p in self.fold.split(",")]
 
 
 @dataclass
@@ -245,6 +285,9 @@ class EvalConfig:
     """Pairs per forward pass in evaluation and prediction."""
     tune_threshold: bool = True
     """Tune each task's decision threshold for F1 on validation and save it with the model."""
+    select: Literal["auc", "f1"] = "auc"
+    """What picks the best checkpoint: validation ROC-AUC, or F1 at threshold 0.5 (the paper's argmax); averaged
+    over the tasks a run evaluates."""
 
     def __post_init__(self):
         check("eval.batch_size", self.batch_size, self.batch_size >= 1, ">= 1")

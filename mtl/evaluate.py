@@ -106,10 +106,16 @@ def predict_probs_mixed(model, data: dict[str, TaskData], pad_id: int, batch_siz
     return probs
 
 
-def task_report(data: TaskData, probs: np.ndarray, tune: bool = True) -> dict:
-    """Metrics at 0.5 (the paper's argmax), at the F1-tuned threshold, and of the trivial baselines."""
+def task_report(data: TaskData, probs: np.ndarray, tune: bool = True, threshold: float | None = None) -> dict:
+    """Metrics at 0.5 (the paper's argmax), at the threshold tuned for F1 on these records (`tune`), at a
+    `threshold` chosen elsewhere (`at_threshold`: the test split at the validation's threshold), and of the
+    trivial baselines."""
     report = classification_report(data.labels, probs, data.languages, threshold=0.5)
     report["baseline"] = majority_baseline(data.labels)
+    if threshold is not None:
+        chosen = classification_report(data.labels, probs, data.languages, threshold=threshold)
+        report["at_threshold"] = {k: chosen[k] for k in ("f1", "precision", "recall", "threshold",
+                                                          "predicted_positive_rate", "f1_by_language")}
     if tune:
         threshold, _ = tune_threshold(data.labels, probs)
         tuned = classification_report(data.labels, probs, data.languages, threshold=threshold)

@@ -11,9 +11,9 @@ under one log root. A run that raises leaves a `FAILED` file (the error) in its 
 with a `metrics.json` is complete and skipped, so an interrupted grid continues where it stopped.
 
 Budget: the unit is `B = train.max_steps` of the base config (160 by default) optimizer steps of
-`train.global_batch_size` pairs, i.e. the joint model's run. Every system gets B/2 steps per task it serves (see
-`budget_policy`); evaluation happens 4 times per training stage so that best-checkpoint selection has the same
-number of candidates in every run.
+`train.global_batch_size` pairs, i.e. the joint model's run. Every system gets B/2 steps per task it serves, except
+joint + fine-tune, which adds B/8 per task on top of the joint run (see `budget_policy`); evaluation happens 4 times
+per training stage so that best-checkpoint selection has the same number of candidates in every run.
 """
 
 from __future__ import annotations
@@ -187,10 +187,10 @@ def budget_policy(budget: Budget, global_batch: int, joint_task_steps: dict[str,
 
 
 def plan(which: str, base_overrides: list[str] = (), config_file: str | None = None,
-         only: list[str] = ()) -> list[RunSpec]:
+         only: list[str] = (), fold: str = "none") -> list[RunSpec]:
     """The specs `run_grid` would run for `--grid which` on this base config (`only`: just those names)."""
     check_base_overrides(list(base_overrides))
-    base = load_config(config_file, list(base_overrides))
+    base = load_config(config_file, [*base_overrides, f"cv.fold={fold}"])
     specs = build_grid(which, Budget(base.train.max_steps))
     unknown = sorted(set(only) - {s.name for s in specs})
     if unknown:
@@ -198,11 +198,30 @@ def plan(which: str, base_overrides: list[str] = (), config_file: str | None = N
     return [s for s in specs if not only or s.name in only]
 
 
+def seed_root(root: str | Path, seed: int) -> Path:
+    """Where the grid of one seed of a multi-seed comparison lives (`mtl compare --seeds`)."""
+    return Path(root) / f"seed-{seed}"
+
+
+def run_seeds(specs: list[RunSpec], root: str | Path, seeds: list[int], base_overrides: list[str] = (),
+              config_file: str | None = None, command: str = "", lock: str | Path | None = None,
+              fold: str = "none") -> dict[str, str]:
+    """The whole grid once per seed (`train.seed`), each under `seed_root(root, seed)`, seed after seed; the data
+    split stays the same (`data.split_seed`), so the seeds differ only in initialisation, order and dropout."""
+    statuses = {}
+    for seed in seeds:
+        done = run_grid(specs, seed_root(root, seed), [*base_overrides, f"train.seed={seed}"], config_file, command,
+                        lock, fold)
+        statuses.update({f"seed-{seed}/{name}": status for name, status in done.items()})
+    return statuses
+
+
 def run_grid(specs: list[RunSpec], root: str | Path, base_overrides: list[str] = (), config_file: str | None = None,
-             command: str = "", lock: str | Path | None = None) -> dict[str, str]:
+             command: str = "", lock: str | Path | None = None, fold: str = "none") -> dict[str, str]:
     """Run each spec under `root` in order; returns {name: status} with status `ok`, `skipped` (already complete)
     or `FAILED: <message>`. With `lock`, each run holds an exclusive flock on that file (the one `flock(1)` takes),
-    so runs never overlap with other jobs on the machine that take it, and those jobs can slip in between runs."""
+    so runs never overlap with other jobs on the machine that take it, and those jobs can slip in between runs.
+    `fold`: validate on that CV fold of the training files instead of the dev files."""
     import torch
 
     from mtl.bench import Meter
@@ -213,7 +232,7 @@ def run_grid(specs: list[RunSpec], root: str | Path, base_overrides: list[str] =
     check_base_overrides(base_overrides)
     base = load_config(config_file, base_overrides)
     budget = Budget(base.train.max_steps)
-    record_session(root, specs, base_overrides, config_file, budget, base, command)
+    record_session(root, specs, base_overrides, config_file, budget, base, command, fold)
 
     statuses = {}
     for spec in specs:
@@ -226,7 +245,7 @@ def run_grid(specs: list[RunSpec], root: str | Path, base_overrides: list[str] =
             log.info("%s: starting (%s)", spec.name, spec.about)
             started = time.time()
             try:
-                cfg = run_config(spec, root, base_overrides, config_file)
+                cfg = run_config(spec, root, base_overrides, config_file, fold)
                 facts = data_facts(cfg) if spec.kind != "transfer" else \
                     {"unseen_languages": {spec.task: []}, "train_sizes": {}, "schedule": {}, "task_steps": {}}
                 (run_dir / FAILED_FILE).unlink(missing_ok=True)
@@ -274,9 +293,13 @@ def check_base_overrides(overrides: list[str]) -> None:
                               f"train.max_steps (the joint run's steps, per-task runs get half)")
 
 
-def run_config(spec: RunSpec, root: Path, base_overrides: list[str], config_file: str | None) -> ExperimentConfig:
-    """The base config + the spec's overrides; a transfer's config is its source run's (the model it scores)."""
+def run_config(spec: RunSpec, root: Path, base_overrides: list[str], config_file: str | None,
+               fold: str = "none") -> ExperimentConfig:
+    """The base config + the spec's overrides; a transfer's config is its source run's (the model it scores).
+    `fold`: the CV fold every run validates on unless its spec names one (`none`: the dev files)."""
     overrides = [*base_overrides, *spec.overrides, f"log.root={root}", f"log.run_name={spec.name}"]
+    if fold != "none" and not any(o.startswith("cv.fold=") for o in spec.overrides):
+        overrides.insert(len(base_overrides), f"cv.fold={fold}")
     if spec.kind == "finetune":
         overrides.append(f"model.init_from={finetune_init(root, spec)}")
     if spec.kind == "transfer":
@@ -327,7 +350,8 @@ def finetune_init(root: Path, spec: RunSpec) -> Path:
     with atomic_dir(target) as tmp:
         shutil.copytree(source / "adapter", tmp / "adapter")
         heads = load_file(str(source / "heads.safetensors"))
-        save_file({k: v for k, v in heads.items() if k.startswith(f"{spec.task}_head.")}, str(tmp / "heads.safetensors"))
+        save_file({k: v for k, v in heads.items() if k.startswith((f"{spec.task}_head.", f"{spec.task}_norm."))},
+                  str(tmp / "heads.safetensors"))
         for name in ("config.yaml", "taxonomy.json"):
             if (source / name).is_file():
                 shutil.copy2(source / name, tmp / name)
@@ -351,8 +375,7 @@ def evaluate_transfer(source_run: Path, task: str, run_dir: Path) -> dict:
         raise MtlError(f"source run {source_run.name} did not complete: nothing to transfer")
     model, pair_tokenizer, info, cfg = load_trained(source_run / "best", "cuda" if torch.cuda.is_available() else "cpu")
     (head,) = info.tasks
-    cfg.cv.fold = "none"  # the other task's dev records, exactly as its runs see them (same dev_limit sample)
-    split = load_split(cfg, task)
+    split = load_split(cfg, task)  # the other task's validation records as its runs see them (same fold, sample)
     data = make_task_data(split.val, task, cfg, pair_tokenizer)  # no taxonomy features: a QC head reads zeros
     probs = predict_probs(model, data, pair_tokenizer.pad_id, cfg.eval.batch_size, head=head)
     reports = {task: task_report(data, probs, tune=cfg.eval.tune_threshold)}
@@ -389,7 +412,7 @@ def data_facts(cfg: ExperimentConfig) -> dict:
               for task in cfg.active_tasks}
     sizes = {task: len(split.train) for task, split in splits.items()}
     schedule = {"sampling": cfg.tasks.sampling, "temperature": cfg.tasks.temperature, "seed": cfg.train.seed,
-                "steps": cfg.train.max_steps}
+                "steps": cfg.train.max_steps, "weights": cfg.tasks.weights}
     if cfg.train.mode == "mtl":
         steps = Counter(task_schedule(sizes, **schedule))
         task_steps = {task: steps[task] for task in TASKS}
@@ -401,11 +424,12 @@ def data_facts(cfg: ExperimentConfig) -> dict:
     return {"unseen_languages": unseen, "train_sizes": sizes, "schedule": schedule, "task_steps": task_steps}
 
 
-def task_schedule(sizes: dict[str, int], sampling: str, temperature: float, seed: int, steps: int) -> list[str]:
+def task_schedule(sizes: dict[str, int], sampling: str, temperature: float, seed: int, steps: int,
+                  weights: dict[str, float] | None = None) -> list[str]:
     """The task the trainer trains at each optimizer step of a joint run with these training sizes and settings."""
     from mtl.sampling import task_for_step
 
-    return [task_for_step(step, sizes, sampling, temperature, seed) for step in range(steps)]
+    return [task_for_step(step, sizes, sampling, temperature, seed, weights) for step in range(steps)]
 
 
 def is_complete(run_dir: Path) -> bool:
@@ -421,12 +445,15 @@ def mark_failed(run_dir: Path, err: BaseException) -> str:
 
 
 def record_session(root: Path, specs: list[RunSpec], base_overrides: list[str], config_file: str | None,
-                   budget: Budget, base: ExperimentConfig, command: str) -> None:
-    """Write or extend grid.json. A resumed grid must use the same base config and budget: a run is only comparable
-    with the others if they differ in the spec's own overrides alone."""
+                   budget: Budget, base: ExperimentConfig, command: str, fold: str = "none") -> None:
+    """Write or extend grid.json. A resumed grid must use the same base config, budget and fold: a run is only
+    comparable with the others if they differ in the spec's own overrides alone."""
     path = root / GRID_FILE
     grid = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    setup = {"base_overrides": base_overrides, "config_file": config_file or "", "budget_steps": budget.joint}
+    setup = {"base_overrides": base_overrides, "config_file": config_file or "", "budget_steps": budget.joint,
+             "fold": fold}
+    if grid:
+        grid.setdefault("fold", "none")  # grids recorded before --fold existed validated on the dev files
     if grid and {k: grid.get(k) for k in setup} != setup:
         raise ConfigError(f"{root} holds a grid run with {({k: grid.get(k) for k in setup})}; this call has {setup}. "
                           "Use another --root, or the same overrides to continue it")

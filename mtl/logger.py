@@ -2,7 +2,8 @@
 
 Scalars are slash-namespaced and keyed by optimizer step, with the same names in every mode so runs under one log
 root line up in TensorBoard: `train/loss/qc`, `train/loss/qi`, `train/lr`, `perf/tokens_per_s`, `eval/f1/qc`,
-`eval/f1/qi`, `eval/f1/avg`, `eval/f1_by_language/<task>/<lang>`. Only the main process logs.
+`eval/f1/qi`, `eval/f1/avg`, `eval/auc/<task>`, `eval/ap/<task>`, `eval/f1_by_language/<task>/<lang>`,
+`eval/auc_by_language/<task>/<lang>`. Only the main process logs.
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ from typing import Protocol
 
 from mtl.io import atomic_write_text
 
-SCALARS = ("train/loss/qc", "train/loss/qi", "train/lr", "perf/tokens_per_s", "eval/f1/qc", "eval/f1/qi", "eval/f1/avg")
-
-
 class MetricLogger(Protocol):
     def log(self, scalars: dict[str, float], step: int) -> None: ...
 
@@ -26,7 +24,8 @@ class MetricLogger(Protocol):
 
 
 class JsonlLogger:
-    """Appends `{"step": s, "name": value, ...}` lines to metrics.jsonl: greppable, and what `mtl report` reads.
+    """Appends `{"step": s, "name": value, ...}` lines to metrics.jsonl: greppable without TensorBoard (`mtl report`
+    reads the event files and metrics.json).
 
     `purge_step` (a resumed run): lines logged at that step or later by the interrupted run are dropped first, since
     the resumed run logs those steps again; like SummaryWriter's `purge_step`."""

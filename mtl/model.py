@@ -1,6 +1,7 @@
 """The joint model: one backbone with one shared LoRA adapter, and a `qc_head` and a `qi_head` on the pooled vector.
 
-    model, pairs = build_model(cfg, qc_feature_dim=7)
+    pairs, folder = build_tokenizer(cfg)
+    model = build_model(cfg, qc_feature_dim=7, folder=folder, arch=pairs.arch)
     logits = model(task="qc", input_ids=..., attention_mask=..., features=...)    # one logit per pair
     logits = model.forward_mixed(input_ids, attention_mask, is_qc, features)      # QC and QI rows in one batch
 
@@ -19,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 from safetensors.torch import load_file, save_file
@@ -34,6 +36,9 @@ from mtl.packing import tree_masks
 
 log = logging.getLogger(__name__)
 
+HEAD_PREFIXES = ("qc_head.", "qi_head.", "qc_norm.", "qi_norm.")
+"""State-dict keys of the task-specific parameters, saved in `heads.safetensors`."""
+
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
     """[batch, seq, dim] -> [batch, dim]."""
@@ -48,17 +53,49 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
 
 
 class MultiTaskClassifier(nn.Module):
-    def __init__(self, backbone: nn.Module, hidden_size: int, pooling: str, qc_feature_dim: int, head_dropout: float):
+    """Backbone + per task an optional LayerNorm on the pooled vector (`qc_norm`, `qi_norm`) and a linear head.
+
+    The norm is there because Gemma's final hidden states are far from unit scale: the embedded 270M pools vectors
+    of norm ~100 with a few outlier dimensions at 30-70, so an Adam step of 1e-3 on every head weight moves a logit
+    by ~2 and the head swings between classes until it settles on the class prior. Normalised, the same step moves
+    it by ~0.5 and the head starts at zero (`init_heads`)."""
+
+    def __init__(self, backbone: nn.Module, hidden_size: int, pooling: str, qc_feature_dim: int, head_dropout: float,
+                 head_norm: bool = False):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
         self.qc_feature_dim = qc_feature_dim
+        self.head_norm = head_norm
         self.dropout = nn.Dropout(head_dropout)
         self.qc_head = nn.Linear(hidden_size + qc_feature_dim, 1)
         self.qi_head = nn.Linear(hidden_size, 1)
+        if head_norm:
+            self.qc_norm = nn.LayerNorm(hidden_size)
+            self.qi_norm = nn.LayerNorm(hidden_size)
 
     def head(self, task: str) -> nn.Linear:
         return {"qc": self.qc_head, "qi": self.qi_head}[task]
+
+    def head_modules(self, task: str) -> list[nn.Module]:
+        """Everything that belongs to one task alone: its norm (if any) and its head."""
+        return ([getattr(self, f"{task}_norm")] if self.head_norm else []) + [self.head(task)]
+
+    def init_heads(self, positive_rates: dict[str, float]) -> None:
+        """Zero head weights and the bias at the log-odds of the task's training positive rate: the first
+        predictions are the class prior (loss = its entropy), and the head moves only as far as the data pulls it."""
+        with torch.no_grad():
+            for task, rate in positive_rates.items():
+                rate = min(max(float(rate), 1e-3), 1 - 1e-3)
+                self.head(task).weight.zero_()
+                self.head(task).bias.fill_(float(np.log(rate / (1 - rate))))
+
+    def _head_input(self, task: str, pooled: torch.Tensor) -> torch.Tensor:
+        head = self.head(task)
+        pooled = pooled.to(head.weight.dtype)
+        if self.head_norm:
+            pooled = getattr(self, f"{task}_norm")(pooled)
+        return self.dropout(pooled)
 
     def forward(self, task: str, input_ids, attention_mask=None, features=None, position_ids=None,
                 subtree_end=None, pool_at=None) -> torch.Tensor:
@@ -75,7 +112,7 @@ class MultiTaskClassifier(nn.Module):
                                    use_cache=False).last_hidden_state
             pooled = hidden[pool_at[:, 0], pool_at[:, 1]]
         head = self.head(task)
-        pooled = self.dropout(pooled.to(head.weight.dtype))
+        pooled = self._head_input(task, pooled)
         if task == "qc" and self.qc_feature_dim:
             if features is None:
                 raise ValueError("this model's qc_head reads taxonomy features: pass `features`")
@@ -87,16 +124,16 @@ class MultiTaskClassifier(nn.Module):
         task's head, so one forward serves QC and QI. `features` [batch, qc_feature_dim] holds the QC rows' taxonomy
         features (QI rows' values are ignored); logits equal `forward(task, ...)` on each task's rows alone."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        pooled = self.dropout(pool(hidden, attention_mask, self.pooling).to(self.qi_head.weight.dtype))
+        pooled = pool(hidden, attention_mask, self.pooling)
         is_qc = is_qc.to(device=pooled.device, dtype=torch.bool)
-        qc_in = pooled[is_qc]
+        qc_in, qi_in = self._head_input("qc", pooled[is_qc]), self._head_input("qi", pooled[~is_qc])
         if self.qc_feature_dim:
             if features is None:
                 raise ValueError("this model's qc_head reads taxonomy features: pass `features`")
-            qc_in = torch.cat([qc_in, features.to(pooled.device, pooled.dtype)[is_qc]], dim=-1)
-        logits = pooled.new_empty(pooled.shape[0])
+            qc_in = torch.cat([qc_in, features.to(pooled.device, qc_in.dtype)[is_qc]], dim=-1)
+        logits = qc_in.new_empty(pooled.shape[0])
         logits[is_qc] = self.qc_head(qc_in).squeeze(-1)
-        logits[~is_qc] = self.qi_head(pooled[~is_qc]).squeeze(-1)
+        logits[~is_qc] = self.qi_head(qi_in).squeeze(-1)
         return logits
 
 
@@ -111,6 +148,8 @@ class ModelInfo:
     qc_feature_dim: int
     tasks: list[str]
     thresholds: dict[str, float] = field(default_factory=dict)
+    head_norm: bool = False
+    """Whether the heads read a LayerNorm of the pooled vector (models saved before it existed did not)."""
     priors: dict | None = None
     metrics: dict = field(default_factory=dict)
 
@@ -131,7 +170,8 @@ def build_tokenizer(cfg: ExperimentConfig) -> tuple[PairTokenizer, Path]:
 
 def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: str) -> MultiTaskClassifier:
     """Backbone from `folder` + fresh LoRA (seeded by the caller) + fresh heads; `model.init_from` loads saved ones."""
-    backbone = load_backbone(folder, resolve_dtype(cfg.model.dtype), cfg.model.attn_implementation)
+    backbone = load_backbone(folder, resolve_dtype(cfg.model.dtype), cfg.model.attn_implementation,
+                             cfg.model.num_layers)
     if cfg.model.gradient_checkpointing:
         backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
@@ -141,7 +181,7 @@ def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: 
         use_bits_dropout(backbone)
     pooling = cfg.model.pooling if cfg.model.pooling != "auto" else ("last" if arch == "decoder" else "first")
     hidden = backbone.get_base_model().config.hidden_size
-    model = MultiTaskClassifier(backbone, hidden, pooling, qc_feature_dim, cfg.model.head_dropout)
+    model = MultiTaskClassifier(backbone, hidden, pooling, qc_feature_dim, cfg.model.head_dropout, cfg.model.head_norm)
     if cfg.model.init_from:  # warm start: the adapter, and the heads the source trained that this run trains too
         trained = read_info(cfg.model.init_from).tasks
         load_weights(model, Path(cfg.model.init_from), heads=[t for t in trained if t in cfg.active_tasks])
@@ -160,8 +200,7 @@ def save_model(model: MultiTaskClassifier, folder: str | Path, cfg: ExperimentCo
     """Write a model folder atomically. `state_dict` comes from `accelerator.get_state_dict` under ZeRO-3, where
     parameters are sharded across processes."""
     state_dict = model.state_dict() if state_dict is None else state_dict
-    heads = {k: v.detach().float().cpu().contiguous() for k, v in state_dict.items()
-             if k.startswith(("qc_head.", "qi_head."))}
+    heads = {k: v.detach().float().cpu().contiguous() for k, v in state_dict.items() if k.startswith(HEAD_PREFIXES)}
     backbone_state = {k[len("backbone."):]: v for k, v in state_dict.items() if k.startswith("backbone.")}
     with atomic_dir(folder) as tmp:
         model.backbone.save_pretrained(str(tmp / "adapter"), state_dict=backbone_state)
@@ -187,6 +226,15 @@ def load_weights(model: MultiTaskClassifier, folder: Path, heads=TASKS) -> None:
         )
     saved = load_file(str(heads_file))
     for task in heads:
+        if model.head_norm:
+            norm = getattr(model, f"{task}_norm")
+            weight, bias = saved.get(f"{task}_norm.weight"), saved.get(f"{task}_norm.bias")
+            if weight is None or weight.shape != norm.weight.shape:
+                raise CheckpointError(f"{folder}: no {task}_norm of shape {tuple(norm.weight.shape)} (the model was "
+                                      "saved without model.head_norm)")
+            with torch.no_grad():
+                norm.weight.copy_(weight)
+                norm.bias.copy_(bias)
         head = model.head(task)
         weight, bias = saved.get(f"{task}_head.weight"), saved.get(f"{task}_head.bias")
         if weight is None or weight.shape != head.weight.shape:
@@ -212,6 +260,7 @@ def load_trained(folder: str | Path, device: str | torch.device = "cpu"):
     info = read_info(folder)
     cfg = load_config(folder / "config.yaml")
     cfg.model.init_from = ""
+    cfg.model.head_norm = info.head_norm
     pairs, backbone_folder = build_tokenizer(cfg)
     if pairs.fingerprint() != info.tokenizer_fingerprint:
         raise CheckpointError(

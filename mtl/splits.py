@@ -82,6 +82,24 @@ def assign_folds(records: pd.DataFrame, task: str, strategy: str = "ca", n_folds
     return folds
 
 
+def carve_test(records: pd.DataFrame, task: str, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of the held-out test rows: about `fraction` of the queries, whole (a query's pairs all on one
+    side), stratified by language x label. Made before any CV fold, so no fold, threshold or selection sees it."""
+    groups = records["origin_query"].map(normalise_query)
+    n_splits = max(2, round(1 / fraction))
+    if groups.nunique() < n_splits:
+        raise MtlError(f"{task}: {groups.nunique()} queries cannot give a test split of {fraction:g}; lower "
+                       f"data.test_fraction (0 = none) or give data.{task}_test")
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    y = records["language"].astype(str) + "|" + records["label"].astype(str)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        _, test_rows = next(splitter.split(np.zeros(len(records)), y, groups))
+    mask = np.zeros(len(records), dtype=bool)
+    mask[test_rows] = True
+    return mask
+
+
 def check_leakage(groups: pd.Series, folds: np.ndarray) -> None:
     """Raise LeakageError naming groups that appear in more than one fold."""
     folds_per_group = pd.Series(folds, index=groups.index).groupby(groups.values).nunique()
@@ -108,10 +126,6 @@ def fold_summary(records: pd.DataFrame, folds: np.ndarray) -> pd.DataFrame:
     frame = pd.DataFrame({"fold": folds, "label": records["label"].to_numpy(), "language": records["language"].to_numpy()})
     return frame.groupby("fold").agg(rows=("label", "size"), positive_rate=("label", "mean"),
                                      languages=("language", "nunique"))
-
-
-def train_val_indices(folds: np.ndarray, fold: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
 
 
 def _safe_group(path: str, n: int) -> str:

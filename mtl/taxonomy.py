@@ -219,33 +219,46 @@ class PrefixPriors:
             return self.global_rate
         return (pos + self.strength * self.global_rate) / (n + self.strength)
 
-    def features(self, paths: Sequence[str], labels: Sequence[int] | None = None) -> np.ndarray:
+    def features(self, paths: Sequence[str]) -> np.ndarray:
         """float32 [len(paths), n_features]: rate deltas, log counts, matched fraction.
 
-        Pass `labels` only when featurising the very rows the priors were fitted on: each row's own label is then
-        left out of its prefixes' counts, otherwise the feature would encode the target.
-        """
-        if labels is not None and len(labels) != len(paths):
-            raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+        Only for rows these priors were not fitted on (validation, test, prediction): a training row's own label is
+        in its prefixes' counts. Training rows take `out_of_fold_features` instead."""
         out = np.zeros((len(paths), self.n_features), dtype=np.float32)
         for i, path in enumerate(paths):
             levels = parse_path(path)[: self.depth]
             matched = 0
             for d, prefix in enumerate(_prefixes(levels)):
                 n, pos = self.counts.get(prefix, (0, 0))
-                if labels is not None:
-                    label = _binary(labels[i])
-                    if n < 1 or pos < label or n - pos < 1 - label:
-                        raise ValueError(
-                            f"row {i} ({path!r}, label {label}) is not among the rows these priors were fitted on; "
-                            "pass labels only for the training rows"
-                        )
-                    n, pos = n - 1, pos - label
                 if n > 0 and matched == d:
                     matched += 1
                 out[i, d] = self._rate(n, pos) - self.global_rate
                 out[i, self.depth + d] = math.log1p(n) / 10
             out[i, -1] = matched / len(levels)
+        return out
+
+    def out_of_fold_features(self, paths: Sequence[str], labels: Sequence[int], groups: Sequence,
+                             n_folds: int = 5, seed: int = 0) -> np.ndarray:
+        """Features of the training rows these priors were fitted on, each from priors fitted on the other inner
+        folds only (target statistics out of fold). Inner folds are drawn by `groups` (the query), so a row's own
+        label never reaches its features while its category's other queries do.
+
+        Leaving only the row itself out would not do: on a path with n rows of which p positive, a positive then
+        reads (p - 1) / (n - 1) and a negative p / (n - 1), so within a path the feature is a function of the
+        row's own label and a model reads the label off it (train AUC 1.0 on random labels)."""
+        from sklearn.model_selection import GroupKFold
+
+        groups = np.asarray(groups)
+        n_splits = min(n_folds, len(set(groups.tolist())))
+        out = np.zeros((len(paths), self.n_features), dtype=np.float32)
+        if n_splits < 2:  # one group: nothing to hold out against, so no statistics at all
+            inner = PrefixPriors(self.depth, self.strength, self.global_rate, {})
+            return inner.features(paths)
+        folds = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        for fit_rows, score_rows in folds.split(np.zeros(len(paths)), groups=groups):
+            inner = PrefixPriors.fit([paths[i] for i in fit_rows], [labels[i] for i in fit_rows],
+                                     depth=self.depth, strength=self.strength)
+            out[score_rows] = inner.features([paths[i] for i in score_rows])
         return out
 
     def to_dict(self) -> dict:

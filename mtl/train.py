@@ -24,7 +24,7 @@ import os
 import shutil
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,8 @@ from mtl.errors import CheckpointError, ConfigError, MtlError
 from mtl.evaluate import predict_probs, task_report
 from mtl.io import atomic_write_text
 from mtl.logger import NullLogger, build_logger
-from mtl.metrics import f1_avg, format_table
+from mtl.optim import activate, build_optimizer
+from mtl.metrics import f1_avg, format_table, selection_score
 from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, save_model
 from mtl.packing import model_inputs, pack, resolve_batching
 from mtl.sampling import TaskStreams, shard, task_for_step
@@ -68,8 +69,11 @@ class TrainState:
     best_score: float = -1.0
     best_step: int = -1
     skipped_batches: int = 0
+    skipped_steps: int = 0
     train_seconds: float = 0.0
     tokens: int = 0
+    task_steps: dict = field(default_factory=dict)
+    """Optimizer steps per task (skipped ones included: they took their place in the schedule)."""
 
     def state_dict(self) -> dict:
         return asdict(self)
@@ -82,11 +86,12 @@ def run(cfg: ExperimentConfig, resume: bool = False) -> dict:
     """Dispatch on `cv.fold` and `train.mode`; returns the run's summary metrics (also in metrics.json)."""
     run_dir = Path(cfg.log.root) / cfg.log.run_name
     check_inputs(cfg)
-    composite = cfg.cv.fold == "all" or cfg.train.mode == "tapt"
+    several_folds = len(cfg.cv.folds) > 1 or cfg.cv.fold == "all"
+    composite = several_folds or cfg.train.mode == "tapt"
     if composite and is_main_rank():  # its stages write their own folders; this one records the whole run
         prepare_run_dir(run_dir, cfg, resume)
     with process_group_without_launcher(cfg):
-        if cfg.cv.fold == "all":
+        if several_folds:
             return run_all_folds(cfg, run_dir, resume)
         if cfg.train.mode == "tapt":
             return run_tapt(cfg, run_dir, resume)
@@ -158,14 +163,21 @@ def run_tapt(cfg: ExperimentConfig, run_dir: Path, resume: bool, resume_dir: Pat
 
 
 def run_all_folds(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict:
-    """Every fold in turn (`fold-k/`), then the mean and standard deviation of each headline F1."""
+    """One model per fold of `cv.fold` (all, or the listed ones) in turn (`fold-k/`), then the mean and standard
+    deviation of each headline figure, the out-of-fold predictions (`oof_<task>.jsonl`: every validation record of
+    the folds, scored by the model that did not train on it) and `cv.json` (`mtl.cv.summarize_oof`)."""
+    from mtl.cv import write_cv_summary
+
     per_fold = []
-    for fold in range(cfg.cv.n_folds):
+    for fold in cfg.cv.folds:
         fold_cfg = copy.deepcopy(cfg)
         fold_cfg.cv.fold = str(fold)
         fold_dir = run_dir / f"fold-{fold}"
         if (fold_dir / "metrics.json").is_file():
-            per_fold.append(json.loads((fold_dir / "metrics.json").read_text()))
+            summary = json.loads((fold_dir / "metrics.json").read_text())
+            if cfg.train.mode == "tapt":  # a TAPT fold's own metrics.json records the whole fold
+                summary = json.loads((fold_dir / f"target-{cfg.train.task}" / "metrics.json").read_text())
+            per_fold.append(summary)
             continue
         if cfg.train.mode == "tapt":
             if is_main_rank():
@@ -173,11 +185,19 @@ def run_all_folds(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict:
             per_fold.append(run_tapt(fold_cfg, fold_dir, resume, resume_dir=run_dir))
         else:
             per_fold.append(train(fold_cfg, fold_dir, stage_resumable(fold_dir, resume), resume_dir=run_dir))
-    keys = sorted(set.intersection(*(set(s["best"]["headline"]) for s in per_fold)))
-    cv = {k: {"mean": float(np.mean([s["best"]["headline"][k] for s in per_fold])),
-              "std": float(np.std([s["best"]["headline"][k] for s in per_fold]))} for k in keys}
+    cv = {}
+    for part in ("best", "test"):
+        headlines = [s.get(part, {}).get("headline", {}) for s in per_fold]
+        for key in sorted(set.intersection(*(set(h) for h in headlines))):
+            cv[key] = {"mean": float(np.mean([h[key] for h in headlines])),
+                       "std": float(np.std([h[key] for h in headlines]))}
     summary = {"mode": cfg.train.mode, "folds": len(per_fold), "cv": cv}
-    atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=1))
+    if is_main_rank():
+        stage = f"target-{cfg.train.task}" if cfg.train.mode == "tapt" else ""
+        oof_files = {fold: {t: run_dir / f"fold-{fold}" / stage / path for t, path in s.get("oof", {}).items()}
+                     for fold, s in zip(cfg.cv.folds, per_fold)}
+        summary["oof"] = write_cv_summary(run_dir, oof_files)
+        atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=1))
     return summary
 
 
@@ -201,10 +221,12 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
 
     set_seed(cfg.train.seed)  # LoRA and head initialisation do not depend on what loading consumed
     model = build_model(cfg, priors.n_features if priors else 0, backbone_folder, pair_tokenizer.arch)
+    if cfg.model.head_init == "prior" and not cfg.model.init_from:
+        model.init_heads({t: float(d.labels.mean()) for t, d in train_data.items()})
     if head_from:
         transfer_head(model, Path(cfg.model.init_from), head_from, tasks[0])
     params = count_parameters(model)
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg.train.lr, cfg.train.head_lr, cfg.train.weight_decay)
     scheduler = get_scheduler(
         {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[cfg.train.lr_schedule],
         optimizer, num_warmup_steps=int(cfg.train.warmup_ratio * cfg.train.max_steps),
@@ -223,11 +245,12 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
 
     info = ModelInfo(pair_tokenizer.fingerprint(), pair_tokenizer.arch, accelerator.unwrap_model(model).pooling,
                      accelerator.unwrap_model(model).backbone.get_base_model().config.hidden_size,
-                     priors.n_features if priors else 0, list(tasks), priors=priors.to_dict() if priors else None)
+                     priors.n_features if priors else 0, list(tasks), priors=priors.to_dict() if priors else None,
+                     head_norm=cfg.model.head_norm)
     logger = build_logger(run_dir, cfg.log.tensorboard, accelerator.is_main_process,
                           purge_step=state.step + 1 if checkpoint is not None else None)
     sizes = {t: len(d) for t, d in train_data.items()}
-    weights = {"qc": cfg.tasks.loss_weight_qc, "qi": cfg.tasks.loss_weight_qi}
+    weights = cfg.tasks.weights
     pad_id = pair_tokenizer.pad_id
     log.info("training %s on %s: %s trainable of %s parameters, %d process(es), %d micro-batches per step",
              "+".join(tasks), cfg.model.backbone, f"{params['trainable']:,}", f"{params['total']:,}",
@@ -239,14 +262,15 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
     with StopSignal() as stop:
         while state.step < cfg.train.max_steps:
             step_start = time.perf_counter()
-            task = task_for_step(state.step, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed)
+            task = task_for_step(state.step, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed,
+                                 weights)
             micro_batches = shard(streams.next(task), cfg.train.micro_batch_size, accelerator.process_index,
                                   accelerator.num_processes)
-            with scaled_lr(optimizer, weights[task]):
-                loss, tokens = train_step(model, train_data[task], micro_batches, optimizer, accelerator, cfg, state,
-                                          pad_id, batching)
+            loss, tokens = train_step(model, train_data[task], micro_batches, optimizer, accelerator, cfg, state,
+                                      pad_id, batching)
             scheduler.step()
             state.step += 1
+            state.task_steps[task] = state.task_steps.get(task, 0) + 1
             seconds = time.perf_counter() - step_start
             state.train_seconds += seconds
             state.tokens += tokens
@@ -261,7 +285,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
             is_last = state.step == cfg.train.max_steps
             if is_last or (cfg.train.eval_every and state.step % cfg.train.eval_every == 0):
                 reports = validate(model, val_data, accelerator, cfg, pad_id, logger, state.step)
-                score = selection_score(reports, cfg)
+                score = selection_score(reports, cfg.eval.select)
                 if score > state.best_score:
                     state.best_score, state.best_step, best_reports = score, state.step, reports
                     write_model(accelerator, model, run_dir / "best", cfg, info, reports, taxonomy)
@@ -278,11 +302,13 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
     write_model(accelerator, model, run_dir / "final", cfg, info, reports, taxonomy)
     if not best_reports:  # resumed after the best checkpoint was written: read its metrics back
         best_reports = json.loads((run_dir / "best" / "model.json").read_text())["metrics"]
-    summary = summarize(cfg, state, best_reports, reports, params, splits, accelerator, tags, batching)
+    test_reports, oof = score_best(run_dir, data, cfg, accelerator, pad_id)
+    summary = summarize(cfg, state, best_reports, reports, params, splits, accelerator, tags, batching, test_reports)
+    summary["oof"] = oof
     if accelerator.is_main_process:
         atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=1))
         logger.log_hparams({**flatten(to_dict(cfg)), **(tags or {})}, summary["best"]["headline"])
-        log.info("best step %d of %s:\n%s", state.best_step, run_dir, format_table(best_reports))
+        log.info("best step %d of %s:\n%s", state.best_step, run_dir, format_table(best_reports, test_reports))
     logger.close()
     accelerator.wait_for_everyone()
     return summary
@@ -298,6 +324,9 @@ class RunData:
     priors: object
     train: dict[str, TaskData]
     val: dict[str, TaskData]
+    test: dict[str, TaskData]
+    val_all: dict[str, TaskData]
+    """On a CV fold: every validation record of the fold (`val` may be a `data.dev_limit` sample of it)."""
 
 
 def load_run_data(cfg: ExperimentConfig, pair_tokenizer) -> RunData:
@@ -310,17 +339,70 @@ def load_run_data(cfg: ExperimentConfig, pair_tokenizer) -> RunData:
     priors = fit_priors(cfg, qc_train) if qc_train is not None else None
     return RunData(
         splits, taxonomy, priors,
-        train={t: make_task_data(splits[t].train, t, cfg, pair_tokenizer, priors, leave_one_out=True) for t in tasks},
+        train={t: make_task_data(splits[t].train, t, cfg, pair_tokenizer, priors, fitted_on=True) for t in tasks},
         val={t: make_task_data(splits[t].val, t, cfg, pair_tokenizer, priors) for t in tasks},
+        test={t: make_task_data(splits[t].test, t, cfg, pair_tokenizer, priors) for t in tasks
+              if splits[t].test is not None},
+        val_all={t: make_task_data(splits[t].val_all, t, cfg, pair_tokenizer, priors) for t in tasks
+                 if cfg.cv.fold != "none"},
     )
+
+
+def score_best(run_dir: Path, data: RunData, cfg: ExperimentConfig, accelerator, pad_id) -> tuple[dict, dict]:
+    """Score with the selected model, loaded from `best/` as `mtl predict` loads it: the held-out test records at
+    the threshold chosen on validation (and at 0.5), the figures nothing was selected or tuned on; and, on a CV
+    fold, every validation record of the fold (not only the `data.dev_limit` sample evaluated during training),
+    written to `oof.jsonl` for the out-of-fold summary of a several-fold run. Returns (test reports, {task: oof
+    file name}). On the main process only; the others wait."""
+    from mtl.model import load_trained
+
+    reports, oof = {}, {}
+    if (data.test or data.val_all) and accelerator.is_main_process:
+        with without_zero3_init(accelerator):
+            model, _, info, _ = load_trained(run_dir / "best", accelerator.device)
+        for task, task_data in data.test.items():
+            probs = predict_probs(model, task_data, pad_id, cfg.eval.batch_size, row_tokens=cfg.train.row_tokens)
+            reports[task] = task_report(task_data, probs, tune=False, threshold=info.thresholds.get(task, 0.5))
+        for task, task_data in data.val_all.items():
+            probs = predict_probs(model, task_data, pad_id, cfg.eval.batch_size, row_tokens=cfg.train.row_tokens)
+            oof[task] = f"oof_{task}.jsonl"
+            write_scores(run_dir / oof[task], task_data, probs, fold=int(cfg.cv.fold))
+        del model
+    accelerator.wait_for_everyone()
+    return reports, oof
+
+
+def write_scores(path: Path, data: TaskData, probs: np.ndarray, **extra) -> None:
+    """One JSON line per record: id, language, label, P(relevant) (and `extra` fields)."""
+    rows = zip(data.records["id"].tolist(), data.languages.tolist(), data.labels.tolist(), probs.tolist())
+    atomic_write_text(path, "".join(json.dumps({"id": i, "language": lang, "label": label, "score": p, **extra},
+                                               ensure_ascii=False) + "\n" for i, lang, label, p in rows))
+
+
+@contextlib.contextmanager
+def without_zero3_init(accelerator):
+    """Build a model whole while a ZeRO-3 run is set up: transformers partitions every model it builds while
+    accelerate's DeepSpeed config is registered with it (`HfDeepSpeedConfig`, held by the plugin as `dschf`)."""
+    from transformers.integrations.deepspeed import set_hf_deepspeed_config, unset_hf_deepspeed_config
+
+    held = getattr(accelerator.state.deepspeed_plugin, "dschf", None) if accelerator.state.deepspeed_plugin else None
+    if held is None:
+        yield
+        return
+    unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        set_hf_deepspeed_config(held)
 
 
 def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg, state, pad_id, batching: str):
     """One optimizer step on one task: forward/backward each micro-batch, then clip and step (accelerate applies
     the update only after the last micro-batch). Returns the global batch's mean loss and its pairs' token count
     (what the pairs hold, whether padded batches or prefix-tree rows computed them)."""
-    losses, tokens = [], 0
+    losses, tokens, skipped = [], 0, False
     clear_zero3_gradient_buffer(model)
+    activate(optimizer, data.task)
     for rows in micro_batches:
         if batching == "shared":
             batch = pack(data, rows, pad_id, cfg.train.row_tokens)
@@ -332,8 +414,11 @@ def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg
             loss = F.binary_cross_entropy_with_logits(logits.float(), batch["labels"].to(accelerator.device))
             if not finite_everywhere(loss, accelerator):
                 loss = handle_nonfinite(accelerator.unwrap_model(model), data, rows, state, cfg)
+                activate(optimizer, None)  # the whole step is skipped: DeepSpeed steps inside backward, so before it
+                skipped = True
             backward_and_step(model, loss, optimizer, accelerator, cfg)
         losses.append(loss.detach().float())
+    state.skipped_steps += skipped
     mean_loss, tokens = torch.stack(losses).mean(), torch.tensor(float(tokens))
     if accelerator.num_processes > 1:  # each process saw its own micro-batches: log the global batch's figures
         mean_loss = accelerator.reduce(mean_loss.to(accelerator.device), reduction="mean")
@@ -352,25 +437,6 @@ def clear_zero3_gradient_buffer(model) -> None:
     buffer = getattr(getattr(model, "optimizer", None), "grad_partitions_flat_buffer", None)
     if buffer is not None:
         buffer.zero_()
-
-
-@contextlib.contextmanager
-def scaled_lr(optimizer, weight: float):
-    """A task's loss weight scales the step that task takes. Each optimizer step trains one task, so multiplying
-    that step's loss would change nothing: gradient clipping and Adam's normalisation both undo a constant factor
-    on the whole gradient. Scaling the learning rate of the step is what weighting the task means here (for SGD
-    the two are the same). The scheduler sets the rate from its base values, so restoring it afterwards is safe."""
-    if weight == 1.0:
-        yield
-        return
-    rates = [group["lr"] for group in optimizer.param_groups]
-    for group in optimizer.param_groups:
-        group["lr"] *= weight
-    try:
-        yield
-    finally:
-        for group, rate in zip(optimizer.param_groups, rates):
-            group["lr"] = rate
 
 
 def backward_and_step(model, loss: torch.Tensor, optimizer, accelerator, cfg: ExperimentConfig) -> None:
@@ -402,7 +468,7 @@ def handle_nonfinite(model, data: TaskData, rows, state: TrainState, cfg) -> tor
                             "train.lr, check those records, or set train.nonfinite=skip")
     state.skipped_batches += 1
     log.warning("skipping a batch with a non-finite loss at %s (%d skipped so far)", where, state.skipped_batches)
-    other_head = {id(p) for task in TASKS if task != data.task for p in model.head(task).parameters()}
+    other_head = {id(p) for task in TASKS if task != data.task for m in model.head_modules(task) for p in m.parameters()}
     return sum((p * 0).sum() for p in model.parameters() if p.requires_grad and id(p) not in other_head)
 
 
@@ -414,21 +480,18 @@ def validate(model, val_data: dict[str, TaskData], accelerator, cfg, pad_id, log
     scalars = {}
     for task, r in reports.items():
         scalars.update({f"eval/f1/{task}": r["f1"], f"eval/precision/{task}": r["precision"],
-                        f"eval/recall/{task}": r["recall"]})
+                        f"eval/recall/{task}": r["recall"], f"eval/auc/{task}": r["auc"], f"eval/ap/{task}": r["ap"],
+                        f"eval/predicted_positive/{task}": r["predicted_positive_rate"]})
         if "tuned" in r:
             scalars[f"eval/f1_tuned/{task}"] = r["tuned"]["f1"]
         scalars.update({f"eval/f1_by_language/{task}/{lang}": v for lang, v in r["f1_by_language"].items()})
+        scalars.update({f"eval/auc_by_language/{task}/{lang}": v for lang, v in r["auc_by_language"].items()})
     if f1_avg(reports) is not None:
         scalars["eval/f1/avg"] = f1_avg(reports)
     logger.log(scalars, step)
-    log.info("step %d: %s", step, ", ".join(f"{k}={v:.4f}" for k, v in scalars.items() if k.startswith("eval/f1/")))
+    log.info("step %d: %s", step, ", ".join(f"{k}={v:.4f}" for k, v in scalars.items()
+                                             if k.startswith(("eval/f1/", "eval/auc/"))))
     return reports
-
-
-def selection_score(reports: dict, cfg: ExperimentConfig) -> float:
-    """F1_avg for the joint model, the task's F1 otherwise (at 0.5: the tuned F1 is fitted on this same fold)."""
-    avg = f1_avg(reports)
-    return avg if avg is not None else reports[cfg.train.task or next(iter(reports))]["f1"]
 
 
 def log_training(logger, window: dict, scheduler, state: TrainState) -> None:
@@ -487,16 +550,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def build_optimizer(model, cfg: ExperimentConfig) -> torch.optim.Optimizer:
-    """AdamW over trainable weights only: the adapter at `train.lr`, the freshly initialised heads at `head_lr`."""
-    heads = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith(("qc_head", "qi_head"))]
-    adapter = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("qc_head", "qi_head"))]
-    return torch.optim.AdamW([
-        {"params": adapter, "lr": cfg.train.lr, "weight_decay": cfg.train.weight_decay},
-        {"params": heads, "lr": cfg.train.head_lr, "weight_decay": 0.0},
-    ])
-
-
 def transfer_head(model, folder: Path, source: str, target: str) -> None:
     """TAPT: the target head starts as the source head saved in `folder` (the paper reuses one classifier head).
     Columns for QC's taxonomy features, which the other head lacks, start at zero (QI -> QC) or are dropped."""
@@ -508,6 +561,10 @@ def transfer_head(model, folder: Path, source: str, target: str) -> None:
         dst.weight.zero_()
         dst.weight[:, :shared] = weight[:, :shared]
         dst.bias.copy_(bias)
+        if model.head_norm and f"{source}_norm.weight" in saved:
+            norm = getattr(model, f"{target}_norm")
+            norm.weight.copy_(saved[f"{source}_norm.weight"])
+            norm.bias.copy_(saved[f"{source}_norm.bias"])
 
 
 def write_model(accelerator, model, folder: Path, cfg, info: ModelInfo, reports: dict, taxonomy) -> None:
@@ -581,23 +638,29 @@ def prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool) -> None:
 
 
 def summarize(cfg, state: TrainState, best: dict, last: dict, params: dict, splits, accelerator, tags,
-              batching: str | None) -> dict:
-    """What metrics.json holds; `batching` is what the run resolved `train.batching` to (None: nothing trained)."""
-    def headline(reports):
-        out = {f"f1/{t}": r["f1"] for t, r in reports.items()}
-        out.update({f"f1_tuned/{t}": r["tuned"]["f1"] for t, r in reports.items() if "tuned" in r})
+              batching: str | None, test: dict | None = None) -> dict:
+    """What metrics.json holds; `batching` is what the run resolved `train.batching` to (None: nothing trained).
+    `test`: the best model's reports on the held-out test split, whose headline leads when there is one."""
+    def headline(reports, prefix=""):
+        out = {f"{prefix}f1/{t}": r["f1"] for t, r in reports.items()}
+        out.update({f"{prefix}f1_tuned/{t}": r["tuned"]["f1"] for t, r in reports.items() if "tuned" in r})
+        out.update({f"{prefix}f1_thr/{t}": r["at_threshold"]["f1"] for t, r in reports.items() if "at_threshold" in r})
+        out.update({f"{prefix}{k}/{t}": r[k] for t, r in reports.items() for k in ("auc", "ap") if k in r})
         if f1_avg(reports) is not None:
-            out["f1/avg"] = f1_avg(reports)
+            out[f"{prefix}f1/avg"] = f1_avg(reports)
         return out
 
+    test = test or {}
     return {
         "mode": cfg.train.mode, "tasks": list(cfg.active_tasks), "tags": tags or {},
         "steps": state.step, "best_step": state.best_step,
+        "test": {"headline": headline(test, "test_"), "reports": test},
         "best": {"headline": headline(best), "reports": best},
         "final": {"headline": headline(last), "reports": last},
         "train_seconds": state.train_seconds, "batching": batching,
         "tokens": state.tokens, "tokens_per_s": state.tokens / max(state.train_seconds, 1e-9),
-        "skipped_batches": state.skipped_batches,
+        "skipped_batches": state.skipped_batches, "skipped_steps": state.skipped_steps,
+        "task_steps": dict(state.task_steps),
         "parameters": params, "processes": accelerator.num_processes,
         "distributed": str(accelerator.distributed_type).split(".")[-1],
         "data": {t: [r.summary() for r in s.reports] for t, s in splits.items()},

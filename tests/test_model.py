@@ -4,8 +4,8 @@ from safetensors.torch import load_file, save_file
 
 from mtl.backbone import load_backbone
 from mtl.config import load_config
-from mtl.errors import CheckpointError
-from mtl.model import ModelInfo, build_model, build_tokenizer, load_weights, pool, save_model
+from mtl.errors import CheckpointError, ConfigError
+from mtl.model import HEAD_PREFIXES, ModelInfo, build_model, build_tokenizer, load_weights, pool, save_model
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_only_lora_and_heads_are_new_weights(cfg, tiny_backbone):
     base = {n.replace("backbone.base_model.model.", "model.").replace(".base_layer", ""): p
             for n, p in model.named_parameters()}
     new = sorted(n for n in base if n not in saved)
-    assert new and all("lora_" in n or n.startswith(("qc_head.", "qi_head.")) for n in new)
+    assert new and all("lora_" in n or n.startswith(HEAD_PREFIXES) for n in new)
     assert {"qc_head.weight", "qi_head.weight"} <= set(new)
     for name, value in saved.items():
         if name in base:
@@ -55,7 +55,7 @@ def test_only_lora_and_heads_are_new_weights(cfg, tiny_backbone):
 def test_frozen_backbone_trainable_adapter_and_heads(cfg):
     model, _ = make_model(cfg)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert all("lora_" in n or n.startswith(("qc_head", "qi_head")) for n in trainable)
+    assert all("lora_" in n or n.startswith(HEAD_PREFIXES) for n in trainable)
     assert any("lora_A" in n for n in trainable) and "qc_head.weight" in trainable
 
 
@@ -244,3 +244,16 @@ def test_predict_probs_scores_a_querys_pairs_as_prefix_tree_rows_with_padded_bat
     monkeypatch.setattr(evaluate, "why_not_packable", lambda model: "padded batches for comparison")
     padded = evaluate.predict_probs(model, data, pairs.pad_id, 4, progress=False)
     np.testing.assert_allclose(trees, padded, atol=1e-6)
+
+
+def test_num_layers_keeps_the_first_layers_of_the_checkpoint(cfg, tiny_backbone):
+    cfg.model.num_layers = 1
+    model, _ = make_model(cfg)
+    base = model.backbone.get_base_model()
+    assert len(base.layers) == 1 and base.config.num_hidden_layers == 1 and base.config.layer_types == ["sliding_attention"]
+    saved = load_file(str(tiny_backbone / "model.safetensors"))
+    torch.testing.assert_close(base.layers[0].self_attn.q_proj.base_layer.weight,
+                               saved["model.layers.0.self_attn.q_proj.weight"])
+    cfg.model.num_layers = 3
+    with pytest.raises(ConfigError, match="has only 2 layers"):
+        make_model(cfg)

@@ -65,10 +65,11 @@ def test_table_values_are_the_logged_values(root, tmp_path):
 
     joint = results_row(text, "joint")
     assert joint[2].startswith("**incomplete**")  # event files only: no metrics.json yet
-    assert joint[3:6] == ["0.6543", "0.5877", "0.6210"]  # the evaluation at the best step (20), not the last one
+    assert joint[3:6] == ["—", "—", "—"]  # no test split in the event files
+    assert joint[8:11] == ["0.6543", "0.5877", "0.6210"]  # the evaluation at the best step (20), not the last one
     assert joint[-1] == "20"
     single = results_row(text, "single-qc")
-    assert single[2] == "ok" and single[3] == "0.7123" and single[4] == "—" and single[-1] == "5"
+    assert single[2] == "ok" and single[8] == "0.7123" and single[9] == "—" and single[-1] == "5"
     assert "| `joint` | 0.7321 | 0.4432 |" in text  # F1 by language at the best step
     # Cost: tokens/s, then other load (not recorded by this run: a dash), then the parameters.
     assert "| `single-qc` | ok | 10 | " in text and "| 80 | — | 1.23M | 270.00M | 1030 MiB |" in text
@@ -208,8 +209,55 @@ def test_report_states_noise_positives_limitations_and_other_load(tmp_path):
     assert "QC ±0.033 (120 positives of 300 pairs)" in text  # sqrt(0.85 * 0.15 / 120)
     limitations = text.split("## Limitations of the comparison", 1)[1].split("\n## ", 1)[0]
     assert "keeps the single checkpoint with the best F1 avg" in limitations
-    assert "same validation records" in limitations
+    assert "records that took no part in either" in limitations
     cost = text.split("## Cost", 1)[1].split("\n## ", 1)[0]
     assert "| `joint-sampling-proportional` | ok | 160 | 2m 00s | 1m 40s | 100 | 1.60 cores |" in cost
     assert "| `joint-sampling-round-robin` | ok | 160 | 2m 00s | 1m 40s | 100 | — |" in cost
     assert "well above 0 were slowed down" in cost
+
+
+def seed_grid(root, seed, joint_test, single_test):
+    """A grid of one seed: a joint run and the two per-task runs with held-out test figures in metrics.json."""
+    specs = []
+    for name, tasks, test in (("joint", ["qc", "qi"], joint_test), ("single-qc", ["qc"], {"qc": single_test[0]}),
+                              ("single-qi", ["qi"], {"qi": single_test[1]})):
+        reports = {t: {"f1": 0.5, "precision": 0.5, "recall": 0.5, "n": 10, "positive_rate": 0.5, "auc": 0.6}
+                   for t in tasks}
+        test_reports = {t: {"f1": 0.1, "auc": 0.7, "n": 10, "at_threshold": {"f1": f1, "threshold": 0.4}}
+                        for t, f1 in test.items()}
+        (root / name).mkdir(parents=True)
+        (root / name / "metrics.json").write_text(json.dumps({
+            "mode": "mtl" if len(tasks) == 2 else "single", "tasks": tasks, "steps": 4, "best_step": 4,
+            "best": {"headline": {f"f1/{t}": 0.5 for t in tasks}, "reports": reports},
+            "test": {"headline": {}, "reports": test_reports}}))
+        specs.append({"name": name, "kind": "train", "overrides": [], "about": "", "group": "main", "source": "",
+                      "task": "", "baseline": ""})
+    (root / "grid.json").write_text(json.dumps({
+        "specs": specs, "base_overrides": [f"train.seed={seed}"], "budget": "B", "fold": "none",
+        "systems": [["per-task models (paper baseline)", "single-qc", "single-qi"], ["joint model (mtl)", "joint", "joint"]],
+        "sessions": [{"command": f"mtl compare --seeds 1,2,3", "machine": "test box"}]}))
+
+
+def test_a_multi_seed_report_gives_test_f1_mean_and_std_and_says_what_exceeds_the_spread(tmp_path):
+    root = tmp_path / "runs"
+    # joint test F1 avg per seed: 0.80, 0.82, 0.84; per-task: 0.70, 0.71, 0.72 -> joint better in every seed
+    for seed, (joint, single) in enumerate([(0.80, 0.70), (0.82, 0.71), (0.84, 0.72)], start=1):
+        seed_grid(root / f"seed-{seed}", seed, {"qc": joint, "qi": joint}, (single, single))
+    assert main(["report", str(root)]) == 0
+    text = (root / "report.md").read_text()
+    systems = text.split("## Systems over seeds", 1)[1].split("\n## ", 1)[0]
+    assert "| joint model (mtl) | 0.8200 ± 0.0163 (3) | 0.8200 ± 0.0163 (3) | 0.8200 ± 0.0163 (3) |" in systems
+    assert "| per-task models (paper baseline) | 0.7100 ± 0.0082 (3)" in systems
+    assert "+0.1000, +0.1100, +0.1200: **better, beyond the seed spread (±0.0163)**" in systems
+    for seed in (1, 2, 3):
+        assert (root / f"seed-{seed}" / "report.md").is_file()
+        row = results_row((root / f"seed-{seed}" / "report.md").read_text(), "joint")
+        assert row[3] == f"{0.78 + 0.02 * seed:.4f}" and row[6] == "0.7000"  # test F1 QC, test AUC QC
+
+
+def test_a_difference_smaller_than_the_seed_spread_is_called_noise(tmp_path):
+    root = tmp_path / "runs"
+    for seed, (joint, single) in enumerate([(0.80, 0.70), (0.70, 0.80), (0.90, 0.85)], start=1):
+        seed_grid(root / f"seed-{seed}", seed, {"qc": joint, "qi": joint}, (single, single))
+    main(["report", str(root)])
+    assert "**within the seed spread" in (root / "report.md").read_text()

@@ -18,7 +18,8 @@ def split_file(tmp_path, strategy="ca", n_folds=3):
 
 
 def fold_config(path, *extra):
-    return load_config(None, [f"data.qi_train={path}", "cv.fold=0", "cv.n_folds=3", "data.dev_limit=0", *extra])
+    return load_config(None, [f"data.qi_train={path}", "cv.fold=0", "cv.n_folds=3", "data.dev_limit=0",
+                              "data.test_fraction=0", *extra])
 
 
 def rewrite_fold(path, line, value):
@@ -80,3 +81,39 @@ def test_check_inputs_checks_only_what_the_run_reads(monkeypatch):
     check_inputs(load_config(None, ["cv.fold=0", "data.qc_dev=nowhere", "data.qi_dev=nowhere"]))
     with pytest.raises(ConfigError, match="data.qi_train"):  # tapt trains the other task first
         check_inputs(load_config(None, ["train.mode=tapt", "train.task=qc", "data.qi_train=nowhere"]))
+
+
+def test_a_test_split_holds_whole_queries_apart_from_train_and_validation(tmp_path):
+    rows = make_records("qi", 400, seed=3)
+    for i, row in enumerate(rows):  # 100 queries of 4 pairs each
+        row["origin_query"] = f"query {i % 100}"
+    path = write_jsonl(tmp_path / "train_QI.txt", rows)
+    split = load_split(load_config(None, [f"data.qi_train={path}", "cv.fold=0", "cv.n_folds=3", "data.dev_limit=0"]),
+                       "qi")
+    test_queries = set(split.test["origin_query"])
+    assert len(split.test) == pytest.approx(40, abs=8) and len(split.test) % 4 == 0
+    assert not test_queries & set(split.train["origin_query"]) and not test_queries & set(split.val["origin_query"])
+    assert len(split.train) + len(split.val) + len(split.test) == 400
+    assert abs(split.test["label"].mean() - split.train["label"].mean()) < 0.15
+
+
+def test_the_split_seed_alone_decides_which_records_are_scored(tmp_path):
+    path = write_jsonl(tmp_path / "train_QI.txt", make_records("qi", 300, seed=3))
+
+    def records(*extra):
+        split = load_split(load_config(None, [f"data.qi_train={path}", "cv.fold=1", "cv.n_folds=3",
+                                              "data.dev_limit=50", *extra]), "qi")
+        return [sorted(part["id"].tolist()) for part in (split.train, split.val, split.test)]
+
+    assert records("train.seed=1") == records("train.seed=2")
+    other = records("data.split_seed=7")
+    assert other[1] != records()[1] and other[2] != records()[2]
+
+
+def test_a_test_file_is_used_as_given_and_no_test_split_when_the_fraction_is_0(tmp_path):
+    train = write_jsonl(tmp_path / "train_QI.txt", make_records("qi", 200, seed=3))
+    test = write_jsonl(tmp_path / "test_QI.txt", make_records("qi", 30, seed=9))
+    given = load_split(load_config(None, [f"data.qi_train={train}", f"data.qi_test={test}", "cv.fold=0"]), "qi")
+    assert len(given.test) == 30 and len(given.train) + len(given.val) == 200
+    none = load_split(load_config(None, [f"data.qi_train={train}", "data.test_fraction=0", "cv.fold=0"]), "qi")
+    assert none.test is None and len(none.train) + len(none.val) == 200

@@ -168,21 +168,43 @@ def test_priors_shape_and_dtype(priors):
     assert got.shape == (4, 5) and got.dtype == np.float32
 
 
-def test_priors_leave_one_out_removes_own_label(priors):
-    got = priors.features(["a,y"], labels=[1])
-    # a: n=2, pos=1 -> rate (1+1)/(2+2) = 0.5 = global; a,y: seen once, so n=0 -> global rate
-    np.testing.assert_allclose(got[0], [0.0, 0.0, math.log1p(2) / 10, 0.0, 0.5], atol=1e-7)
+def test_out_of_fold_features_come_from_the_other_queries_only():
+    # two queries; each row's features are the priors of the other query's rows alone
+    paths, labels, queries = ["a,x", "a,x", "a,x"], [1, 1, 0], [0, 0, 1]
+    got = PrefixPriors.fit(paths, labels, depth=2, strength=0.0).out_of_fold_features(paths, labels, queries)
+    # rows of query 0 see query 1 only (a: 0/1, global 0/1), query 1 sees query 0 (a: 2/2, global 2/2)
+    np.testing.assert_allclose(got[:, :2], np.zeros((3, 2)), atol=1e-7)
+    np.testing.assert_allclose(got[:, 2], [math.log1p(1) / 10] * 2 + [math.log1p(2) / 10], rtol=1e-6)
 
 
-def test_priors_leave_one_out_single_level_prefix_seen_once(priors):
-    got = priors.features(["b"], labels=[0])
-    np.testing.assert_allclose(got[0], [0.0, 0.0, 0.0, 0.0, 0.0], atol=1e-7)
-    assert priors.features(["b"])[0, 0] == pytest.approx(2 * 0.5 / 3 - 0.5)
+def test_out_of_fold_features_carry_no_label_signal_on_random_labels():
+    """Labels drawn independently of the path: a training row's prior must not tell its label. Leaving each row's
+    own label out (the old features) gives every positive a lower rate than every negative of the same path
+    (within-path AUC 0). Out of fold, what remains within a path is the residual of any cross-fitted statistic on
+    a finite sample (a fold richer in positives reads its path lower), not a rule that separates the labels."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    paths = [f"p{rng.integers(8)},q{rng.integers(3)}" for _ in range(3000)]
+    labels = rng.integers(0, 2, len(paths)).tolist()
+    queries = rng.integers(0, 1500, len(paths))
+    priors = PrefixPriors.fit(paths, labels, depth=2, strength=20.0)
+    features = priors.out_of_fold_features(paths, labels, queries, seed=1)
+    paths, labels = np.array(paths), np.array(labels)
+    aucs = [roc_auc_score(labels[paths == p], features[paths == p, 1]) for p in sorted(set(paths))
+            if 0 < labels[paths == p].mean() < 1]
+    assert 0.35 < np.mean(aucs) < 0.65 and min(aucs) > 0.2
+    assert 0.45 < roc_auc_score(labels, features[:, 1]) < 0.55
 
 
-def test_priors_leave_one_out_rejects_rows_not_fitted(priors):
-    with pytest.raises(ValueError, match="not among the rows"):
-        priors.features(["c"], labels=[1])
+def test_out_of_fold_features_keep_a_query_in_one_inner_fold():
+    paths = ["a,x"] * 6 + ["b,y"] * 6
+    labels = [1, 1, 1, 0, 0, 0] * 2
+    queries = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    got = PrefixPriors.fit(paths, labels, depth=2).out_of_fold_features(paths, labels, queries, n_folds=2, seed=0)
+    for q in range(4):  # rows of one query were scored by the same inner priors
+        rows = [i for i, g in enumerate(queries) if g == q]
+        assert (got[rows] == got[rows[0]]).all()
 
 
 def test_priors_unseen_prefix(priors):
@@ -197,4 +219,4 @@ def test_priors_dict_round_trip(priors):
     d = json.loads(json.dumps(priors.to_dict()))
     back = PrefixPriors.from_dict(d)
     assert back == priors
-    np.testing.assert_array_equal(back.features(PATHS, LABELS), priors.features(PATHS, LABELS))
+    np.testing.assert_array_equal(back.features(PATHS), priors.features(PATHS))

@@ -1,6 +1,8 @@
 """End-to-end runs of the real training entry point on the tiny backbone (a few seconds each)."""
 
 import json
+from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
@@ -34,9 +36,17 @@ def test_joint_run_writes_models_metrics_and_tensorboard(tiny_backbone, tiny_dat
     assert load_config(run_dir / "config.yaml") == cfg
     tags = scalar_tags(run_dir)
     assert {"train/loss/qc", "train/loss/qi", "train/lr", "perf/tokens_per_s", "eval/f1/qc", "eval/f1/qi",
-            "eval/f1/avg", "eval/f1_by_language/qc/es", "eval/f1_by_language/qi/ja"} <= tags
-    assert set(summary["best"]["headline"]) >= {"f1/qc", "f1/qi", "f1/avg", "f1_tuned/qc"}
+            "eval/f1/avg", "eval/f1_by_language/qc/es", "eval/f1_by_language/qi/ja", "eval/auc/qc", "eval/ap/qi",
+            "eval/auc_by_language/qc/es"} <= tags
+    assert set(summary["best"]["headline"]) >= {"f1/qc", "f1/qi", "f1/avg", "f1_tuned/qc", "auc/qc", "ap/qi"}
     assert summary["steps"] == 6 and summary["tasks"] == ["qc", "qi"]
+    # the held-out test split, scored once by best/ at the thresholds tuned on validation
+    test = summary["test"]
+    assert set(test["headline"]) >= {"test_f1/qc", "test_f1_thr/qi", "test_auc/qc", "test_f1/avg"}
+    thresholds = json.loads((run_dir / "best" / "model.json").read_text())["thresholds"]
+    for task in ("qc", "qi"):
+        assert test["reports"][task]["at_threshold"]["threshold"] == pytest.approx(thresholds[task])
+        assert 0 < test["reports"][task]["n"] < 40
     assert json.loads((run_dir / "metrics.json").read_text())["best_step"] in (3, 6)
 
 
@@ -47,7 +57,7 @@ def test_training_changes_adapter_and_heads_but_not_the_backbone(tiny_backbone, 
     assert all("lora_" in k for k in adapter)
     assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k), "lora_B starts at zero and must move"
     heads = load_file(str(final / "heads.safetensors"))
-    assert set(heads) == {"qc_head.weight", "qc_head.bias", "qi_head.weight", "qi_head.bias"}
+    assert set(heads) == {f"{t}_{m}.{w}" for t in ("qc", "qi") for m in ("head", "norm") for w in ("weight", "bias")}
     model_files = {p.name for p in final.rglob("*.safetensors")}
     assert model_files == {"adapter_model.safetensors", "heads.safetensors"}, "no backbone copy in a model folder"
 
@@ -174,10 +184,52 @@ def test_non_finite_loss_can_be_skipped_and_counted(tiny_backbone, tiny_data, tm
     finally:
         if torch.distributed.is_initialized():  # torchrun's group lives as long as its process; this one is pytest
             torch.distributed.destroy_process_group()
-    assert summary["skipped_batches"] == 1 and summary["steps"] == 6
+    assert summary["skipped_batches"] == 1 and summary["skipped_steps"] == 1 and summary["steps"] == 6
     assert summary["distributed"] == ("MULTI_CPU" if wrapped else "NO")
     heads = load_file(str(tmp_path / "runs" / "skip" / "final" / "heads.safetensors"))
     assert all(torch.isfinite(v).all() for v in heads.values())
+
+
+@pytest.mark.parametrize("engine", ["plain", "zero2"])
+def test_a_skipped_step_moves_no_weight_and_no_optimizer_state(tiny_backbone, tiny_data, tmp_path, monkeypatch,
+                                                                engine):
+    """A zeroed gradient would still move every weight along Adam's momentum and advance its step count: a skipped
+    step must skip the optimizer step itself (under DeepSpeed too, whose engine steps inside backward)."""
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    real = train_module.F.binary_cross_entropy_with_logits
+    calls = {"n": 0}
+
+    def nan_on_third(logits, labels):
+        calls["n"] += 1
+        return real(logits, labels) * (float("nan") if calls["n"] == 3 else 1.0)
+
+    snapshots = []
+    original = train_module.train_step
+
+    def recording_step(model, data, micro_batches, optimizer, *args, **kwargs):
+        def state():
+            weights = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+            steps = [float(s["step"]) for s in optimizer.optimizer.state.values() if "step" in s] \
+                if engine == "plain" else []
+            return weights, steps
+        before = state()
+        out = original(model, data, micro_batches, optimizer, *args, **kwargs)
+        snapshots.append((before, state()))
+        return out
+
+    monkeypatch.setattr(train_module.F, "binary_cross_entropy_with_logits", nan_on_third)
+    monkeypatch.setattr(train_module, "train_step", recording_step)
+    extra = {"train.nonfinite": "skip", "tasks.sampling": "round_robin", "train.eval_every": 0}
+    if engine == "zero2":
+        extra["train.deepspeed"] = str(Path(__file__).resolve().parents[1] / "configs" / "deepspeed" / "zero2.json")
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, f"skip-{engine}", **extra)
+    assert summary["skipped_steps"] == 1
+    (before, after), (before_next, after_next) = snapshots[2], snapshots[3]
+    for name, value in before[0].items():
+        assert torch.equal(after[0][name], value), f"{name} moved on the skipped step"
+    assert after[1] == before[1], "the optimizer state advanced on the skipped step"
+    assert any(not torch.equal(after_next[0][n], v) for n, v in before_next[0].items()), "the next step trains"
 
 
 def test_an_encoder_backbone_trains_with_first_token_pooling(tiny_data, tmp_path):
@@ -225,26 +277,82 @@ def test_gradient_checkpointing_still_trains_the_adapter(tiny_backbone, tiny_dat
     assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
 
 
-def test_all_folds_report_mean_and_spread(tiny_backbone, tiny_data, tmp_path):
-    _, summary = run(tiny_backbone, tiny_data, tmp_path, "cv", **{"cv.fold": "all", "cv.n_folds": 2})
+def test_all_folds_report_mean_and_spread_and_out_of_fold_predictions(tiny_backbone, tiny_data, tmp_path):
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, "cv", **{"cv.fold": "all", "cv.n_folds": 2,
+                                                                  "data.dev_limit": 16})
+    root = tmp_path / "runs" / "cv"
     assert summary["folds"] == 2
-    assert {"f1/qc", "f1/qi", "f1/avg"} <= set(summary["cv"])
-    per_fold = [json.loads((tmp_path / "runs" / "cv" / f"fold-{k}" / "metrics.json").read_text()) for k in (0, 1)]
+    assert {"f1/qc", "f1/qi", "f1/avg", "auc/qc", "test_f1/qc", "test_auc/qi"} <= set(summary["cv"])
+    per_fold = [json.loads((root / f"fold-{k}" / "metrics.json").read_text()) for k in (0, 1)]
     mean = sum(s["best"]["headline"]["f1/avg"] for s in per_fold) / 2
     assert summary["cv"]["f1/avg"]["mean"] == pytest.approx(mean)
+    # every record left after the test carve is scored once, by the fold model that did not train on it (all of
+    # the fold, not the dev_limit sample validated on during training)
+    split = train_module.load_splits(load_config(root / "fold-0" / "config.yaml"), ["qi"])["qi"]
+    oof = [json.loads(line) for line in (root / "oof_qi.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in oof) == sorted(split.train["id"].tolist() + split.val_all["id"].tolist())
+    assert {r["id"] for r in oof if r["fold"] == 0} == set(split.val_all["id"].tolist())
+    cv = json.loads((root / "cv.json").read_text())
+    for task in ("qc", "qi"):
+        folds = cv[task]["per_fold"]
+        assert [f["fold"] for f in folds] == [0, 1] and all(f["threshold_from"] == "other folds" for f in folds)
+        assert cv[task]["cv_auc_mean"] == pytest.approx(sum(f["auc"] for f in folds) / 2)
+        assert 0 <= cv[task]["oof_threshold"] <= 1 and cv[task]["oof_n"] == sum(f["n"] for f in folds)
+
+
+def test_listed_folds_train_one_model_each(tiny_backbone, tiny_data, tmp_path):
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, "some", **{"cv.fold": "2,0", "cv.n_folds": 3,
+                                                                    "train.mode": "single", "train.task": "qc"})
+    root = tmp_path / "runs" / "some"
+    assert summary["folds"] == 2 and sorted(p.name for p in root.glob("fold-*")) == ["fold-0", "fold-2"]
+    assert [f["fold"] for f in json.loads((root / "cv.json").read_text())["qc"]["per_fold"]] == [2, 0]
 
 
 def test_a_zero_loss_weight_leaves_that_task_untrained(tiny_backbone, tiny_data, tmp_path):
-    """Weights scale a task's steps: with weight 0 the QC head keeps its initial values while QI still learns."""
-    run(tiny_backbone, tiny_data, tmp_path, "weighted", **{"tasks.loss_weight_qc": 0.0})
+    """Weights scale a task's share of the steps: with weight 0 QC gets none, so its head keeps its initial values
+    while QI still learns."""
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, "weighted", **{"tasks.loss_weight_qc": 0.0})
     run(tiny_backbone, tiny_data, tmp_path, "untrained", **{"train.max_steps": 1, "tasks.sampling": "round_robin",
                                                             "tasks.loss_weight_qc": 0.0})
     weighted = load_file(str(tmp_path / "runs" / "weighted" / "final" / "heads.safetensors"))
     initial = load_file(str(tmp_path / "runs" / "untrained" / "final" / "heads.safetensors"))
     assert torch.equal(weighted["qc_head.weight"], initial["qc_head.weight"])
     assert not torch.equal(weighted["qi_head.weight"], initial["qi_head.weight"])
-    losses = [json.loads(line) for line in (tmp_path / "runs" / "weighted" / "metrics.jsonl").read_text().splitlines()]
-    assert any(r.get("train/loss/qc", 0) > 0.1 for r in losses), "the logged loss is the unweighted one"
+    assert summary["task_steps"] == {"qi": 6}
+
+
+@pytest.mark.parametrize("sampling", ["round_robin", "temperature"])
+def test_loss_weights_set_each_task_share_of_the_shared_adapter_updates(tiny_backbone, tiny_data, tmp_path,
+                                                                        monkeypatch, sampling):
+    """A weight must scale its task's share of the updates of the shared adapter under Adam: the steps whose
+    gradient reaches the adapter follow the weights (1:3), and every step runs at the scheduler's learning rate
+    (a rate scaled per task would be undone by Adam's momentum)."""
+    seen = []
+    original = train_module.train_step
+
+    def recording_step(model, data, micro_batches, optimizer, *args, **kwargs):
+        lora = next(p for n, p in model.named_parameters() if "lora_B" in n)
+        before = lora.detach().clone()
+        out = original(model, data, micro_batches, optimizer, *args, **kwargs)
+        rates = {g["task"]: g["lr"] for g in optimizer.param_groups}
+        seen.append((data.task, not torch.equal(before, lora.detach()), rates))
+        return out
+
+    monkeypatch.setattr(train_module, "train_step", recording_step)
+    steps = 40 if sampling == "temperature" else 8
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, f"w-{sampling}", **{
+        "tasks.loss_weight_qc": 1.0, "tasks.loss_weight_qi": 3.0, "tasks.sampling": sampling,
+        "train.max_steps": steps, "train.eval_every": 0, "train.warmup_ratio": 0.0, "train.lr_schedule": "constant"})
+    # heads start at zero: a task's first step sends no gradient to the adapter; once both have had one, every
+    # step moves it
+    start = max(next(i for i, s in enumerate(seen) if s[0] == task) for task in ("qc", "qi")) + 1
+    assert not seen[0][1] and all(changed for _, changed, _ in seen[start:]), seen
+    trained = Counter(task for task, _, _ in seen)
+    if sampling == "round_robin":
+        assert [task for task, _, _ in seen] == ["qi", "qc", "qi", "qi"] * 2
+    assert trained["qc"] / steps == pytest.approx(0.25, abs=0.1)
+    assert summary["task_steps"] == dict(trained)
+    assert all(rates[""] == 1e-3 for _, _, rates in seen), "the adapter's rate does not depend on the task"
 
 
 def test_an_interrupted_tapt_run_resumes_from_its_own_folder(tiny_backbone, tiny_data, tmp_path, monkeypatch):

@@ -2,11 +2,12 @@
 
     check_inputs(cfg)                                        # every file the run reads exists (before any work)
     splits = load_splits(cfg, ["qc", "qi"])                  # records per task: train / val (dev file or CV fold)
-    data = make_task_data(splits["qc"].train, "qc", cfg, pair_tokenizer, priors, leave_one_out=True)
+    data = make_task_data(splits["qc"].train, "qc", cfg, pair_tokenizer, priors, fitted_on=True)
     batch = collate(data, rows, pad_id)                     # right-padded tensors for those rows
 
 The QC hierarchy features come from `PrefixPriors` fitted on the training records of the fold; training rows get
-leave-one-out values so no row sees its own label.
+out-of-fold values (priors fitted on inner folds of whole queries that exclude the row's), so no row's features
+carry its own label.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mtl.config import TASKS, ExperimentConfig
 from mtl.data.pairs import PairTokenizer, build_pairs, tokenize_pairs
 from mtl.data.records import LINE, LoadReport, TARGET_FIELD, load_task_records
 from mtl.errors import ConfigError, DataError, LeakageError, MtlError
-from mtl.splits import assign_folds, check_leakage, split_groups
+from mtl.splits import assign_folds, carve_test, check_leakage, split_groups
 from mtl.taxonomy import PrefixPriors
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ class TaskSplit:
     train: pd.DataFrame
     val: pd.DataFrame
     reports: list[LoadReport]
+    test: pd.DataFrame | None = None
+    """Held-out records scored once, by the selected model, at the threshold chosen on `val` (None: no test split)."""
+    val_all: pd.DataFrame | None = None
+    """All validation records, of which `val` is the `data.dev_limit` sample."""
 
 
 @dataclass
@@ -87,6 +92,7 @@ def check_inputs(cfg: ExperimentConfig) -> None:
     without leaving a half-started run that blocks both a rerun and --resume."""
     tasks = (cfg.train.task,) if cfg.train.mode == "single" else TASKS  # tapt trains the other task first
     files = [f"data.{t}_train" for t in tasks] + ([f"data.{t}_dev" for t in tasks] if cfg.cv.fold == "none" else [])
+    files += [f"data.{t}_test" for t in tasks if getattr(cfg.data, f"{t}_test")]
     for key in files:
         _check_path(key, getattr(cfg.data, key.split(".")[1]), "file")
     if cfg.model.init_from:
@@ -127,12 +133,15 @@ def load_splits(cfg: ExperimentConfig, tasks) -> dict[str, TaskSplit]:
 
 
 def load_split(cfg: ExperimentConfig, task: str) -> TaskSplit:
-    """Training and validation records of one task: the dev file when `cv.fold=none`, else fold k of the training
-    file (its `fold` column when `mtl split` wrote one, otherwise the configured split computed here)."""
+    """Training, validation and test records of one task. Test: the `data.<task>_test` file, else whole queries
+    carved from the training file (`data.test_fraction`) before anything else. Validation: the dev file when
+    `cv.fold=none`, else fold k of the rest of the training file (its `fold` column when `mtl split` wrote one,
+    otherwise the configured split computed here). `data.split_seed` draws all of it."""
     read = dict(require_label=True, collapse_spaces=cfg.data.clean, lowercase=cfg.data.lowercase)
     train_file = getattr(cfg.data, f"{task}_train")
     records, report = load_task_records(train_file, task, **read)
     reports = [report]
+    records, test = hold_out_test(cfg, task, records, reports, read)
     if cfg.cv.fold == "none":
         val, val_report = load_task_records(getattr(cfg.data, f"{task}_dev"), task, **read)
         reports.append(val_report)
@@ -143,18 +152,37 @@ def load_split(cfg: ExperimentConfig, task: str) -> TaskSplit:
             if cfg.cv.strategy != "random":
                 check_fold_column_leakage(records, folds, task, cfg, train_file)
         else:
-            folds = assign_folds(records, task, cfg.cv.strategy, cfg.cv.n_folds, cfg.train.seed, cfg.cv.qc_group_levels)
+            folds = assign_folds(records, task, cfg.cv.strategy, cfg.cv.n_folds, cfg.data.split_seed,
+                                 cfg.cv.qc_group_levels)
         fold = int(cfg.cv.fold)
         if fold not in set(folds.tolist()):
             raise MtlError(f"{train_file}: no records in fold {fold} (folds present: {sorted(set(folds.tolist()))})")
         train = records[folds != fold].reset_index(drop=True)
         val = records[folds == fold].reset_index(drop=True)
-    train = subsample(train, cfg.data.train_limit, cfg.train.seed)
-    val = subsample(val, cfg.data.dev_limit, cfg.train.seed)
+    train = subsample(train, cfg.data.train_limit, cfg.data.split_seed)
+    val_all, val = val, subsample(val, cfg.data.dev_limit, cfg.data.split_seed)
     for r in reports:
         log.info(r.summary())
-    log.info("%s: %d training, %d validation records", task.upper(), len(train), len(val))
-    return TaskSplit(train, val, reports)
+    log.info("%s: %d training, %d validation, %s test records", task.upper(), len(train), len(val),
+             "no" if test is None else len(test))
+    return TaskSplit(train, val, reports, test, val_all)
+
+
+def hold_out_test(cfg: ExperimentConfig, task: str, records: pd.DataFrame, reports: list, read: dict):
+    """(records left for training and validation, test records or None)."""
+    test_file = getattr(cfg.data, f"{task}_test")
+    if test_file:
+        test, test_report = load_task_records(test_file, task, **read)
+        reports.append(test_report)
+        return records, test
+    if not cfg.data.test_fraction:
+        return records, None
+    mask = carve_test(records, task, cfg.data.test_fraction, cfg.data.split_seed)
+    test = records[mask].reset_index(drop=True)
+    rest = records[~mask].reset_index(drop=True)
+    test.attrs.update(records.attrs)
+    rest.attrs.update(records.attrs)
+    return rest, test
 
 
 def fold_column(records: pd.DataFrame, path, n_folds: int) -> np.ndarray:
@@ -228,12 +256,18 @@ def fit_priors(cfg: ExperimentConfig, qc_train: pd.DataFrame) -> PrefixPriors | 
 
 
 def make_task_data(records: pd.DataFrame, task: str, cfg: ExperimentConfig, pair_tokenizer: PairTokenizer,
-                   priors: PrefixPriors | None = None, leave_one_out: bool = False) -> TaskData:
+                   priors: PrefixPriors | None = None, fitted_on: bool = False) -> TaskData:
+    """`fitted_on`: these are the records `priors` were fitted on (the training split), which get out-of-fold
+    features; other records get the priors' features as they are."""
     pairs = build_pairs(records, task, cfg.augment.translation, cfg.taxonomy.render)
     input_ids = tokenize_pairs(pairs, pair_tokenizer, cfg.data.cache_dir)
+    queries = pd.factorize(pairs["text_a"])[0]
     features = None
     if task == "qc" and priors is not None:
         paths = records[TARGET_FIELD["qc"]].tolist()
-        labels = records["label"].tolist() if leave_one_out else None
-        features = priors.features(paths, labels)
-    return TaskData(task, records, input_ids, features, queries=pd.factorize(pairs["text_a"])[0])
+        if fitted_on:
+            features = priors.out_of_fold_features(paths, records["label"].tolist(), queries,
+                                                   seed=cfg.data.split_seed)
+        else:
+            features = priors.features(paths)
+    return TaskData(task, records, input_ids, features, queries=queries)
