@@ -32,7 +32,7 @@ from mtl.data.pairs import PairTokenizer
 from mtl.dropout import use_bits_dropout
 from mtl.errors import CheckpointError
 from mtl.io import atomic_dir, atomic_write_text
-from mtl.packing import tree_masks
+from mtl.packing import path_weights, tree_masks
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,11 @@ class MultiTaskClassifier(nn.Module):
     it by ~0.5 and the head starts at zero (`init_heads`)."""
 
     def __init__(self, backbone: nn.Module, hidden_size: int, pooling: str, qc_feature_dim: int, head_dropout: float,
-                 head_norm: bool = False):
+                 head_norm: bool = False, arch: str = "decoder"):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
+        self.arch = arch
         self.qc_feature_dim = qc_feature_dim
         self.head_norm = head_norm
         self.dropout = nn.Dropout(head_dropout)
@@ -110,7 +111,11 @@ class MultiTaskClassifier(nn.Module):
             masks = tree_masks(position_ids, subtree_end, base.config, base.dtype)
             hidden = self.backbone(input_ids=input_ids, attention_mask=masks, position_ids=position_ids,
                                    use_cache=False).last_hidden_state
-            pooled = hidden[pool_at[:, 0], pool_at[:, 1]]
+            if self.pooling == "mean":
+                weights = path_weights(subtree_end, pool_at).to(hidden.dtype)
+                pooled = torch.einsum("pw,pwd->pd", weights, hidden[pool_at[:, 0]]) / weights.sum(1, keepdim=True)
+            else:
+                pooled = hidden[pool_at[:, 0], pool_at[:, 1]]
         head = self.head(task)
         pooled = self._head_input(task, pooled)
         if task == "qc" and self.qc_feature_dim:
@@ -181,7 +186,8 @@ def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: 
         use_bits_dropout(backbone)
     pooling = cfg.model.pooling if cfg.model.pooling != "auto" else ("last" if arch == "decoder" else "first")
     hidden = backbone.get_base_model().config.hidden_size
-    model = MultiTaskClassifier(backbone, hidden, pooling, qc_feature_dim, cfg.model.head_dropout, cfg.model.head_norm)
+    model = MultiTaskClassifier(backbone, hidden, pooling, qc_feature_dim, cfg.model.head_dropout, cfg.model.head_norm,
+                                arch)
     if cfg.model.init_from:  # warm start: the adapter, and the heads the source trained that this run trains too
         trained = read_info(cfg.model.init_from).tasks
         load_weights(model, Path(cfg.model.init_from), heads=[t for t in trained if t in cfg.active_tasks])

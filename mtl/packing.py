@@ -130,6 +130,15 @@ def common_prefix(a: tuple, b: tuple) -> int:
     return n
 
 
+def path_weights(subtree_end: torch.Tensor, pool_at: torch.Tensor) -> torch.Tensor:
+    """[pairs, width]: 1 on the nodes of each pair's own tokens (the ancestors of its last node, and that node) in
+    its row, 0 elsewhere: what the pair's mean pooling averages, as the padded batch's attention mask does."""
+    width = subtree_end.shape[1]
+    node = torch.arange(width, device=subtree_end.device)
+    last = pool_at[:, 1:2]
+    return ((node[None, :] <= last) & (last < subtree_end[pool_at[:, 0]])).to(torch.float32)
+
+
 def tree_masks(position_ids: torch.Tensor, subtree_end: torch.Tensor, config, dtype: torch.dtype):
     """Ancestor-or-self masks [rows, 1, width, width] for prefix-tree rows: boolean (True = attend) for sdpa,
     additive for eager; a mapping per layer type for models that have several."""
@@ -168,11 +177,12 @@ def resolve_batching(batching: str, model) -> str:
 
 
 def why_not_packable(model) -> str | None:
-    """Why prefix-tree rows would not reproduce `model`'s logits (None: they do): pooling other than the last token,
-    positions not encoded by rotary embeddings (the only kind the tests compare against padded batches), or an
-    attention kernel that takes no 4D mask."""
-    if model.pooling != "last":
-        return f"needs last-token pooling (a decoder); this model pools {model.pooling!r}"
+    """Why prefix-tree rows would not reproduce `model`'s logits (None: they do): pooling other than the last token
+    or the mean of a decoder's tokens (a causal token's state depends on its prefix only, so a shared node is the
+    same for every pair through it), positions not encoded by rotary embeddings (the only kind the tests compare
+    against padded batches), or an attention kernel that takes no 4D mask."""
+    if model.pooling not in ("last", "mean") or getattr(model, "arch", "decoder") != "decoder":
+        return f"needs a decoder pooling its last token or its mean; this model pools {model.pooling!r}"
     base = model.backbone.get_base_model()
     implementation = getattr(base.config, "_attn_implementation", None)
     if implementation not in ("sdpa", "eager"):

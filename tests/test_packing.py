@@ -49,9 +49,11 @@ def tree_inputs(batch: dict) -> dict:
     return {k: batch[k] for k in ("input_ids", "position_ids", "subtree_end", "pool_at", "features") if k in batch}
 
 
+@pytest.mark.parametrize("pooling", ["last", "mean"])
 @pytest.mark.parametrize("task", ["qi", "qc"])
-def test_prefix_tree_rows_give_the_logits_of_padded_pairs(model_and_pad, task):
+def test_prefix_tree_rows_give_the_logits_of_padded_pairs(model_and_pad, task, pooling, monkeypatch):
     model, pad_id = model_and_pad
+    monkeypatch.setattr(model, "pooling", pooling)  # mean: each pair averages its own path of the tree
     data = shared_prefix_data(task, model.qc_feature_dim if task == "qc" else 0)
     rows = np.random.default_rng(1).permutation(len(data))
     batch = collate(data, rows, pad_id)
@@ -125,8 +127,12 @@ def test_auto_batching_falls_back_to_buckets_where_shared_rows_are_refused():
     assert resolve_batching("auto", model) == "bucket"
 
 
-def test_auto_batching_shares_prefixes_on_a_rotary_decoder(model_and_pad):
+def test_auto_batching_shares_prefixes_on_a_rotary_decoder(model_and_pad, monkeypatch):
     assert resolve_batching("auto", model_and_pad[0]) == "shared"
+    monkeypatch.setattr(model_and_pad[0], "pooling", "mean")
+    assert resolve_batching("auto", model_and_pad[0]) == "shared"
+    monkeypatch.setattr(model_and_pad[0], "arch", "encoder")  # bidirectional: a shared node differs per pair
+    assert resolve_batching("auto", model_and_pad[0]) == "bucket"
 
 
 def test_auto_batching_falls_back_to_buckets_with_flash_attention(model_and_pad, monkeypatch):
