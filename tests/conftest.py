@@ -140,3 +140,21 @@ def tiny_overrides(backbone: Path, data: dict[str, Path], root: Path, **extra) -
     }
     values.update(extra)
     return [f"{k}={v}" for k, v in values.items()]
+
+
+@pytest.fixture
+def one_process_torchrun(monkeypatch):
+    """The environment torchrun gives a one-process job, so accelerate wraps the model in DDP (gloo). A group this
+    test starts is destroyed at its end; one an earlier DeepSpeed test left up is kept, because DeepSpeed caches a
+    clone of it process-wide and a later DeepSpeed run would meet a destroyed group."""
+    import torch.distributed
+
+    from mtl.train import _free_port
+
+    existed = torch.distributed.is_initialized()
+    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(_free_port())}.items():
+        monkeypatch.setenv(name, value)
+    yield
+    if torch.distributed.is_initialized() and not existed:
+        torch.distributed.destroy_process_group()

@@ -166,11 +166,10 @@ def test_non_finite_loss_stops_before_touching_the_weights(tiny_backbone, tiny_d
 
 
 @pytest.mark.parametrize("wrapped", [False, True], ids=["plain", "ddp"])
-def test_non_finite_loss_can_be_skipped_and_counted(tiny_backbone, tiny_data, tmp_path, monkeypatch, wrapped):
-    if wrapped:  # a one-process torchrun environment: accelerate wraps the model in DDP (gloo)
-        for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                            "MASTER_PORT": str(train_module._free_port())}.items():
-            monkeypatch.setenv(name, value)
+def test_non_finite_loss_can_be_skipped_and_counted(tiny_backbone, tiny_data, tmp_path, monkeypatch, request,
+                                                    wrapped):
+    if wrapped:
+        request.getfixturevalue("one_process_torchrun")
     real = train_module.F.binary_cross_entropy_with_logits
     calls = {"n": 0}
 
@@ -179,11 +178,7 @@ def test_non_finite_loss_can_be_skipped_and_counted(tiny_backbone, tiny_data, tm
         return real(logits, labels) * (float("nan") if calls["n"] == 2 else 1.0)
 
     monkeypatch.setattr(train_module.F, "binary_cross_entropy_with_logits", nan_on_second)
-    try:
-        _, summary = run(tiny_backbone, tiny_data, tmp_path, "skip", **{"train.nonfinite": "skip"})
-    finally:
-        if torch.distributed.is_initialized():  # torchrun's group lives as long as its process; this one is pytest
-            torch.distributed.destroy_process_group()
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, "skip", **{"train.nonfinite": "skip"})
     assert summary["skipped_batches"] == 1 and summary["skipped_steps"] == 1 and summary["steps"] == 6
     assert summary["distributed"] == ("MULTI_CPU" if wrapped else "NO")
     heads = load_file(str(tmp_path / "runs" / "skip" / "final" / "heads.safetensors"))
@@ -243,18 +238,13 @@ def test_an_encoder_backbone_trains_with_first_token_pooling(tiny_data, tmp_path
     assert summary["steps"] == 6 and 0 <= summary["final"]["headline"]["f1/avg"] <= 1
 
 
-def test_shared_batching_trains_on_prefix_tree_rows_through_ddp(tiny_backbone, tiny_data, tmp_path, monkeypatch):
-    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                        "MASTER_PORT": str(train_module._free_port())}.items():
-        monkeypatch.setenv(name, value)  # a one-process torchrun: the packed forward must go through DDP's forward
+def test_shared_batching_trains_on_prefix_tree_rows_through_ddp(tiny_backbone, tiny_data, tmp_path, monkeypatch,
+                                                                 one_process_torchrun):
+    """A one-process torchrun: the packed forward must go through DDP's forward."""
     packed = []
     real_pack = train_module.pack
     monkeypatch.setattr(train_module, "pack", lambda *a, **k: packed.append(real_pack(*a, **k)) or packed[-1])
-    try:
-        _, summary = run(tiny_backbone, tiny_data, tmp_path, "shared")  # auto: shared on a rotary decoder
-    finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, "shared")  # auto: shared on a rotary decoder
     assert summary["distributed"] == "MULTI_CPU" and summary["steps"] == 6 and summary["batching"] == "shared"
     assert len(packed) == 6 and summary["tokens"] == sum(p["tokens"] for p in packed)
     assert sum(p["computed"] for p in packed) < summary["tokens"]  # the tiny data repeats queries: some are shared
@@ -266,7 +256,7 @@ def test_shared_batching_refuses_an_encoder(tiny_data, tmp_path):
     from tests.conftest import build_tiny_encoder
 
     encoder = build_tiny_encoder(tmp_path / "bert")
-    with pytest.raises(ConfigError, match="train.batching=shared needs last-token pooling"):
+    with pytest.raises(ConfigError, match="train.batching=shared needs a decoder pooling its last token or its mean"):
         run(encoder, tiny_data, tmp_path, "encoder", **{"lora.target_modules": "query,key,value,dense",
                                                          "train.batching": "shared"})
 
