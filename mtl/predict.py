@@ -96,8 +96,6 @@ def _warn_untranslated(records: pd.DataFrame, path) -> None:
 def read_predictions(path: str | Path) -> pd.DataFrame:
     """A submission file: JSON lines with `id` and `prediction` (0/1); duplicate ids are an error."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, None, None, "is a folder, not a predictions file" if path.is_dir() else "file not found")
     rows, seen = [], {}
     for number, obj in read_json_lines(path):
         for field in ("id", "prediction"):
