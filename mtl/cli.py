@@ -208,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_split(args) -> int:
+    from mtl.config import check_seed
     from mtl.data.records import read_records, write_records
     from mtl.io import check_output_path
     from mtl.splits import assign_folds, fold_summary, overlap_report, split_groups
@@ -216,6 +217,7 @@ def cmd_split(args) -> int:
         raise ConfigError(f"--n-folds must be at least 2, got {args.n_folds}")
     if args.group_levels < 1:
         raise ConfigError(f"--group-levels must be at least 1, got {args.group_levels}")
+    check_seed("--seed", args.seed)
     check_output_path(args.output, "--output", inputs=[args.input])
     records, report = read_records(args.input, args.task, require_label=True)
     task = records.attrs["task"]
