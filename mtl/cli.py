@@ -270,7 +270,7 @@ def cmd_predict(args) -> int:
         try:
             threshold = float(threshold)
         except ValueError:
-            raise ConfigError(f"--threshold must be 'tuned' or a number, got {threshold!r}") from None
+            raise ConfigError(f"--threshold must be 'tuned' or a number in [0, 1], got {threshold!r}") from None
     summary = predict_file(args.model, args.input, args.output, args.task, threshold, args.head, args.with_scores,
                            args.batch_size, args.device)
     print(f"{args.output}: {summary['rows']} rows ({summary['defaulted_to_0']} unreadable, predicted 0), "

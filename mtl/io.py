@@ -175,6 +175,22 @@ def read_json(path: str | Path) -> dict:
     return value
 
 
+def check_schema(value, schema, path: str | Path, prefix: str = ""):
+    """`value` (parsed JSON) checked against `schema` (a dataclass or TypedDict: its annotations say each field's
+    type, its defaults or `total` which fields may be missing) with pydantic in strict mode (no "0.5" for 0.5, no
+    true for 1); returns the validated value (a dataclass instance for a dataclass). The first problem is a
+    DataError naming the file and the field's path."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(schema).validate_json(json.dumps(value), strict=True)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = prefix + ".".join(str(part) for part in first["loc"])
+        problem = "missing" if first["type"] == "missing" else f"{first['msg'].lower()}, got {first.get('input')!r}"
+        raise DataError(path, None, field or None, problem[:300]) from None
+
+
 _JSON_NAMES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
