@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "one. English records, and queries that already look English, are their own translation. Each "
                     "distinct query is translated once and kept in a persistent cache shared by all files and "
                     "runs, so an interrupted run resumes where it stopped when run again. Texts that fail to "
-                    "translate are counted and left empty, never stopping the run.",
+                    "translate are counted and left empty, never stopping the run; a model that cannot load stops "
+                    "it before anything is written.",
     )
     translate.add_argument("--input", required=True, help="QC or QI records (JSON lines or CSV)")
     translate.add_argument("--output", required=True, help="where to write the records (format from the suffix)")
