@@ -81,6 +81,17 @@ def check_output_path(path: str | Path, flag: str = "--output", inputs=()) -> Pa
     return path
 
 
+def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
+    """Refuse an output folder that cannot be written before any work is done: a file, a path that does not
+    resolve, or a place whose nearest existing folder is a file or not writable. Missing folders are fine."""
+    path = Path(path)
+    resolved = _resolve(path, flag)
+    if resolved.exists() and not resolved.is_dir():
+        raise ConfigError(f"{flag} {path} is a file; give a folder")
+    _check_writable_parent(path, resolved, flag)
+    return path
+
+
 def _check_writable_parent(path: Path, folder: Path, flag: str) -> None:
     while not folder.exists():
         folder = folder.parent
