@@ -34,7 +34,7 @@ RESUMABLE = ("train.max_steps", "train.eval_every", "train.save_every", "train.k
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "datasets", "torch.distributed", "accelerate", "DeepSpeed"):
@@ -47,6 +47,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse in two stages so `key=value` overrides may come anywhere, before and after options: argparse fills the
+    `overrides` positional with the first run of them and hands back the rest, which are overrides too when they
+    look like one (parse_intermixed_args does not work on a parser with subparsers)."""
+    args, extras = parser.parse_known_args(argv)
+    takes_overrides = hasattr(args, "overrides")
+    unknown = [a for a in extras if not (takes_overrides and is_override(a))]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extras:
+        args.overrides = [*args.overrides, *extras]
+    return args
+
+
+def is_override(arg: str) -> bool:
+    return "=" in arg and not arg.startswith("-")
 
 
 def build_parser() -> argparse.ArgumentParser:

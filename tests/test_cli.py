@@ -4,6 +4,7 @@ import logging
 import pytest
 
 from mtl.cli import build_parser, main
+from mtl.errors import MtlError
 from tests.conftest import make_records, write_jsonl
 
 COMMANDS = ["split", "train", "predict", "evaluate", "translate", "compare", "report", "bench"]
@@ -129,3 +130,36 @@ def test_split_of_too_few_rows_exits_2_saying_what_fold_count_works(tmp_path, ca
         assert main(["split", "--input", str(source), "--output", str(tmp_path / "out.txt"), "--n-folds", "3"]) == 2
     assert "qi ca split into 3 folds: 4 rows in 3 queries" in caplog.text and "so use at most 2 folds" in caplog.text
     assert not (tmp_path / "out.txt").exists()
+
+
+def capture_train_config(monkeypatch) -> dict:
+    seen = {}
+
+    def fake_run(cfg, resume=False):
+        seen["cfg"] = cfg
+        raise MtlError("stopped before training")
+
+    monkeypatch.setattr("mtl.train.run", fake_run)
+    return seen
+
+
+def test_overrides_may_come_before_and_after_options(monkeypatch):
+    seen = capture_train_config(monkeypatch)
+    assert main(["train", "data.qc_train=x.jsonl", "--fold", "0", "train.max_steps=10", "--mode", "single",
+                 "train.lr=1e-3", "--task", "qc", "train.max_steps=20"]) == 2
+    cfg = seen["cfg"]
+    assert (cfg.data.qc_train, cfg.cv.fold, cfg.train.mode, cfg.train.task) == ("x.jsonl", "0", "single", "qc")
+    assert (cfg.train.max_steps, cfg.train.lr) == (20, 1e-3)
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "train.lr=1e-3", "--fold", "0", "stray"],
+    ["train", "train.lr=1e-3", "--fold", "0", "--bogus"],
+    ["split", "--input", "a", "--output", "b", "train.lr=1e-3"],
+])
+def test_arguments_that_are_not_overrides_are_still_refused(argv, monkeypatch, capsys):
+    capture_train_config(monkeypatch)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert f"unrecognized arguments: {argv[-1]}" in capsys.readouterr().err

@@ -157,9 +157,13 @@ def _no_category(path: str) -> bool:
 
 
 def load_task_records(path, task=None, require_label=True, collapse_spaces=True, lowercase=True):
-    """read_records + clean_records, with the drops in the report: what training and evaluation read."""
+    """read_records + clean_records, with the drops in the report: what training and evaluation read. A file whose
+    every record is dropped is refused: there is nothing to train or validate on."""
     records, report = read_records(path, task, require_label)
     records, report.dropped = clean_records(records, collapse_spaces, lowercase)
+    if records.empty:
+        dropped = ", ".join(f"{n} with {why}" for why, n in report.dropped.items() if n)
+        raise DataError(path, None, None, f"no usable records: all {report.rows} were dropped ({dropped})")
     return records, report
 
 
