@@ -118,17 +118,37 @@ class LoneSurrogate(ValueError):
         self.key = key
 
 
+class TooDeep(ValueError):
+    """JSON nested deeper than MAX_DEPTH: json reads up to about 1000 levels, but writing it back recurses too."""
+
+
+MAX_DEPTH = 100
+"""Deepest nesting of objects and arrays read; a record is a flat object, model and run files a few levels deep."""
+
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def loads_json(text: str):
-    """`json.loads` refusing what it would otherwise take silently: a key repeated in an object (DuplicateKey) and
-    a lone surrogate in a string (LoneSurrogate); other errors as json.loads raises them."""
+    """`json.loads` refusing what it would otherwise take, or take silently: a key repeated in an object
+    (DuplicateKey), a lone surrogate in a string (LoneSurrogate), nesting deeper than MAX_DEPTH (TooDeep); other
+    errors as json.loads raises them."""
     value = json.loads(text, object_pairs_hook=_unique_keys)
+    if text.count("[") + text.count("{") > MAX_DEPTH:  # else it cannot be that deep
+        _check_depth(value)
     if _SURROGATE_ESCAPE.search(text):  # only a \\uD800-\\uDFFF escape can put a surrogate in a decoded string
         _check_surrogates(value, None)
     return value
+
+
+def _check_depth(value) -> None:
+    stack = [(value, 1)]
+    while stack:  # a loop rather than recursion: the point is a depth Python's recursion cannot take
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise TooDeep(f"nested more than {MAX_DEPTH} levels deep")
+            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
 
 
 def _unique_keys(pairs) -> dict:
@@ -162,6 +182,8 @@ def json_problem(err: Exception) -> tuple[int | None, str | None, str]:
         return None, err.key, "appears twice in one object; JSON would keep only the last value"
     if isinstance(err, LoneSurrogate):
         return None, err.key, str(err)
+    if isinstance(err, TooDeep):
+        return None, None, f"not valid JSON here: {err}"
     if isinstance(err, RecursionError):
         return None, None, "not valid JSON: nested too deeply"
     return None, None, f"not valid JSON: {err}"[:300]  # e.g. an integer longer than Python's 4300-digit limit

@@ -320,3 +320,16 @@ def test_a_category_path_without_a_level_is_dropped_as_empty(tmp_path, path):
     records, report = load_task_records(write(tmp_path, qc(category_path=path) + "\n" + qc(id=2) + "\n"))
     assert records["id"].tolist() == [2]
     assert report.dropped["an empty category_path"] == 1
+
+
+def test_json_nested_deeper_than_the_writer_can_take_is_refused_at_its_line(tmp_path):
+    deep = qc(id=2)[:-1] + ', "meta": ' + "[" * 500 + "]" * 500 + "}"
+    with pytest.raises(DataError, match=r"train_QC.txt:2: not valid JSON here: nested more than 100 levels deep"):
+        read_records(write(tmp_path, qc() + "\n" + deep + "\n"))
+
+
+def test_json_nested_100_levels_is_read_and_written_back(tmp_path):
+    nested = qc()[:-1] + ', "meta": ' + "[" * 99 + "]" * 99 + "}"
+    records, _ = read_records(write(tmp_path, nested + "\n"))
+    write_records(records, tmp_path / "out.jsonl")
+    assert json.loads((tmp_path / "out.jsonl").read_text()) == json.loads(nested)

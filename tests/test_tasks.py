@@ -80,3 +80,9 @@ def test_check_inputs_checks_only_what_the_run_reads(monkeypatch):
     check_inputs(load_config(None, ["cv.fold=0", "data.qc_dev=nowhere", "data.qi_dev=nowhere"]))
     with pytest.raises(ConfigError, match="data.qi_train"):  # tapt trains the other task first
         check_inputs(load_config(None, ["train.mode=tapt", "train.task=qc", "data.qi_train=nowhere"]))
+
+
+def test_check_inputs_refuses_an_empty_path(monkeypatch):
+    monkeypatch.chdir(REPO)
+    with pytest.raises(ConfigError, match=r"^data.qc_train='': empty; give a file$"):
+        check_inputs(load_config(None, ["data.qc_train="]))

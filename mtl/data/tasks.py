@@ -112,6 +112,8 @@ def check_inputs(cfg: ExperimentConfig) -> None:
 
 
 def _check_path(key: str, value: str, kind: str) -> None:
+    if not value.strip():
+        raise ConfigError(f"{key}={value!r}: empty; give a {kind}")
     problem = input_problem(Path(value).expanduser(), kind)
     if problem:
         raise ConfigError(f"{key}={value!r}: {problem}")
