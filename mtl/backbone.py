@@ -37,6 +37,23 @@ _TEXT_ONLY_KEYS = {r"^(?:model\.)?language_model\.(?:model\.)?": ""}
 (older exports); the text-only model expects them bare."""
 
 
+def check_device(device: str, flag: str = "--device") -> None:
+    """Refuse a device this machine cannot run on (a typo, CUDA without a GPU, cuda:N past the last GPU) before any
+    file is read or model loaded."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"{flag} {device!r}: not a device; use cpu, cuda or cuda:N") from None
+    if parsed.type == "cpu":
+        return
+    if parsed.type != "cuda":
+        raise ConfigError(f"{flag} {device!r}: only cpu and cuda devices are supported")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{flag} {device!r}: CUDA is not available on this machine")
+    if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ConfigError(f"{flag} {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("MTL_CACHE_DIR", Path.home() / ".cache" / "mtl"))
 

@@ -34,7 +34,7 @@ RESUMABLE = ("train.max_steps", "train.eval_every", "train.save_every", "train.k
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "datasets", "torch.distributed", "accelerate", "DeepSpeed"):
@@ -47,6 +47,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse in two stages so `key=value` overrides may come anywhere, before and after options: argparse fills the
+    `overrides` positional with the first run of them and hands back the rest, which are overrides too when they
+    look like one (parse_intermixed_args does not work on a parser with subparsers)."""
+    args, extras = parser.parse_known_args(argv)
+    takes_overrides = hasattr(args, "overrides")
+    unknown = [a for a in extras if not (takes_overrides and is_override(a))]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extras:
+        args.overrides = [*args.overrides, *extras]
+    return args
+
+
+def is_override(arg: str) -> bool:
+    return "=" in arg and not arg.startswith("-")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "one. English records, and queries that already look English, are their own translation. Each "
                     "distinct query is translated once and kept in a persistent cache shared by all files and "
                     "runs, so an interrupted run resumes where it stopped when run again. Texts that fail to "
-                    "translate are counted and left empty, never stopping the run.",
+                    "translate are counted and left empty, never stopping the run; a model that cannot load stops "
+                    "it before anything is written.",
     )
     translate.add_argument("--input", required=True, help="QC or QI records (JSON lines or CSV)")
     translate.add_argument("--output", required=True, help="where to write the records (format from the suffix)")
@@ -214,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_split(args) -> int:
+    from mtl.config import check_seed
     from mtl.data.records import read_records, write_records
     from mtl.io import check_output_path
     from mtl.splits import assign_folds, fold_summary, overlap_report, split_groups
@@ -222,6 +242,7 @@ def cmd_split(args) -> int:
         raise ConfigError(f"--n-folds must be at least 2, got {args.n_folds}")
     if args.group_levels < 1:
         raise ConfigError(f"--group-levels must be at least 1, got {args.group_levels}")
+    check_seed("--seed", args.seed)
     check_output_path(args.output, "--output", inputs=[args.input])
     records, report = read_records(args.input, args.task, require_label=True)
     task = records.attrs["task"]
@@ -274,7 +295,7 @@ def cmd_predict(args) -> int:
         try:
             threshold = float(threshold)
         except ValueError:
-            raise ConfigError(f"--threshold must be 'tuned' or a number, got {threshold!r}") from None
+            raise ConfigError(f"--threshold must be 'tuned' or a number in [0, 1], got {threshold!r}") from None
     summary = predict_file(args.model, args.input, args.output, args.task, threshold, args.head, args.with_scores,
                            args.batch_size, args.device)
     print(f"{args.output}: {summary['rows']} rows ({summary['defaulted_to_0']} unreadable, predicted 0), "

@@ -333,6 +333,16 @@ class ExperimentConfig:
         return TASKS if self.train.mode == "mtl" else (self.train.task,)
 
 
+SEED_MAX = 2**32 - 1
+"""Largest seed every consumer takes (numpy's and scikit-learn's `random_state` stop here; torch goes further)."""
+
+
+def check_seed(key: str, value: int) -> None:
+    """A seed in 0..SEED_MAX. `from_dict` applies it to every int key whose name ends in `seed`, so a new seed key
+    is checked without a line of its own."""
+    check(key, value, 0 <= value <= SEED_MAX, f"in 0..{SEED_MAX}")
+
+
 def check(key: str, value, ok: bool, bound: str) -> None:
     """Range check of one value: refused here, before any work starts, rather than deep inside the first step."""
     if not ok:
@@ -355,6 +365,8 @@ def from_dict(cls, values: dict, where: str = ""):
         if key not in names:
             raise ConfigError(f"unknown config key {path!r}{_closest(key, names, where)}")
         kwargs[key] = _coerce(hints[key], value, path)
+        if key.endswith("seed") and hints[key] is int:
+            check_seed(path, kwargs[key])
     try:
         return cls(**kwargs)
     except ConfigError:
@@ -383,7 +395,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Ex
         except (yaml.YAMLError, RecursionError) as err:
             raise ConfigError(f"override {item!r}: the value is not valid YAML: {_one_line(err)}") from None
         _merge(tree, node, f"override {item!r}")
-    return from_dict(ExperimentConfig, tree)
+    try:
+        return from_dict(ExperimentConfig, tree)
+    except ConfigError as err:
+        if path and not overrides and not str(err).startswith(str(path)):  # then the file holds the bad value
+            raise ConfigError(f"{path}: {err}") from None
+        raise
 
 
 def read_yaml(path: Path) -> dict:
@@ -486,4 +503,9 @@ def _coerce(hint, value, path: str):
         return None
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise ConfigError(f"{path}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
+    if hint is str:
+        try:  # what a path or name must survive: file names are bytes (an undecodable byte of argv is fine)
+            value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise ConfigError(f"{path}: {value!r} holds a lone UTF-16 surrogate: not text") from None
     return value

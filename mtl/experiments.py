@@ -33,9 +33,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Literal
 
+from pydantic import PositiveInt
+from typing_extensions import TypedDict
+
 from mtl.config import TASKS, ExperimentConfig, load_config
 from mtl.errors import ConfigError, MtlError
-from mtl.io import atomic_dir, atomic_write_text
+from mtl.io import atomic_dir, atomic_write_text, check_schema, read_json
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,25 @@ class RunSpec:
     task: str = ""
     baseline: str = ""
     """The run an ablation is compared with in the report (its deltas)."""
+
+
+class Session(TypedDict, total=False):
+    command: str
+    machine: str
+    started: str
+    finished: str
+
+
+class GridFile(TypedDict, total=False):
+    """grid.json: what `record_session` writes and `read_grid_file` checks."""
+
+    specs: list[RunSpec]
+    systems: list[tuple[str, str, str]]
+    base_overrides: list[str]
+    config_file: str
+    budget: str
+    budget_steps: PositiveInt
+    sessions: list[Session]
 
 
 @dataclass(frozen=True)
@@ -449,7 +471,7 @@ def record_session(root: Path, specs: list[RunSpec], base_overrides: list[str], 
     """Write or extend grid.json. A resumed grid must use the same base config, budget and fold: a run is only
     comparable with the others if they differ in the spec's own overrides alone."""
     path = root / GRID_FILE
-    grid = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    grid = read_grid_file(path) if path.exists() else {}
     setup = {"base_overrides": base_overrides, "config_file": config_file or "", "budget_steps": budget.joint,
              "fold": fold}
     if grid:
@@ -468,9 +490,16 @@ def record_session(root: Path, specs: list[RunSpec], base_overrides: list[str], 
     atomic_write_text(path, json.dumps(grid, indent=1, ensure_ascii=False))
 
 
+def read_grid_file(path: Path) -> dict:
+    """grid.json checked against GridFile (a DataError naming it otherwise)."""
+    grid = read_json(path)
+    check_schema(grid, GridFile, path)
+    return grid
+
+
 def update_grid_file(root: Path, **session) -> None:
     path = root / GRID_FILE
-    grid = json.loads(path.read_text(encoding="utf-8"))
+    grid = read_grid_file(path)
     grid["sessions"][-1].update(session)
     atomic_write_text(path, json.dumps(grid, indent=1, ensure_ascii=False))
 

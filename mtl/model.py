@@ -15,6 +15,7 @@ fingerprint, thresholds, priors, shapes) and `taxonomy.json`; `load_trained` res
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -31,8 +32,9 @@ from mtl.config import ExperimentConfig, TASKS, load_config, save_config
 from mtl.data.pairs import PairTokenizer
 from mtl.dropout import use_bits_dropout
 from mtl.errors import CheckpointError
-from mtl.io import atomic_dir, atomic_write_text
+from mtl.io import atomic_dir, atomic_write_text, check_schema, input_problem, read_json
 from mtl.packing import path_weights, tree_masks
+from mtl.taxonomy import PrefixPriors
 
 log = logging.getLogger(__name__)
 
@@ -254,10 +256,35 @@ def load_weights(model: MultiTaskClassifier, folder: Path, heads=TASKS) -> None:
 
 
 def read_info(folder: str | Path) -> ModelInfo:
+    """A model folder's `model.json`, checked against `ModelInfo` before anything else reads it: the fields without
+    a default are required, the others optional, each of its annotated type (`check_schema`: no "0.5" for 0.5), no
+    other key; thresholds in [0, 1], tasks among TASKS, and priors that fit `qc_feature_dim`."""
     path = Path(folder) / "model.json"
-    if not path.is_file():
-        raise CheckpointError(f"{folder}: not a saved mtl model (no model.json)")
-    return ModelInfo(**json.loads(path.read_text(encoding="utf-8")))
+    problem = input_problem(path)
+    if problem:
+        raise CheckpointError(f"{folder}: not a saved mtl model (no model.json)" if problem == "file not found"
+                              else f"{path}: {problem}")
+    raw = read_json(path)
+    unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(ModelInfo)})
+    if unknown:
+        raise CheckpointError(f"{path}: field {unknown[0]!r}: unknown; model.json holds the fields of "
+                              f"{__name__}.ModelInfo (a newer mtl may have written it)")
+    info = check_schema(raw, ModelInfo, path)
+    if not info.tasks or not set(info.tasks) <= set(TASKS):
+        raise CheckpointError(f"{path}: field 'tasks': must be some of {', '.join(TASKS)}, got {info.tasks!r}")
+    for task, threshold in info.thresholds.items():
+        if task not in TASKS or not 0 <= threshold <= 1:
+            raise CheckpointError(f"{path}: field 'thresholds': must map {' or '.join(TASKS)} to a number in [0, 1], "
+                                  f"got {task!r}: {threshold!r}")
+    if info.qc_feature_dim < 0:
+        raise CheckpointError(f"{path}: field 'qc_feature_dim': must be >= 0, got {info.qc_feature_dim}")
+    if info.priors is not None:
+        priors = check_schema(info.priors, PrefixPriors, path, "priors.")
+        if priors.depth < 1 or priors.n_features != info.qc_feature_dim or \
+                any(len(c) != 2 for c in priors.counts.values()):
+            raise CheckpointError(f"{path}: field 'priors': depth {priors.depth} and counts do not fit qc_feature_dim "
+                                  f"{info.qc_feature_dim}")
+    return info
 
 
 def load_trained(folder: str | Path, device: str | torch.device = "cpu"):

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mtl.backbone import check_device
 from mtl.config import load_config
-from mtl.data.records import clean_records, parse_id, read_json_lines, read_records
+from mtl.data.records import clean_records, is_blank, parse_id, read_json_lines, read_records
 from mtl.data.tasks import make_task_data
 from mtl.errors import CheckpointError, ConfigError, DataError
 from mtl.evaluate import predict_probs
@@ -39,6 +40,10 @@ def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str
     """Score every record of `input_path` and write the submission file atomically; returns counts."""
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if threshold != "tuned" and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                 or not 0 <= threshold <= 1):
+        raise ConfigError(f"--threshold must be 'tuned' or a number in [0, 1], got {threshold!r}")
+    check_device(device)
     check_output_path(output_path, "--output", inputs=[input_path])
     raw, _ = read_records(input_path, task)
     task = raw.attrs["task"]
@@ -86,7 +91,7 @@ def _score(model_dir, records: pd.DataFrame, task: str, head: str, device: str, 
 def _warn_untranslated(records: pd.DataFrame, path) -> None:
     """The model learned to read `<query> - <translation>`; a non-English row without one gets the query alone."""
     english = records["language"].map(base_language) == "en"
-    missing = int((~english & (records["translated_query"].str.strip() == "")).sum())
+    missing = int((~english & records["translated_query"].map(is_blank)).sum())
     if missing:
         log.warning("%s: %d of %d non-English rows have no translated_query; the model was trained with "
                     "augment.translation on and reads their query alone (fill it with `mtl translate`)", path,
@@ -96,8 +101,6 @@ def _warn_untranslated(records: pd.DataFrame, path) -> None:
 def read_predictions(path: str | Path) -> pd.DataFrame:
     """A submission file: JSON lines with `id` and `prediction` (0/1); duplicate ids are an error."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, None, None, "is a folder, not a predictions file" if path.is_dir() else "file not found")
     rows, seen = [], {}
     for number, obj in read_json_lines(path):
         for field in ("id", "prediction"):

@@ -14,7 +14,6 @@ Every figure is computed here from what the runs logged; nothing in the output i
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -22,14 +21,20 @@ import re
 import shutil
 import tempfile
 import time
+import typing
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
-from mtl.config import TASKS, read_yaml
-from mtl.errors import ConfigError
-from mtl.experiments import EVALS_PER_STAGE, FAILED_FILE, GRID_FILE, RUN_FILE, Budget, budget_policy, task_schedule
-from mtl.io import atomic_write_text
+from pydantic import Field, NonNegativeInt, PositiveInt
+from typing_extensions import NotRequired, Required, TypedDict
+
+from mtl.config import SEED_MAX, TASKS, TasksConfig, read_yaml
+from mtl.errors import ConfigError, DataError, MtlError
+from mtl.experiments import (EVALS_PER_STAGE, FAILED_FILE, GRID_FILE, RUN_FILE, Budget, RunSpec, budget_policy,
+                             read_grid_file, task_schedule)
+from mtl.io import atomic_write_text, check_output_dir, check_schema, input_problem, read_input_bytes, read_json
 from mtl.metrics import format_table, selection_score
 
 log = logging.getLogger(__name__)
@@ -53,7 +58,8 @@ class RunResult:
 
     name: str
     status: str = "ok"
-    """ok (metrics.json), incomplete (event files only: still running or killed), FAILED, or missing."""
+    """ok (metrics.json), incomplete (event files only: still running or killed), FAILED, missing, or unreadable (a
+    file of the folder is not what the trainer writes: the message names it and says why)."""
     message: str = ""
     spec: dict = field(default_factory=dict)
     tasks: list[str] = field(default_factory=list)
@@ -97,26 +103,133 @@ class RunResult:
         return self.status in ("ok", "incomplete") and bool(self.f1)
 
 
+Unit = Annotated[float, Field(ge=0, le=1)]
+"""An F1, precision, rate or threshold (the report takes square roots of x (1 - x))."""
+Steps = Annotated[int, Field(ge=0, le=10_000_000)]
+"""Optimizer steps of a task schedule the report replays step by step: bounded, so a broken file cannot stall it."""
+Sampling = typing.get_type_hints(TasksConfig)["sampling"]
+
+
+class TaskReport(TypedDict, total=False):
+    f1: Required[Unit]
+    precision: Required[Unit]
+    recall: Required[Unit]
+    n: Required[NonNegativeInt]
+    positive_rate: Unit
+    threshold: Unit
+    f1_by_language: dict[str, Unit]
+    tuned: dict[str, Unit]
+    baseline: dict[str, Unit]
+
+
+class Checkpoint(TypedDict):
+    headline: dict[str, Unit]
+    reports: dict[str, TaskReport]
+
+
+class StageCost(TypedDict, total=False):
+    """What the report reads of a TAPT source stage's metrics.json: its cost."""
+
+    steps: NonNegativeInt | None
+    train_seconds: float | None
+    tokens: int | None
+
+
+class MetricsFile(StageCost, total=False):
+    """What the report reads of a run's metrics.json (`mtl.train.summarize` writes it); other keys are ignored."""
+
+    best: Required[Checkpoint]
+    tasks: list[str]
+    best_step: int | None
+    parameters: dict[str, int]
+    tokens_per_s: float | None
+    data: dict[str, list[str]]
+
+
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+Temperature = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class Schedule(TypedDict):
+    """The arguments of `task_schedule`."""
+
+    sampling: Sampling
+    temperature: Temperature
+    seed: Seed
+    steps: Steps
+    weights: NotRequired[dict[str, Weight]]
+
+
+class ExperimentFile(TypedDict, total=False):
+    """What the report reads of a run's experiment.json (`mtl.experiments.run_grid` writes it)."""
+
+    spec: RunSpec
+    wall_seconds: float | None
+    other_load: float | None
+    unseen_languages: dict[str, list[str]]
+    train_sizes: dict[str, PositiveInt]
+    schedule: Schedule | Annotated[dict, Field(max_length=0)]
+    task_steps: dict[str, int]
+
+
+DataSection = TypedDict("DataSection", {"qc_train": str, "qi_train": str, "qc_dev": str, "qi_dev": str,
+                                        "train_limit": NonNegativeInt, "dev_limit": int, "max_length": int},
+                        total=False)
+TrainSection = TypedDict("TrainSection", {"mode": str, "seed": Seed, "max_steps": Steps,
+                                          "global_batch_size": PositiveInt, "lr": float}, total=False)
+TasksSection = TypedDict("TasksSection", {"sampling": Sampling, "temperature": Temperature}, total=False)
+ModelSection = TypedDict("ModelSection", {"backbone": str, "dtype": str}, total=False)
+LoraSection = TypedDict("LoraSection", {"r": int}, total=False)
+CVSection = TypedDict("CVSection", {"fold": str}, total=False)
+
+
+class ConfigFile(TypedDict, total=False):
+    """What the report reads of a run's saved config.yaml: a mapping of sections, and of their keys those the report
+    shows or replays (other keys are ignored, so configs of older and newer runs read alike)."""
+
+    data: DataSection
+    train: TrainSection
+    tasks: TasksSection
+    model: ModelSection
+    lora: LoraSection
+    cv: CVSection
+
+
 def write_report(root: str | Path, out: str | Path | None = None) -> Path:
     """Read every run under `root`, write report.md and the PNGs to `out` (default: `root`) and the TensorBoard
-    layout to `root`; returns the report's path."""
+    layout to `root` (skipped with a warning where `root` is not writable); returns the report's path. A run folder
+    that cannot be read is a row saying why; a grid.json that cannot be read is a line saying why."""
     root = Path(root)
-    if not root.is_dir():
-        raise ConfigError(f"{root}: no such folder")
+    problem = input_problem(root, "folder")
+    if problem:
+        raise ConfigError(f"{root}: {problem}")
+    check_output_dir(out or root, "--out" if out else f"{root} (no --out given, so the report goes there)")
     out = Path(out) if out else root
-    out.mkdir(parents=True, exist_ok=True)
     seeds = seed_roots(root)
     if seeds and not (root / GRID_FILE).is_file():
+        out.mkdir(parents=True, exist_ok=True)
         return write_seeds_report(root, out, seeds)
-    grid = read_grid(root)
+    notes = []
+    try:
+        grid = read_grid(root)
+    except MtlError as err:
+        log.warning("%s; reporting the run folders found instead", err)
+        grid, notes = {}, [f"**{GRID_FILE} could not be read** ({err}): the runs below are the run folders found."]
     runs = read_runs(root, grid)
     if not runs:
         raise ConfigError(f"{root}: holds no runs (folders with metrics.json, event files or {FAILED_FILE})")
+    out.mkdir(parents=True, exist_ok=True)
     plot_curves(runs, out)
     plot_languages(runs, out)
-    write_layout(root)
+    if os.access(root, os.W_OK | os.X_OK):
+        write_layout(root)
+    else:
+        log.warning("%s: no permission to write there, so no TensorBoard layout was written", root)
     path = out / REPORT_FILE
-    atomic_write_text(path, render(root, grid, runs))
+    text = render(root, grid, runs, notes)
+    # A folder name may hold bytes that are not UTF-8 (Python holds them as surrogates): written as \udcff escapes.
+    atomic_write_text(path, text.encode("utf-8", "backslashreplace").decode("utf-8"))
     log.info("wrote %s (%d runs: %s)", path, len(runs),
              ", ".join(f"{n} {s}" for s, n in Counter(r.status for r in runs.values()).items()))
     return path
@@ -240,8 +353,8 @@ def seeds_runs_table(per_seed: dict[int, dict[str, RunResult]]) -> str:
 
 
 def read_grid(root: Path) -> dict:
-    path = root / GRID_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    """grid.json checked against GridFile, or {} when the root has none."""
+    return read_grid_file(root / GRID_FILE) if input_problem(root / GRID_FILE) != "file not found" else {}
 
 
 def read_runs(root: Path, grid: dict) -> dict[str, RunResult]:
@@ -261,6 +374,15 @@ def read_runs(root: Path, grid: dict) -> dict[str, RunResult]:
 
 
 def read_run(run_dir: Path, spec: dict | None = None) -> RunResult:
+    """What the report knows about one run folder; one it cannot read (a file that is not what the trainer
+    writes) is status `unreadable`, with the file and the reason as its message."""
+    try:
+        return _read_run(run_dir, spec)
+    except MtlError as err:
+        return RunResult(run_dir.name, status="unreadable", message=str(err), spec=spec or {})
+
+
+def _read_run(run_dir: Path, spec: dict | None) -> RunResult:
     run = RunResult(run_dir.name, spec=spec or {})
     if not run_dir.is_dir():
         run.status, run.message = "missing", "never ran (no run folder)"
@@ -269,7 +391,8 @@ def read_run(run_dir: Path, spec: dict | None = None) -> RunResult:
     offset = 0
     if source_stage:  # TAPT: the target stage is the model; its curves continue after the source stage's steps
         target_stage = next(iter(sorted(run_dir.glob("target-*"))), None)
-        offset = _read_json(source_stage / "metrics.json").get("steps") or read_events(source_stage).last_step or 0
+        offset = _read_json(source_stage / "metrics.json", StageCost).get("steps") or \
+            read_events(source_stage).last_step or 0
         run.stage_steps = [offset]
         events = read_events(target_stage) if target_stage else Events()
     else:
@@ -277,20 +400,20 @@ def read_run(run_dir: Path, spec: dict | None = None) -> RunResult:
     scalars = events.scalars
     run.curves = {t: [(s + offset, v) for s, v in scalars[f"eval/f1/{t}"]] for t in TASKS if f"eval/f1/{t}" in scalars}
 
-    experiment = _read_json(run_dir / RUN_FILE)
+    experiment = _read_json(run_dir / RUN_FILE, ExperimentFile)
     run.spec = run.spec or experiment.get("spec", {})
     run.wall_seconds = experiment.get("wall_seconds")
     run.unseen_languages = experiment.get("unseen_languages", {})
     run.other_load = experiment.get("other_load")
-    config_file = _config_file(run_dir)
-    run.config = read_yaml(config_file) if config_file else {}
-    summary = _read_json(run_dir / "metrics.json")
+    run.config = _read_config(run_dir)
+    summary = _read_json(run_dir / "metrics.json", MetricsFile)
     facts = experiment if "schedule" in experiment else schedule_facts(run.config, summary)
     run.train_sizes, run.schedule = facts.get("train_sizes") or {}, facts.get("schedule") or {}
     run.task_steps = facts.get("task_steps") or {}
-    if (run_dir / FAILED_FILE).is_file():
+    if (run_dir / FAILED_FILE).exists():
         run.status = "FAILED"
-        run.message = (run_dir / FAILED_FILE).read_text(encoding="utf-8").strip().splitlines()[0][:300]
+        text = read_input_bytes(run_dir / FAILED_FILE).decode("utf-8", errors="replace")
+        run.message = next(iter(text.strip().splitlines()), f"(empty {FAILED_FILE} file)")[:300]
         return run
     if summary:
         from_summary(run, summary, source_stage)
@@ -309,8 +432,9 @@ def schedule_facts(config: dict, summary: dict) -> dict:
     """Training sizes, task sampling and steps per task of a joint run whose experiment.json predates recording
     them: sizes from metrics.json's file summaries (`<file>: N QC records, dropped k with ...`), which are the
     training sizes when the run validated on the dev files (no CV fold), capped by `data.train_limit`."""
-    train, data = config.get("train", {}), config.get("data", {})
-    if train.get("mode") != "mtl" or config.get("cv", {}).get("fold") != "none" or "data" not in summary:
+    train, data, tasks = config.get("train", {}), config.get("data", {}), config.get("tasks", {})
+    if train.get("mode") != "mtl" or config.get("cv", {}).get("fold") != "none" or "data" not in summary or \
+            not {"seed", "max_steps"} <= set(train) or not {"sampling", "temperature"} <= set(tasks):
         return {}
     sizes = {}
     for task in TASKS:
@@ -320,7 +444,8 @@ def schedule_facts(config: dict, summary: dict) -> dict:
             return {}
         kept = int(match.group(1)) - sum(int(n) for n in re.findall(r", dropped (\d+) with ", match.group(2)))
         sizes[task] = min(kept, data["train_limit"]) if data.get("train_limit") else kept
-    tasks = config["tasks"]
+    if min(sizes.values()) < 1:
+        return {}
     schedule = {"sampling": tasks["sampling"], "temperature": tasks["temperature"], "seed": train["seed"],
                 "steps": train["max_steps"], "weights": {t: tasks.get(f"loss_weight_{t}", 1.0) for t in TASKS}}
     steps = Counter(task_schedule(sizes, **schedule))
@@ -346,9 +471,9 @@ def from_summary(run: RunResult, summary: dict, source_stage: Path | None) -> No
     run.trainable, run.total_params, run.model_bytes = params.get("trainable"), params.get("total"), params.get("bytes")
     seconds, tokens = summary.get("train_seconds"), summary.get("tokens")
     if source_stage:  # TAPT's cost is both stages'
-        source = _read_json(source_stage / "metrics.json")
-        seconds = (seconds or 0.0) + source.get("train_seconds", 0.0)
-        tokens = (tokens or 0) + source.get("tokens", 0)
+        source = _read_json(source_stage / "metrics.json", StageCost)
+        seconds = (seconds or 0.0) + (source.get("train_seconds") or 0.0)
+        tokens = (tokens or 0) + (source.get("tokens") or 0)
     if summary.get("steps"):  # a transfer run trains nothing: no training time or throughput to show
         run.train_seconds = seconds
         run.tokens_per_s = tokens / seconds if tokens and seconds else summary.get("tokens_per_s")
@@ -410,8 +535,8 @@ def read_events(folder: Path) -> Events:
     return Events(scalars, max(times) - min(times) if times else None)
 
 
-def render(root: Path, grid: dict, runs: dict[str, RunResult]) -> str:
-    sections = [header(root, grid, runs), results_table(runs)]
+def render(root: Path, grid: dict, runs: dict[str, RunResult], notes=()) -> str:
+    sections = [header(root, grid, runs, notes), results_table(runs)]
     if grid.get("systems"):
         sections += [systems_table(grid["systems"], runs), limitations_section(runs)]
     sections += [cost_table(runs), language_section(runs), zero_shot_section(runs), ablation_section(runs),
@@ -419,12 +544,13 @@ def render(root: Path, grid: dict, runs: dict[str, RunResult]) -> str:
     return "\n\n".join(s for s in sections if s) + "\n"
 
 
-def header(root: Path, grid: dict, runs: dict[str, RunResult]) -> str:
+def header(root: Path, grid: dict, runs: dict[str, RunResult], notes=()) -> str:
     lines = ["# Single vs joint vs TAPT: comparison report", "",
              f"Generated by `mtl report {root}` on {time.strftime('%Y-%m-%d %H:%M %Z')} from the run folders under "
              f"`{root}`: every figure below is what the runs logged (metrics.json, TensorBoard event files), "
              "nothing is edited by hand. F1 is positive-class F1 of the best checkpoint at threshold 0.5 (the "
              "paper's argmax); F1 avg = 0.5 F1 QC + 0.5 F1 QI."]
+    lines += [line for note in notes for line in ("", note)]
     for number, session in enumerate(grid.get("sessions", []), start=1):
         lines += ["", f"Session {number}: `{session.get('command') or 'mtl compare'}`",
                   f"- machine: {session.get('machine', '?')}",
@@ -793,8 +919,29 @@ def _looks_like_run(folder: Path) -> bool:
         any(folder.glob("events.out.tfevents.*")) or any(folder.glob("target-*"))
 
 
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+def _read_json(path: Path, schema) -> dict:
+    """A JSON file of a run folder or root checked against its schema, or {} when there is none (a DataError
+    naming the file when it cannot be read)."""
+    if input_problem(path) == "file not found":
+        return {}
+    data = read_json(path)
+    check_schema(data, schema, path)
+    return data
+
+
+def _read_config(run_dir: Path) -> dict:
+    """The run's saved config (TAPT: the target stage's) as a tree, checked for the keys the report reads."""
+    config_file = _config_file(run_dir)
+    if config_file is None:
+        return {}
+    try:
+        config = read_yaml(config_file)
+    except ConfigError as err:
+        raise DataError(config_file, None, None, str(err).removeprefix(f"{config_file}: ")) from None
+    if not isinstance(config, dict):
+        raise DataError(config_file, None, None, f"expected a mapping of config sections, got {type(config).__name__}")
+    check_schema(config, ConfigFile, config_file)
+    return config
 
 
 def _system_steps(models: set[str], runs: dict[str, RunResult]) -> int | None:
@@ -853,18 +1000,19 @@ def _setup_line(root: Path, runs: dict[str, RunResult]) -> str:
     """Backbone, data and batch of the first run with a saved config (the grid's shared base config), and the
     `joint` run's task sampling, which the sampling ablations are compared against."""
     for run in sorted(runs.values(), key=lambda r: r.name != "joint"):
-        config_file = _config_file(root / run.name)
-        if config_file is None:
+        cfg = run.config
+        try:
+            data, train, tasks = cfg["data"], cfg["train"], cfg["tasks"]
+            sampling = _sampling({"sampling": tasks["sampling"], "temperature": tasks["temperature"]})
+            return (f"Setup (from `{_config_file(root / run.name).relative_to(root)}`): backbone "
+                    f"`{cfg['model']['backbone']}` ({cfg['model']['dtype']}), LoRA r={cfg['lora']['r']}, data "
+                    f"`{data['qc_train']}`, `{data['qi_train']}` (dev `{data['qc_dev']}`, `{data['qi_dev']}`; "
+                    f"train_limit {data['train_limit']}, dev_limit {data['dev_limit']}, max_length "
+                    f"{data['max_length']}), global batch {train['global_batch_size']}, lr {train['lr']}, seed "
+                    f"{train['seed']}" + (f"; `{run.name}` samples tasks by {sampling}" if train["mode"] == "mtl"
+                                          else "") + ".")
+        except KeyError:  # a config without one of these keys (an older or hand-made run): try the next run
             continue
-        cfg = read_yaml(config_file)
-        data, train, tasks = cfg["data"], cfg["train"], cfg["tasks"]
-        sampling = _sampling({"sampling": tasks["sampling"], "temperature": tasks["temperature"]})
-        return (f"Setup (from `{config_file.relative_to(root)}`): backbone `{cfg['model']['backbone']}` "
-                f"({cfg['model']['dtype']}), LoRA r={cfg['lora']['r']}, data `{data['qc_train']}`, `{data['qi_train']}` "
-                f"(dev `{data['qc_dev']}`, `{data['qi_dev']}`; train_limit {data['train_limit']}, dev_limit "
-                f"{data['dev_limit']}, max_length {data['max_length']}), global batch {train['global_batch_size']}, "
-                f"lr {train['lr']}, seed {train['seed']}"
-                + (f"; `{run.name}` samples tasks by {sampling}" if train["mode"] == "mtl" else "") + ".")
     return ""
 
 

@@ -57,17 +57,12 @@ def assign_folds(records: pd.DataFrame, task: str, strategy: str = "ca", n_folds
         raise MtlError("splitting needs labelled records (a 'label' field)")
     y = strata(records, task)
     groups = split_groups(records, task, strategy, qc_group_levels)
+    check_fold_count(y, groups, task, strategy, n_folds)
     if strategy == "random":
         splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     elif strategy == "language":
-        n_languages = groups.nunique()
-        if n_languages < n_folds:
-            raise MtlError(f"language split: {n_languages} languages cannot fill {n_folds} folds; lower cv.n_folds")
         splitter = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     else:
-        if groups.nunique() < n_folds:
-            raise MtlError(f"{task} split: only {groups.nunique()} groups for {n_folds} folds; lower cv.n_folds"
-                           + (" or raise cv.qc_group_levels" if task == "qc" else ""))
         splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
 
     folds = np.full(len(records), -1, dtype=np.int64)
@@ -77,6 +72,10 @@ def assign_folds(records: pd.DataFrame, task: str, strategy: str = "ca", n_folds
         split_groups_arg = None if strategy == "random" else groups
         for fold, (_, val_idx) in enumerate(splitter.split(np.zeros(len(records)), y, split_groups_arg)):
             folds[val_idx] = fold
+    empty = [k for k in range(n_folds) if not (folds == k).any()]
+    if empty:
+        raise MtlError(f"{task} {strategy} split: folds {empty} of {n_folds} came out empty ({len(records)} rows, "
+                       f"{groups.nunique()} groups); use fewer folds")
     if strategy != "random":
         check_leakage(groups, folds)
     return folds
@@ -98,6 +97,32 @@ def carve_test(records: pd.DataFrame, task: str, fraction: float, seed: int) -> 
     mask = np.zeros(len(records), dtype=bool)
     mask[test_rows] = True
     return mask
+
+
+def check_fold_count(y: pd.Series, groups: pd.Series, task: str, strategy: str, n_folds: int) -> None:
+    """Refuse a fold count the split cannot fill, saying how many rows and groups there are and which fold count
+    works: grouped splits need a group per fold, stratified ones (ca, random) a language x label stratum with a row
+    per fold (scikit-learn's own limits, checked here to say so in the data's terms)."""
+    n_groups = int(groups.nunique())
+    if strategy == "language":
+        if n_groups < n_folds:
+            advice = f"use at most {n_groups} folds" if n_groups >= 2 else "it needs at least 2 languages"
+            raise MtlError(f"language split: {n_groups} languages cannot fill {n_folds} folds; {advice}")
+        return
+    largest = int(y.value_counts().max()) if len(y) else 0
+    limit = largest if strategy == "random" else min(largest, n_groups)
+    if limit >= n_folds:
+        return
+    stratum = "language x label" + (" x top category" if task == "qc" else "")
+    rows = f"{len(y)} rows" if strategy == "random" else \
+        f"{len(y)} rows in {n_groups} {'category groups' if task == 'qc' else 'queries'}"
+    facts = f"{rows}, and the largest {stratum} stratum has {largest} row{'s' if largest != 1 else ''}"
+    needs = "a stratum with a row per fold" if strategy == "random" else \
+        "a group per fold and a stratum with a row per fold"
+    advice = f"use at most {limit} folds" if limit >= 2 else "there are too few rows to split"
+    if strategy == "ca" and task == "qc" and n_groups < n_folds:
+        advice += " (or group by more category levels)"
+    raise MtlError(f"{task} {strategy} split into {n_folds} folds: {facts}; the split needs {needs}, so {advice}")
 
 
 def check_leakage(groups: pd.Series, folds: np.ndarray) -> None:

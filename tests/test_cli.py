@@ -4,6 +4,7 @@ import logging
 import pytest
 
 from mtl.cli import build_parser, main
+from mtl.errors import MtlError
 from tests.conftest import make_records, write_jsonl
 
 COMMANDS = ["split", "train", "predict", "evaluate", "translate", "compare", "report", "bench"]
@@ -97,10 +98,14 @@ def test_split_says_whether_the_leakage_check_passed(tmp_path, capsys, strategy,
     (["--output", "{tmp}"], "is a folder"),
     (["--output", "{tmp}/in.txt/out.txt"], "is a file, so no folder can be made there"),
     (["--output", "{tmp}/in.txt"], "is the input file"),
+    (["--seed", "-1"], "--seed must be in 0..4294967295, got -1"),
+    (["--seed", "99999999999"], "--seed must be in 0..4294967295, got 99999999999"),
+    (["--output", "{tmp}/loop/out.txt"], "cannot resolve the path: Symlink loop"),
 ])
 def test_split_refuses_bad_options_before_reading(tmp_path, caplog, monkeypatch, args, message):
     monkeypatch.setattr("mtl.data.records.read_records", lambda *a, **k: pytest.fail("input read"))
     source = write_jsonl(tmp_path / "in.txt", make_records("qi", 20))
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
     argv = ["split", "--input", str(source), "--output", str(tmp_path / "out.txt")]
     argv += [a.format(tmp=tmp_path) for a in args]
     with caplog.at_level(logging.ERROR):
@@ -117,3 +122,44 @@ def test_resume_refuses_a_different_backbone(tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         assert main(["train", "--resume", str(run), "model.backbone=/elsewhere"]) == 2
     assert "cannot change model.backbone" in caplog.text
+
+
+def test_split_of_too_few_rows_exits_2_saying_what_fold_count_works(tmp_path, caplog):
+    source = write_jsonl(tmp_path / "in.txt", make_records("qi", 4, seed=1))
+    with caplog.at_level(logging.ERROR):
+        assert main(["split", "--input", str(source), "--output", str(tmp_path / "out.txt"), "--n-folds", "3"]) == 2
+    assert "qi ca split into 3 folds: 4 rows in 3 queries" in caplog.text and "so use at most 2 folds" in caplog.text
+    assert not (tmp_path / "out.txt").exists()
+
+
+def capture_train_config(monkeypatch) -> dict:
+    seen = {}
+
+    def fake_run(cfg, resume=False):
+        seen["cfg"] = cfg
+        raise MtlError("stopped before training")
+
+    monkeypatch.setattr("mtl.train.run", fake_run)
+    return seen
+
+
+def test_overrides_may_come_before_and_after_options(monkeypatch):
+    seen = capture_train_config(monkeypatch)
+    assert main(["train", "data.qc_train=x.jsonl", "--fold", "0", "train.max_steps=10", "--mode", "single",
+                 "train.lr=1e-3", "--task", "qc", "train.max_steps=20"]) == 2
+    cfg = seen["cfg"]
+    assert (cfg.data.qc_train, cfg.cv.fold, cfg.train.mode, cfg.train.task) == ("x.jsonl", "0", "single", "qc")
+    assert (cfg.train.max_steps, cfg.train.lr) == (20, 1e-3)
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "train.lr=1e-3", "--fold", "0", "stray"],
+    ["train", "train.lr=1e-3", "--fold", "0", "--bogus"],
+    ["split", "--input", "a", "--output", "b", "train.lr=1e-3"],
+])
+def test_arguments_that_are_not_overrides_are_still_refused(argv, monkeypatch, capsys):
+    capture_train_config(monkeypatch)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert f"unrecognized arguments: {argv[-1]}" in capsys.readouterr().err

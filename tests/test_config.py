@@ -140,3 +140,37 @@ def test_a_config_path_that_is_a_folder_is_a_config_error(tmp_path):
 def test_an_override_value_that_is_not_yaml_names_the_override():
     with pytest.raises(ConfigError, match=r"override 'train.lr=\[': the value is not valid YAML"):
         load_config(None, ["train.lr=["])
+
+
+@pytest.mark.parametrize("value", [-1, 2**32, 99999999999])
+def test_a_seed_outside_what_numpy_takes_is_refused(value):
+    with pytest.raises(ConfigError, match=rf"^train.seed must be in 0..4294967295, got {value}$"):
+        load_config(None, [f"train.seed={value}"])
+
+
+def test_every_int_key_named_seed_is_range_checked():
+    """A seed key added to any section is checked with no line of its own (here: a made-up `split_seed`)."""
+    import dataclasses
+
+    from mtl.config import from_dict
+
+    @dataclasses.dataclass
+    class Section:
+        split_seed: int = 0
+        seeds_used: int = 0
+
+    assert from_dict(Section, {"split_seed": 2**32 - 1, "seeds_used": -5}).split_seed == 2**32 - 1
+    with pytest.raises(ConfigError, match=r"^data.split_seed must be in 0..4294967295, got -1$"):
+        from_dict(Section, {"split_seed": -1}, "data")
+
+
+def test_a_string_with_a_lone_surrogate_is_refused():
+    with pytest.raises(ConfigError, match=r"log.run_name: '\\ud800' holds a lone UTF-16 surrogate"):
+        load_config(None, ['log.run_name="\\ud800"'])
+
+
+def test_a_bad_value_in_a_config_file_names_the_file(tmp_path):
+    path = tmp_path / "saved.yaml"
+    path.write_text("train:\n  seed: -1\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: train.seed must be in 0..4294967295, got -1$"):
+        load_config(path)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import logging
 
@@ -6,6 +7,8 @@ import pytest
 from mtl import train as train_module
 from mtl.config import load_config
 from mtl.errors import CheckpointError, DataError
+from mtl.cli import main
+from mtl.model import ModelInfo, read_info
 from mtl.predict import evaluate_files, predict_file, read_predictions
 from tests.conftest import make_records, tiny_overrides, write_jsonl
 
@@ -40,7 +43,7 @@ def test_one_joint_model_predicts_every_id_once_in_input_order(trained, tmp_path
 def test_threshold_choice_changes_predictions_consistently(trained, tmp_path):
     source = write_jsonl(tmp_path / "test.txt", make_records("qi", 60, seed=10, with_label=False))
     predict_file(trained / "joint" / "best", source, tmp_path / "low.txt", threshold=0.0, with_scores=True)
-    predict_file(trained / "joint" / "best", source, tmp_path / "high.txt", threshold=1.01)
+    predict_file(trained / "joint" / "best", source, tmp_path / "high.txt", threshold=1.0)
     low, high = read_jsonl(tmp_path / "low.txt"), read_jsonl(tmp_path / "high.txt")
     assert all(r["prediction"] == 1 and 0 <= r["score"] <= 1 for r in low)
     assert all(r["prediction"] == 0 for r in high)
@@ -72,6 +75,16 @@ def test_a_file_with_nothing_readable_gets_a_0_for_every_id(trained, tmp_path, c
         summary = predict_file(trained / "joint" / "best", write_jsonl(tmp_path / "in.txt", rows), tmp_path / "out.txt")
     assert read_jsonl(tmp_path / "out.txt") == [{"id": r["id"], "prediction": 0} for r in rows]
     assert summary["defaulted_to_0"] == 3 and "3 of 3 rows have an empty query or target" in caplog.text
+
+
+def test_rows_that_show_no_query_or_category_are_predicted_0_and_counted(trained, tmp_path):
+    rows = make_records("qc", 6, seed=1, with_label=False)
+    rows[1]["category_path"], rows[4]["origin_query"] = " , ,", "\u200b\u200d"
+    summary = predict_file(trained / "joint" / "best", write_jsonl(tmp_path / "in.txt", rows), tmp_path / "out.txt")
+    out = read_jsonl(tmp_path / "out.txt")
+    assert [r["id"] for r in out] == [r["id"] for r in rows] and out[1]["prediction"] == out[4]["prediction"] == 0
+    assert summary["defaulted_to_0"] == 2
+    assert summary["dropped"] == {"an empty query": 1, "an empty category_path": 1}
 
 
 def test_untranslated_non_english_rows_are_counted_in_a_warning(trained, tmp_path, caplog):
@@ -153,3 +166,92 @@ def test_an_unreadable_submission_names_the_file_and_line(tmp_path, content, mes
         path.write_bytes(content)
     with pytest.raises(DataError, match=message):
         read_predictions(path)
+
+
+INFO = {"tokenizer_fingerprint": "abc", "arch": "decoder", "pooling": "last", "hidden_size": 64, "qc_feature_dim": 7,
+        "tasks": ["qc", "qi"], "thresholds": {"qc": 0.4, "qi": 0.5},
+        "priors": {"depth": 3, "strength": 20.0, "global_rate": 0.4, "counts": {"a": [3, 1]}}, "metrics": {}}
+
+
+def model_folder(tmp_path, model_json: str | bytes | None = None):
+    """A model folder with a model.json and config.yaml and no weights: enough for what predict checks first."""
+    from mtl.config import load_config, save_config
+
+    folder = tmp_path / "model"
+    folder.mkdir(exist_ok=True)
+    text = json.dumps(INFO) if model_json is None else model_json
+    (folder / "model.json").write_bytes(text if isinstance(text, bytes) else text.encode())
+    save_config(load_config(), folder / "config.yaml")
+    return folder
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    monkeypatch.setattr("mtl.predict.load_trained", lambda *a, **k: pytest.fail("the model was loaded"))
+
+
+def predict_argv(tmp_path, model, *extra):
+    source = write_jsonl(tmp_path / "test.txt", make_records("qi", 5, seed=1, with_label=False))
+    return ["predict", "--model", str(model), "--input", str(source), "--output", str(tmp_path / "out.txt"), *extra]
+
+
+@pytest.mark.parametrize("threshold", ["nan", "inf", "5", "-1", "1.001", "1e400"])
+def test_a_threshold_outside_0_1_is_refused_before_the_model_loads(tmp_path, no_model_load, caplog, threshold):
+    with caplog.at_level(logging.ERROR):
+        assert main(predict_argv(tmp_path, model_folder(tmp_path), "--threshold", threshold)) == 2
+    assert "--threshold must be 'tuned' or a number in [0, 1], got" in caplog.text
+    assert not (tmp_path / "out.txt").exists()
+
+
+@pytest.mark.parametrize("device, message", [
+    ("bogus", "--device 'bogus': not a device; use cpu, cuda or cuda:N"),
+    ("meta", "--device 'meta': only cpu and cuda devices are supported"),
+])
+def test_a_device_that_cannot_run_is_refused_before_the_model_loads(tmp_path, no_model_load, caplog, device, message):
+    with caplog.at_level(logging.ERROR):
+        assert main(predict_argv(tmp_path, model_folder(tmp_path), "--device", device)) == 2
+    assert message in caplog.text
+
+
+@pytest.mark.parametrize("model_json, message", [
+    ("{not json", "model.json:1: not valid JSON"),
+    ("[1, 2]", "model.json: expected a JSON object, got array"),
+    (b'{"arch": "\xff"}', "model.json:1: not valid UTF-8"),
+    (json.dumps({k: v for k, v in INFO.items() if k != "arch"}), "model.json: field 'arch': missing"),
+    (json.dumps({**INFO, "extra": 1}), "model.json: field 'extra': unknown"),
+    (json.dumps({**INFO, "thresholds": {"qi": "0.5"}}), "field 'thresholds.qi': input should be a valid number"),
+    (json.dumps({**INFO, "thresholds": {"qi": 5}}), "field 'thresholds': must map qc or qi to a number in [0, 1]"),
+    (json.dumps({**INFO, "tasks": "qc"}), "field 'tasks': input should be a valid array, got 'qc'"),
+    (json.dumps({**INFO, "tasks": ["qc", "xx"]}), "field 'tasks': must be some of qc, qi"),
+    (json.dumps({**INFO, "hidden_size": True}), "field 'hidden_size': input should be a valid integer"),
+    (json.dumps({**INFO, "priors": {"depth": 3}}), "field 'priors.strength': missing"),
+    (json.dumps({**INFO, "qc_feature_dim": 5}), "field 'priors': depth 3 and counts do not fit qc_feature_dim 5"),
+    (json.dumps(INFO)[:-1] + ', "arch": "encoder"}', "field 'arch': appears twice in one object"),
+], ids=["invalid JSON", "a list", "bad UTF-8", "missing key", "extra key", "threshold as a string",
+        "threshold 5", "tasks as a string", "unknown task", "bool for int", "priors incomplete", "priors misfit",
+        "duplicate key"])
+def test_an_invalid_model_json_is_refused_before_the_model_loads(tmp_path, no_model_load, caplog, model_json,
+                                                                 message):
+    with caplog.at_level(logging.ERROR):
+        assert main(predict_argv(tmp_path, model_folder(tmp_path, model_json))) == 2
+    assert message in caplog.text
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_model_json_requires_the_model_info_fields_without_defaults_and_no_others(tmp_path):
+    """The schema is ModelInfo itself: a field added to it joins the check with no change here."""
+    for field in dataclasses.fields(ModelInfo):
+        folder = model_folder(tmp_path, json.dumps({k: v for k, v in INFO.items() if k != field.name}))
+        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            with pytest.raises(DataError, match=f"model.json: field '{field.name}': missing"):
+                read_info(folder)
+        else:
+            default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+            assert getattr(read_info(folder), field.name) == default
+
+
+def test_a_model_folder_that_is_a_symlink_loop_is_refused(tmp_path, no_model_load, caplog):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with caplog.at_level(logging.ERROR):
+        assert main(predict_argv(tmp_path, tmp_path / "loop")) == 2
+    assert "loop/model.json: cannot read: a symbolic link loop" in caplog.text

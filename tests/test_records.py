@@ -215,3 +215,121 @@ def test_a_frame_with_gaps_is_written_as_valid_json(tmp_path):
     write_records(frame, tmp_path / "out.txt")
     lines = (tmp_path / "out.txt").read_text().splitlines()
     assert [json.loads(line, parse_constant=pytest.fail) for line in lines] == [{"id": 1, "score": 0.5}, {"id": 2}]
+
+
+def csv_rows(n):
+    header = "id,language,origin_query,label,item_title"
+    return [header] + [f"{i},en,query {i % 40},{i % 2},title {i}" for i in range(n)]
+
+
+def test_a_csv_quote_that_never_closes_names_the_line_where_it_opened(tmp_path):
+    lines = csv_rows(200)
+    lines[151] = lines[151].replace("title 150", '"title 150')  # row 151 of 200; the header is line 1
+    path = write(tmp_path, "\n".join(lines) + "\n", "x.csv")
+    with pytest.raises(DataError) as err:
+        read_records(path)
+    assert (err.value.line, err.value.field) == (152, "item_title")
+    assert "a quoted cell opens here and never closes" in str(err.value)
+
+
+def test_a_csv_quote_that_never_closes_after_a_quoted_newline_names_its_own_line(tmp_path):
+    text = ("id,language,origin_query,label,item_title\n"
+            '1,en,"two\nlines",1,t\n2,en,"also\ntwo",0,"open\n3,en,q,1,t\n')
+    with pytest.raises(DataError, match=r"x.csv:5: field 'item_title': not valid CSV: a quoted cell opens here"):
+        read_records(write(tmp_path, text, "x.csv"))
+
+
+def test_quoted_newlines_in_csv_cells_are_kept(tmp_path):
+    lines = csv_rows(3)
+    lines[2] = '1,en,"query\non two lines",1,"title, with comma and ""quotes"""'
+    records, _ = read_records(write(tmp_path, "\n".join(lines) + "\n", "x.csv"))
+    assert records["origin_query"].tolist() == ["query 0", "query\non two lines", "query 2"]
+    assert records.loc[1, "item_title"] == 'title, with comma and "quotes"'
+    assert records["_line"].tolist() == [2, 4, 5]
+
+
+def test_text_after_a_closing_csv_quote_is_refused(tmp_path):
+    lines = csv_rows(3)
+    lines[2] = '1,en,"query"s,1,t'
+    with pytest.raises(DataError, match=r"x.csv:3: not valid CSV: ',' expected after '\"'"):
+        read_records(write(tmp_path, "\n".join(lines) + "\n", "x.csv"))
+
+
+@pytest.mark.parametrize("line, key", [
+    ('{"id": 1, "language": "en", "origin_query": "a", "category_path": "b", "label": 0, "label": 1}', "label"),
+    ('{"id": 1, "language": "en", "origin_query": "a", "category_path": "b", "meta": {"k": 1, "k": 2}}', "k"),
+])
+def test_a_key_repeated_in_a_json_record_is_refused_naming_line_and_key(tmp_path, line, key):
+    with pytest.raises(DataError) as err:
+        read_records(write(tmp_path, qc() + "\n" + line + "\n"))
+    assert (err.value.line, err.value.field) == (2, key)
+    assert "appears twice in one object" in str(err.value)
+
+
+@pytest.mark.parametrize("field, raw", [
+    ("origin_query", '"origin_query": "\\ud800"'),
+    ("id", '"id": "a\\udfff"'),
+    ("meta", '"meta": {"k": ["\\ud83d"]}'),
+])
+def test_a_lone_surrogate_in_any_field_is_refused_naming_line_and_field(tmp_path, field, raw):
+    row = json.loads(qc())
+    row.pop(field, None)
+    line = json.dumps(row)[:-1] + ", " + raw + "}"
+    with pytest.raises(DataError) as err:
+        read_records(write(tmp_path, qc(id=2) + "\n" + line + "\n"))
+    assert (err.value.line, err.value.field) == (2, field)
+    assert "lone UTF-16 surrogate" in str(err.value)
+
+
+def test_a_surrogate_pair_is_one_character_and_accepted(tmp_path):
+    records, _ = read_records(write(tmp_path, qc().replace('"sartén"', '"pan \\ud83c\\udf73"') + "\n"))
+    assert records.loc[0, "origin_query"] == "pan 🍳"
+
+
+@pytest.mark.parametrize("query", ["\u200b", "\u200b\u200d\u2060", " \ufeff\u00ad ", "\x00"])
+def test_a_query_of_invisible_characters_is_dropped_as_empty(tmp_path, query):
+    records, report = load_task_records(write(tmp_path, qc(origin_query=query) + "\n" + qc(id=2) + "\n"))
+    assert records["id"].tolist() == [2]
+    assert report.dropped["an empty query"] == 1
+
+
+def test_invisible_characters_inside_a_query_are_kept(tmp_path):
+    records, _ = load_task_records(write(tmp_path, qc(origin_query="a\u200db") + "\n"))
+    assert records["origin_query"].tolist() == ["a\u200db"]
+
+
+def test_a_bare_cr_is_json_whitespace_not_a_line_end(tmp_path):
+    records, _ = read_records(write(tmp_path, qc().replace(', "label"', ',\r"label"') + "\n" + qc(id=2) + "\n"))
+    assert records["_line"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda p: p.symlink_to(p), "cannot read: a symbolic link loop"),
+    (lambda p: __import__("os").mkfifo(p), "is not a regular file"),
+    (lambda p: p.mkdir(), "is a folder, not a file"),
+], ids=["symlink loop", "fifo", "folder"])
+def test_an_input_that_is_not_a_readable_file_is_refused_without_opening_it(tmp_path, make, problem):
+    path = tmp_path / "in.txt"
+    make(path)
+    with pytest.raises(DataError, match=f"in.txt: {problem}"):
+        read_records(path)
+
+
+@pytest.mark.parametrize("path", [",", " , ,", "\u200b"])
+def test_a_category_path_without_a_level_is_dropped_as_empty(tmp_path, path):
+    records, report = load_task_records(write(tmp_path, qc(category_path=path) + "\n" + qc(id=2) + "\n"))
+    assert records["id"].tolist() == [2]
+    assert report.dropped["an empty category_path"] == 1
+
+
+def test_json_nested_deeper_than_the_writer_can_take_is_refused_at_its_line(tmp_path):
+    deep = qc(id=2)[:-1] + ', "meta": ' + "[" * 500 + "]" * 500 + "}"
+    with pytest.raises(DataError, match=r"train_QC.txt:2: not valid JSON here: nested more than 100 levels deep"):
+        read_records(write(tmp_path, qc() + "\n" + deep + "\n"))
+
+
+def test_json_nested_100_levels_is_read_and_written_back(tmp_path):
+    nested = qc()[:-1] + ', "meta": ' + "[" * 99 + "]" * 99 + "}"
+    records, _ = read_records(write(tmp_path, nested + "\n"))
+    write_records(records, tmp_path / "out.jsonl")
+    assert json.loads((tmp_path / "out.jsonl").read_text()) == json.loads(nested)

@@ -2,14 +2,17 @@
 failed run and a run that never started."""
 
 import json
+import logging
+import os
 import re
+from pathlib import Path
 
 import pytest
 import yaml
 from torch.utils.tensorboard import SummaryWriter
 
 from mtl.cli import main
-from mtl.report import CURVE_PLOTS, LANGUAGE_PLOT, read_run
+from mtl.report import CURVE_PLOTS, LANGUAGE_PLOT, read_grid, read_run, read_runs, render
 
 JOINT_EVENTS = {  # best by F1 avg: step 20
     10: {"eval/f1/qc": 0.6123, "eval/f1/qi": 0.5234, "eval/f1/avg": 0.56785, "eval/f1_by_language/qc/en": 0.7011,
@@ -261,3 +264,94 @@ def test_a_difference_smaller_than_the_seed_spread_is_called_noise(tmp_path):
         seed_grid(root / f"seed-{seed}", seed, {"qc": joint, "qi": joint}, (single, single))
     main(["report", str(root)])
     assert "**within the seed spread" in (root / "report.md").read_text()
+
+
+SPEC = {"name": "bad", "kind": "train", "overrides": [], "about": "", "group": "main", "source": "", "task": "",
+        "baseline": ""}
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("metrics.json", json.dumps(SINGLE_QC_SUMMARY)[:50], "bad/metrics.json:1: not valid JSON"),
+    ("metrics.json", "[]", "bad/metrics.json: expected a JSON object, got array"),
+    ("metrics.json", json.dumps({**SINGLE_QC_SUMMARY, "steps": "10"}), "bad/metrics.json: field 'steps'"),
+    ("metrics.json", json.dumps(SINGLE_QC_SUMMARY).replace("0.71234", '"0.71"'),
+     "bad/metrics.json: field 'best.headline.f1/qc': input should be a valid number"),
+    ("metrics.json", json.dumps({"steps": 3}), "bad/metrics.json: field 'best': missing"),
+    ("config.yaml", "- 1\n- 2\n", "bad/config.yaml: expected a mapping of config sections, got list"),
+    ("config.yaml", "train: [\n", "bad/config.yaml: not valid YAML"),
+    ("config.yaml", "train: 5\n", "bad/config.yaml: field 'train': input should be an object, got 5"),
+    ("experiment.json", "{", "bad/experiment.json:1: not valid JSON"),
+    ("experiment.json", json.dumps({"spec": {**SPEC, "kind": "zzz"}}), "bad/experiment.json: field 'spec.kind'"),
+    ("experiment.json", json.dumps({"schedule": {"sampling": "temperature", "temperature": 2.0, "seed": 1,
+                                                 "steps": 10**12}}), "field 'schedule.Schedule.steps'"),
+], ids=["truncated metrics", "metrics list", "steps string", "f1 string", "no best", "config list",
+        "config invalid", "config section int", "experiment truncated", "unknown kind", "endless schedule"])
+def test_a_run_folder_the_report_cannot_read_is_a_row_saying_why(root, tmp_path, name, content, message):
+    (root / "bad").mkdir()
+    (root / "bad" / name).write_text(content)
+    if name != "metrics.json":
+        (root / "bad" / "metrics.json").write_text(json.dumps(SINGLE_QC_SUMMARY))
+    text = render(root, read_grid(root), read_runs(root, read_grid(root)))  # what write_report writes, less the plots
+    status = results_row(text, "bad")[2]
+    assert status.startswith("**unreadable**: ") and message in status, status
+    assert results_row(text, "single-qc")[8] == "0.7123"  # the other runs are reported as before (val F1 QC)
+
+
+def test_an_empty_failed_file_and_a_truncated_metrics_json_are_rows_of_the_written_report(root, tmp_path):
+    (root / "broken" / "FAILED").write_text("")
+    (root / "cut").mkdir()
+    (root / "cut" / "metrics.json").write_text(json.dumps(SINGLE_QC_SUMMARY)[:50])
+    assert main(["report", str(root), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert results_row(text, "broken")[2] == "**FAILED**: (empty FAILED file)"
+    assert results_row(text, "cut")[2].startswith(f"**unreadable**: {root / 'cut' / 'metrics.json'}:1: not valid JSON")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{", "grid.json:1: not valid JSON"),
+    ("[]", "grid.json: expected a JSON object, got array"),
+    (json.dumps({"specs": [{"name": 3}]}), "grid.json: field 'specs.0.name': input should be a valid string"),
+    (json.dumps({"systems": [["joint"]]}), "grid.json: field 'systems.0.1': missing"),
+])
+def test_a_grid_json_the_report_cannot_read_is_a_line_saying_why(root, tmp_path, caplog, content, message):
+    (root / "grid.json").write_text(content)
+    assert main(["report", str(root), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "**grid.json could not be read**" in text and message in text
+    assert [row[0] for row in (results_row(text, n) for n in ("broken", "joint", "single-qc"))] == \
+        ["`broken`", "`joint`", "`single-qc`"]
+
+
+@pytest.mark.parametrize("out, message", [
+    ("{tmp}/file.md", "--out {tmp}/file.md is a file; give a folder"),
+    ("{tmp}/file.md/sub", "--out {tmp}/file.md/sub: {tmp}/file.md is a file, so no folder can be made there"),
+    ("{tmp}/loop", "--out {tmp}/loop: cannot resolve the path: Symlink loop"),
+])
+def test_an_out_folder_that_cannot_be_written_is_refused_before_reading(root, tmp_path, caplog, out, message):
+    (tmp_path / "file.md").write_text("keep")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with caplog.at_level(logging.ERROR):
+        assert main(["report", str(root), "--out", out.format(tmp=tmp_path)]) == 2
+    assert message.format(tmp=tmp_path) in caplog.text
+    assert (tmp_path / "file.md").read_text() == "keep"
+
+
+def test_a_read_only_root_without_out_is_refused_and_with_out_skips_the_layout(root, tmp_path, caplog, monkeypatch):
+    real_access = os.access
+    monkeypatch.setattr("mtl.io.os.access", lambda p, mode: False if Path(p) == root and mode & os.W_OK
+                        else real_access(p, mode))
+    with caplog.at_level(logging.WARNING):
+        assert main(["report", str(root)]) == 2
+        assert f"no permission to write in {root}" in caplog.text
+        assert main(["report", str(root), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "report.md").is_file() and not list(root.glob("events.out.tfevents.*.layout"))
+    assert "so no TensorBoard layout was written" in caplog.text
+
+
+def test_a_run_folder_name_that_is_not_utf8_is_escaped_in_the_report(root, tmp_path):
+    folder = os.fsencode(root) + b"/run-\xff"
+    os.mkdir(folder)
+    with open(folder + b"/FAILED", "w") as f:
+        f.write("boom\n")
+    assert main(["report", str(root), "--out", str(tmp_path / "out")]) == 0
+    assert "| `run-\\udcff` |" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")

@@ -126,3 +126,48 @@ def test_qc_groups_ignore_case_and_repeated_spaces_like_training_does():
     records = pd.DataFrame({"category_path": paths, "language": ["en"] * 5, "origin_query": list("abcde"),
                             "label": [1, 0, 1, 0, 1]})
     assert split_groups(records, "qc", "ca", 2).tolist() == ["food,grocery"] * 3 + ["home & garden,kitchen"] * 2
+
+
+def few(n_rows: int, n_queries: int, languages=("en",)) -> pd.DataFrame:
+    return pd.DataFrame({"id": range(n_rows), "language": [languages[i % len(languages)] for i in range(n_rows)],
+                         "origin_query": [f"q{i % n_queries}" for i in range(n_rows)], "item_title": "t",
+                         "label": [i % 2 for i in range(n_rows)]})
+
+
+@pytest.mark.parametrize("records, strategy, n_folds, message", [
+    (few(4, 4), "ca", 3, "qi ca split into 3 folds: 4 rows in 4 queries, and the largest language x label stratum "
+                         "has 2 rows; the split needs a group per fold and a stratum with a row per fold, so use at "
+                         "most 2 folds"),
+    (few(20, 2), "ca", 3, "20 rows in 2 queries, and the largest language x label stratum has 10 rows; the split "
+                          "needs a group per fold and a stratum with a row per fold, so use at most 2 folds"),
+    (few(3, 3), "random", 5, "qi random split into 5 folds: 3 rows, and the largest language x label stratum has 2 "
+                             "rows; the split needs a stratum with a row per fold, so use at most 2 folds"),
+    (few(6, 6, ("en", "es", "ru")), "ca", 3, "largest language x label stratum has 1 row; the split needs a group "
+                                             "per fold and a stratum with a row per fold, so there are too few rows "
+                                             "to split"),
+    (few(9, 9), "language", 2, "language split: 1 languages cannot fill 2 folds; it needs at least 2 languages"),
+], ids=["4 rows, 3 folds", "2 queries", "3 rows, 5 folds", "1 row per stratum", "1 language"])
+def test_a_fold_count_the_records_cannot_fill_says_how_many_rows_and_groups_and_what_works(records, strategy,
+                                                                                         n_folds, message):
+    with pytest.raises(MtlError) as err:
+        assign_folds(records, "qi", strategy, n_folds)
+    assert message in str(err.value)
+
+
+def test_the_largest_fold_count_the_message_offers_works():
+    with pytest.raises(MtlError, match="use at most 2 folds"):
+        assign_folds(few(4, 4), "qi", "ca", 3)
+    assert sorted(set(assign_folds(few(4, 4), "qi", "ca", 2))) == [0, 1]
+
+
+def test_a_split_that_leaves_a_fold_empty_is_refused(monkeypatch):
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    def two_folds_only(self, X, y, groups):
+        rows = np.arange(len(X))
+        yield rows[len(X) // 2:], rows[: len(X) // 2]
+        yield rows[: len(X) // 2], rows[len(X) // 2:]
+
+    monkeypatch.setattr(StratifiedGroupKFold, "split", two_folds_only)
+    with pytest.raises(MtlError, match=r"qi ca split: folds \[2\] of 3 came out empty \(1200 rows, 150 groups\)"):
+        assign_folds(generated("qi"), "qi", "ca", n_folds=3)

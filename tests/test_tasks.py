@@ -117,3 +117,9 @@ def test_a_test_file_is_used_as_given_and_no_test_split_when_the_fraction_is_0(t
     assert len(given.test) == 30 and len(given.train) + len(given.val) == 200
     none = load_split(load_config(None, [f"data.qi_train={train}", "data.test_fraction=0", "cv.fold=0"]), "qi")
     assert none.test is None and len(none.train) + len(none.val) == 200
+
+
+def test_check_inputs_refuses_an_empty_path(monkeypatch):
+    monkeypatch.chdir(REPO)
+    with pytest.raises(ConfigError, match=r"^data.qc_train='': empty; give a file$"):
+        check_inputs(load_config(None, ["data.qc_train="]))

@@ -12,7 +12,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from mtl import train as train_module
 from mtl.config import load_config
-from mtl.errors import ConfigError, DataError
+from mtl.errors import ConfigError, DataError, MtlError
 from tests.conftest import tiny_overrides
 
 
@@ -388,3 +388,39 @@ def test_a_resumed_run_logs_each_step_once(tiny_backbone, tiny_data, tmp_path, m
     assert [e.step for e in events.Scalars("train/lr")] == [1, 2, 3, 4, 5, 6]
     assert 9.0 not in [e.value for e in events.Scalars("train/lr")]
 
+
+@pytest.mark.parametrize("mode, bad_key", [("mtl", "data.qi_train"), ("tapt", "data.qc_dev")])
+def test_bad_data_is_refused_before_the_run_folder_is_made(tiny_backbone, tiny_data, tmp_path, mode, bad_key):
+    """Found by reading the records before any folder is made; for TAPT also the target task's (QC), before the
+    first stage (QI) trains."""
+    bad = tmp_path / "bad.txt"
+    bad.write_text('{"id": 1, "language": "en", "label": 0, "label": 1}\n', encoding="utf-8")
+    extra = {bad_key: bad, "train.mode": mode, "train.task": "qc" if mode == "tapt" else ""}
+    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **extra))
+    with pytest.raises(DataError, match="bad.txt:1: field 'label': appears twice in one object"):
+        train_module.run(cfg)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_fold_the_training_file_cannot_fill_is_refused_before_the_run_folder_is_made(tiny_backbone, tiny_data,
+                                                                                       tmp_path):
+    few = tmp_path / "few_QI.txt"
+    few.write_text("".join(line + "\n" for line in tiny_data["qi_train"].read_text().splitlines()[:4]))
+    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"cv.fold": "all",
+                                                                                  "train.mode": "single",
+                                                                                  "train.task": "qi",
+                                                                                  "data.qi_train": few,
+                                                                                  "data.test_fraction": 0}))
+    with pytest.raises(MtlError, match="qi ca split into 5 folds: 4 rows in"):
+        train_module.run(cfg)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_file_left_empty_by_cleaning_is_refused_before_the_run_folder_is_made(tiny_backbone, tiny_data, tmp_path):
+    blank = tmp_path / "blank_QI.txt"
+    blank.write_text("".join(json.dumps({"id": i, "language": "en", "origin_query": "\u200b", "item_title": "t",
+                                         "label": i % 2}) + "\n" for i in range(3)), encoding="utf-8")
+    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"data.qi_dev": blank}))
+    with pytest.raises(DataError, match=r"blank_QI.txt: no usable records: all 3 were dropped \(3 with an empty query\)"):
+        train_module.run(cfg)
+    assert not (tmp_path / "runs").exists()

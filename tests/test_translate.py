@@ -410,3 +410,89 @@ def test_llm_reply_keeps_the_first_line_only(tiny_backbone):
 
     translator.model.generate = fake_generate
     assert translator.translate(["zapatos rojos", "x"], ["es", "es"]) == ["red shoes", "red shoes"]
+
+
+@pytest.mark.parametrize("output, message", [
+    ("{tmp}", "is a folder; give the output file's name"),
+    ("{tmp}/train_QI.jsonl/out.jsonl", "train_QI.jsonl is a file, so no folder can be made there"),
+    ("{tmp}/loop/out.jsonl", "cannot resolve the path: Symlink loop"),
+], ids=["folder", "under a file", "symlink loop"])
+def test_the_output_path_is_checked_like_every_command_s_before_any_work(records_file, tmp_path, output, message):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    fake = FakeTranslator()
+    with pytest.raises(ConfigError, match=message):
+        run(records_file, output.format(tmp=tmp_path), fake, ":memory:")
+    assert fake.calls == []
+
+
+def test_an_output_folder_without_write_permission_is_refused(records_file, tmp_path, monkeypatch):
+    real_access = __import__("os").access
+    monkeypatch.setattr("mtl.io.os.access",
+                        lambda path, mode: False if Path(path) == tmp_path else real_access(path, mode))
+    with pytest.raises(ConfigError, match=f"no permission to write in {tmp_path}"):
+        run(records_file, "out.jsonl", FakeTranslator(), ":memory:")
+
+
+@pytest.mark.parametrize("flag", ["--num-beams", "--max-new-tokens", "--batch-size"])
+def test_generation_settings_below_1_are_refused(records_file, tmp_path, flag, caplog):
+    argv = ["translate", "--input", str(records_file), "--output", str(tmp_path / "out.jsonl"), "--backend", "column",
+            flag, "0"]
+    assert main(argv) == 2
+    assert f"{flag} must be at least 1, got 0" in caplog.text
+
+
+def test_the_column_check_reads_the_records_through_the_record_reader(tmp_path):
+    """A CR alone is JSON whitespace: the records and the column check must read the file the same way."""
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r).replace(', "label"', ',\r"label"') + "\n" for r in ROWS), encoding="utf-8")
+    summary = translate_file(path, tmp_path / "out.jsonl", "column")
+    assert summary["rows"] == len(ROWS) and summary["already_translated"] == 1
+
+
+class CountingSeq2Seq(Seq2SeqTranslator):
+    loads = 0
+
+    def load(self):
+        CountingSeq2Seq.loads += 1
+        super().load()
+
+
+def test_a_model_that_cannot_load_is_one_error_before_any_output(records_file, tmp_path):
+    model = tmp_path / "broken"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    with pytest.raises(ConfigError, match=r"translation model .*broken: cannot be loaded: "):
+        run(records_file, "out.jsonl", CountingSeq2Seq(model), ":memory:")
+    assert CountingSeq2Seq.loads == 1
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_device_that_does_not_exist_is_refused_before_reading(records_file, tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="--device 'bogus': not a device"):
+        translate_file(tmp_path / "missing.jsonl", tmp_path / "out.jsonl", "seq2seq", model, device="bogus")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not a database" * 100, "file is not a database"),
+    (None, "unable to open database file"),
+])
+def test_a_cache_that_is_not_a_translation_cache_is_refused(records_file, tmp_path, content, message):
+    cache = tmp_path / "cache.sqlite"
+    if content is None:
+        cache.mkdir()
+    else:
+        cache.write_bytes(content)
+    with pytest.raises(ConfigError, match=f"translation cache {cache}: cannot use it as a cache: {message}"):
+        run(records_file, "out.jsonl", FakeTranslator(), cache)
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_query_of_invisible_characters_is_empty_and_not_translated(tmp_path):
+    rows = ROWS + [{"id": 20, "language": "es", "origin_query": "\u200b\u200d", "item_title": "x", "label": 0}]
+    fake = FakeTranslator()
+    summary = run(write_jsonl(tmp_path / "in.jsonl", rows), "out.jsonl", fake, ":memory:")
+    assert "\u200b\u200d" not in fake.translated()
+    assert summary["empty_query"] == 1

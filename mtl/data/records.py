@@ -7,7 +7,10 @@ Every problem in a file is reported as `file:line: field 'x': what is wrong` (a 
 inside a parser. Normalisations (documented, not silent): a UTF-8 BOM and CRLF line ends are accepted; labels written
 as 0/1, true/false, 0.0/1.0 or their strings become 0/1; numbers in text fields become strings; a null (or JSON NaN)
 text field becomes "". Only an empty CSV cell is missing: a literal `NaN`, `null` or `None` is text (a product may be
-called that). Rows with an empty query or target are dropped by `clean_records` and counted.
+called that). Rows with an empty query or target (nothing visible: only whitespace, zero-width or other invisible
+characters, see `is_blank`; a category path of separators alone) are dropped by `clean_records` and counted. Refused besides the obvious: a key repeated
+in one JSON object (JSON would keep the last), a lone UTF-16 surrogate (`"\\ud800"`: valid JSON, but no text) in
+any string, and in CSV a quoted cell that never closes or has text after its closing quote.
 
 Ids are kept exactly as given: a JSON string stays a string ("0042", "100"), a JSON integer an integer (a JSON number
 with a zero fraction, 1.0, is the integer 1). CSV has no types, so a CSV `id`, `label` or `fold` cell that is a plain
@@ -25,13 +28,15 @@ import io
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from mtl.errors import DataError
-from mtl.io import atomic_open
+from mtl.io import atomic_open, check_input_file, json_problem, loads_json, read_input_bytes
+from mtl.taxonomy import parse_path
 
 TARGET_FIELD = {"qc": "category_path", "qi": "item_title"}
 BASE_FIELDS = ("id", "language", "origin_query")
@@ -45,6 +50,12 @@ INTERNAL = (LINE, RAW)
 _CSV_INT = re.compile(r"0|-?[1-9][0-9]{0,17}")
 """A CSV cell read as an integer: the canonical decimal form (str(int(cell)) == cell), within int64."""
 _CSV_TYPED = ("id", "label", "fold")
+
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+"""Unicode categories of characters that show nothing: a text made only of these is empty."""
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+"""What ends a line for the csv reader (it reads with universal newlines)."""
 
 _LABELS = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
 
@@ -81,11 +92,7 @@ def infer_task(fields, path="<input>") -> str:
 
 def read_records(path: str | Path, task: str | None = None, require_label: bool = False) -> tuple[pd.DataFrame, LoadReport]:
     """Read and validate a QC or QI file. Test files have no labels; `require_label` makes them mandatory."""
-    path = Path(path)
-    if path.is_dir():
-        raise DataError(path, None, None, "is a folder, not a records file")
-    if not path.is_file():
-        raise DataError(path, None, None, "file not found")
+    path = check_input_file(path)
     raw_rows = list(_read_csv(path) if path.suffix.lower() in (".csv", ".tsv") else read_json_lines(path))
     if not raw_rows:
         raise DataError(path, None, None, "no records")
@@ -123,17 +130,40 @@ def clean_records(records: pd.DataFrame, collapse_spaces: bool = True, lowercase
         if lowercase:
             text = text.str.lower()
         out[column] = text
-    empty_query = out["origin_query"].str.strip() == ""
-    empty_target = ~empty_query & (out[target].str.strip() == "")
+    empty_query = out["origin_query"].map(is_blank)
+    empty_target = ~empty_query & out[target].map(_no_category if task == "qc" else is_blank)
     out = out[~(empty_query | empty_target)].reset_index(drop=True)
     out.attrs.update(records.attrs)
     return out, {"an empty query": int(empty_query.sum()), f"an empty {target}": int(empty_target.sum())}
 
 
+def is_blank(text: str) -> bool:
+    """Whether `text` shows nothing: only whitespace and invisible characters (controls, and format characters such
+    as zero-width space and joiner, word joiner, BOM, soft hyphen: Unicode categories Cc, Cf, Z*)."""
+    if text.isprintable() and text.strip():  # the usual case, at C speed: some visible character
+        return False
+    return all(c.isspace() or unicodedata.category(c) in _INVISIBLE for c in text)
+
+
+def _no_category(path: str) -> bool:
+    """A category path with no level: blank, or only separators (`,`, ` , `)."""
+    if is_blank(path):
+        return True
+    try:
+        parse_path(path)
+    except ValueError:
+        return True
+    return False
+
+
 def load_task_records(path, task=None, require_label=True, collapse_spaces=True, lowercase=True):
-    """read_records + clean_records, with the drops in the report: what training and evaluation read."""
+    """read_records + clean_records, with the drops in the report: what training and evaluation read. A file whose
+    every record is dropped is refused: there is nothing to train or validate on."""
     records, report = read_records(path, task, require_label)
     records, report.dropped = clean_records(records, collapse_spaces, lowercase)
+    if records.empty:
+        dropped = ", ".join(f"{n} with {why}" for why, n in report.dropped.items() if n)
+        raise DataError(path, None, None, f"no usable records: all {report.rows} were dropped ({dropped})")
     return records, report
 
 
@@ -177,8 +207,9 @@ def _missing(value) -> bool:
 
 
 def read_json_lines(path: str | Path):
-    """Yield (line number, dict) for each non-blank line; decode line by line so a bad byte names its line."""
-    path = Path(path)
+    """Yield (line number, dict) for each non-blank line; decode line by line so a bad byte names its line. Lines
+    end at LF only (a CR alone is JSON whitespace, as every JSON parser reads it)."""
+    path = check_input_file(path)
     try:
         f = open(path, "rb")
     except OSError as err:
@@ -195,40 +226,41 @@ def read_json_lines(path: str | Path):
             if not text:
                 continue
             try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise DataError(path, number, None, f"not valid JSON: {err.msg} (column {err.colno})") from None
-            except ValueError as err:  # e.g. an integer longer than Python's 4300-digit conversion limit
-                raise DataError(path, number, None, f"not valid JSON: {err}"[:300]) from None
-            except RecursionError:
-                raise DataError(path, number, None, "not valid JSON: nested too deeply") from None
+                obj = loads_json(text)
+            except (ValueError, RecursionError) as err:
+                _, key, problem = json_problem(err)
+                raise DataError(path, number, key, problem) from None
             if not isinstance(obj, dict):
                 raise DataError(path, number, None, f"expected a JSON object, got {type(obj).__name__}")
             yield number, obj
 
 
 def _read_csv(path: Path):
-    """Yield (row number, dict); the header is row 1. csv rather than pandas so errors can name the row."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise DataError(path, None, None, f"cannot read: {err.strerror or err}") from None
+    """Yield (row number, dict); the header is row 1. csv rather than pandas so errors can name the row. Strict
+    CSV: a quoted cell must close, and nothing may follow its closing quote but a delimiter or the line end (a lax
+    reader would make the rest of the file one cell, or drop the quotes of `"a"b`)."""
+    data = read_input_bytes(path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise DataError(path, line, None, f"not valid UTF-8 ({err.reason})") from None
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:
         return
+    except csv.Error as err:
+        raise _csv_error(path, text, delimiter, 0, [], reader.line_num, err) from None
     header = [h.strip() for h in header]
     if len(set(header)) != len(header):
         raise DataError(path, 1, None, f"repeated column names in header {header}")
+    done = reader.line_num
     try:
         for values in reader:
             if not any(v.strip() for v in values):
+                done = reader.line_num
                 continue
             if len(values) != len(header):
                 raise DataError(path, reader.line_num, None, f"{len(values)} values for {len(header)} columns")
@@ -237,8 +269,24 @@ def _read_csv(path: Path):
                 if name in row and _CSV_INT.fullmatch(row[name]):
                     row[name] = int(row[name])
             yield reader.line_num, row
+            done = reader.line_num
     except csv.Error as err:
-        raise DataError(path, reader.line_num, None, f"not valid CSV: {err}") from None
+        raise _csv_error(path, text, delimiter, done, header, reader.line_num, err) from None
+
+
+def _csv_error(path: Path, text: str, delimiter: str, done: int, header: list[str], line: int,
+               err: csv.Error) -> DataError:
+    """The DataError of a csv.Error raised on `line` in the row after line `done`. For an end of file inside quotes,
+    it names the line and column where the unclosed quote opened: the row is re-read leniently, and each line break
+    in its earlier cells (quoted, so part of a cell) moves the quote one line down."""
+    if "unexpected end of data" not in str(err):
+        return DataError(path, line, None, f"not valid CSV: {err}")
+    tail = "".join(list(io.StringIO(text, newline=""))[done:])
+    cells = next(csv.reader(io.StringIO(tail, newline=""), delimiter=delimiter))
+    line = done + 1 + sum(len(_LINE_BREAK.findall(cell)) for cell in cells[:-1])
+    column = header[len(cells) - 1] if len(cells) <= len(header) else None
+    return DataError(path, line, column, "not valid CSV: a quoted cell opens here and never closes (the end of the "
+                                         "file comes inside its quotes)")
 
 
 def _validate(raw: dict, required, task, path, line) -> dict:
@@ -248,7 +296,7 @@ def _validate(raw: dict, required, task, path, line) -> dict:
     row = dict(raw)
     row["id"] = parse_id(raw["id"], path, line)
     row["language"] = _text(raw["language"], path, line, "language")
-    if not row["language"]:
+    if is_blank(row["language"]):
         raise DataError(path, line, "language", "empty")
     for name in ("origin_query", TARGET_FIELD[task], "translated_query"):
         row[name] = _text(raw.get(name), path, line, name)

@@ -12,6 +12,7 @@ carry its own label.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from mtl.config import TASKS, ExperimentConfig
 from mtl.data.pairs import PairTokenizer, build_pairs, tokenize_pairs
 from mtl.data.records import LINE, LoadReport, TARGET_FIELD, load_task_records
 from mtl.errors import ConfigError, DataError, LeakageError, MtlError
+from mtl.io import input_problem
 from mtl.splits import assign_folds, carve_test, check_leakage, split_groups
 from mtl.taxonomy import PrefixPriors
 
@@ -88,26 +90,41 @@ def collate(data: TaskData, rows, pad_id: int) -> dict:
 
 
 def check_inputs(cfg: ExperimentConfig) -> None:
-    """Every file the run will read exists, checked before the run folder is made: a typo in a path then fails
-    without leaving a half-started run that blocks both a rerun and --resume."""
+    """Every file the run will read exists, and its records load and split as the run will load and split them,
+    checked before the run folder is made: a typo in a path or a bad line then fails without leaving a half-started
+    run that blocks both a rerun and --resume (and a TAPT run finds bad target-task data before its first stage
+    trains). The records are read twice, here and when training loads them: seconds, next to a run."""
     tasks = (cfg.train.task,) if cfg.train.mode == "single" else TASKS  # tapt trains the other task first
     files = [f"data.{t}_train" for t in tasks] + ([f"data.{t}_dev" for t in tasks] if cfg.cv.fold == "none" else [])
     files += [f"data.{t}_test" for t in tasks if getattr(cfg.data, f"{t}_test")]
     for key in files:
         _check_path(key, getattr(cfg.data, key.split(".")[1]), "file")
     if cfg.model.init_from:
+        from mtl.model import read_info
+
         _check_path("model.init_from", cfg.model.init_from, "folder")
+        read_info(cfg.model.init_from)
     if cfg.train.deepspeed:
         _check_path("train.deepspeed", cfg.train.deepspeed, "file")
     _check_backbone(cfg.model.backbone, cfg.model.gguf_file)
+    folds = cfg.cv.folds
+    first_fold = cfg if len(folds) < 2 and cfg.cv.fold != "all" else \
+        dataclasses.replace(cfg, cv=dataclasses.replace(cfg.cv, fold=str(folds[0])))
+    level = log.level
+    log.setLevel(logging.WARNING)  # the counts are logged when the run loads the records
+    try:
+        for task in tasks:
+            load_split(first_fold, task)
+    finally:
+        log.setLevel(level)
 
 
 def _check_path(key: str, value: str, kind: str) -> None:
-    path = Path(value).expanduser()
-    if not path.exists():
-        raise ConfigError(f"{key}={value!r}: no such {kind}")
-    if (kind == "file") != path.is_file():
-        raise ConfigError(f"{key}={value!r}: expected a {kind}")
+    if not value.strip():
+        raise ConfigError(f"{key}={value!r}: empty; give a {kind}")
+    problem = input_problem(Path(value).expanduser(), kind)
+    if problem:
+        raise ConfigError(f"{key}={value!r}: {problem}")
 
 
 def _check_backbone(spec: str, gguf_file: str) -> None:

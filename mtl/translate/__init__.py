@@ -15,8 +15,10 @@ switched by `augment.translation`). Per row, in this order:
    sorted by language and length, each batch committed to the cache (`mtl.translate.cache`), then fanned out to every
    row that carries them. Each text is translated once, from the language most of its rows carry.
 
-A batch that raises is retried in halves down to single texts; a text that still fails, or comes back empty, is
-counted and logged, its rows keep an empty `translated_query`, and it is not cached, so the next run retries it. An
+A model that cannot load stops the run with one error before anything is written (it loads once, on the first text
+that needs it). A batch that raises is retried in halves down to single texts; a text that still fails, or comes back
+empty, is counted and logged, its rows keep an empty `translated_query`, and it is not cached, so the next run
+retries it. An
 interruption loses at most the batch in flight: run the same command again to resume. The output is written
 atomically and the input is never touched. The `column` backend translates nothing: it checks the input has the
 column, applies steps 1-3 and reports how many rows still lack a translation.
@@ -29,10 +31,7 @@ Vietnamese "may"/"but"...), in BRANDS, or has a digit (sizes, models); with at l
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
-import os
 import re
 import time
 from pathlib import Path
@@ -40,8 +39,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from mtl.data.records import read_records, write_records
-from mtl.errors import ConfigError, DataError
+from mtl.data.records import RAW, is_blank, read_records, write_records
+from mtl.errors import ConfigError, DataError, MtlError
+from mtl.io import check_output_path
 from mtl.translate.backends import BACKENDS, ColumnTranslator, Translator, base_language
 from mtl.translate.cache import TranslationCache
 
@@ -110,33 +110,37 @@ def translate_file(input_path: str | Path, output_path: str | Path, backend: str
     """
     start = time.monotonic()
     input_path, output_path = Path(input_path), Path(output_path)
-    if output_path.resolve() == input_path.resolve() or (
-            output_path.exists() and input_path.exists() and os.path.samefile(input_path, output_path)):
-        raise ConfigError(f"--output {output_path} is the input file; write the translations to a new file")
-    if batch_size < 1:
-        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    check_output_path(output_path, "--output", inputs=[input_path])
+    for flag, value, least in (("--batch-size", batch_size, 1), ("--num-beams", num_beams, 1),
+                               ("--max-new-tokens", 1 if max_new_tokens is None else max_new_tokens, 1)):
+        if value < least:
+            raise ConfigError(f"{flag} must be at least {least}, got {value}")
     if translator is None:
         if backend not in BACKENDS:
             raise ConfigError(f"unknown translation backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-        if backend != "column" and not model:
-            raise ConfigError(f"the {backend} backend needs a local model folder (--model PATH)")
+        if backend != "column":
+            if not model:
+                raise ConfigError(f"the {backend} backend needs a local model folder (--model PATH)")
+            from mtl.backbone import check_device
+
+            check_device(device)
         # Cheap: model weights load on the first text that needs them.
         translator = BACKENDS[backend](model, device=device, max_new_tokens=max_new_tokens, num_beams=num_beams,
                                        model_id=model_id)
 
     records, _ = read_records(input_path, task)
-    if isinstance(translator, ColumnTranslator) and not _has_translation_column(input_path):
+    if isinstance(translator, ColumnTranslator) and not records[RAW].map(lambda raw: "translated_query" in raw).any():
         raise DataError(input_path, None, "translated_query",
                         "absent from every record; the column backend only uses translations the input has")
 
     out = records.copy()
     origin = out["origin_query"]
-    kept = out["translated_query"].str.strip() != ""
+    kept = ~out["translated_query"].map(is_blank)
     english = ~kept & (out["language"].map(base_language) == "en")
     looks = ~kept & ~english & (origin.map(looks_english) if detect_english else False)
     out.loc[english | looks, "translated_query"] = origin[english | looks]
     sources = origin.map(lambda s: " ".join(s.split()))
-    todo = ~kept & ~english & ~looks & (sources != "")
+    todo = ~kept & ~english & ~looks & ~sources.map(is_blank)
     language_of = _majority_language(sources[todo], out.loc[todo, "language"])
     # Grouping by language keeps NLLB/M2M100 batches to one source language; length keeps padding small.
     distinct = sorted(language_of, key=lambda s: (language_of[s], len(s), s))
@@ -154,11 +158,11 @@ def translate_file(input_path: str | Path, output_path: str | Path, backend: str
         "input": str(input_path), "output": str(output_path), "task": records.attrs["task"],
         "model_id": translator.model_id, "cache": None if isinstance(translator, ColumnTranslator) else str(cache_path),
         "rows": len(out), "already_translated": int(kept.sum()), "english": int(english.sum()),
-        "looks_english": int(looks.sum()), "empty_query": int((~kept & (sources == "")).sum()),
+        "looks_english": int(looks.sum()), "empty_query": int((~kept & sources.map(is_blank)).sum()),
         "to_translate": int(todo.sum()), "distinct_texts": len(distinct),
         "cache_hits": hits, "translated": len(translations) - hits, "model_calls": calls,
         "failed_texts": len(failures), "failed_rows": failed_rows,
-        "untranslated_rows": int((out["translated_query"].str.strip() == "").sum()),
+        "untranslated_rows": int(out["translated_query"].map(is_blank).sum()),
         "seconds": round(time.monotonic() - start, 2),
     }
     if failures:
@@ -183,6 +187,8 @@ def _translate_distinct(translator, distinct, language_of, cache_path, batch_siz
         hits = len(translations)
         queue = [s for s in distinct if s not in translations]
         failures = {}
+        if queue and hasattr(translator, "load"):
+            translator.load()  # a model that cannot load is one error here, not a failure per text
         log.info("%d distinct texts: %d cached, %d to translate with %s", len(distinct), hits, len(queue),
                  translator.model_id)
         with tqdm(total=len(distinct), initial=hits, unit="text", desc="translating",
@@ -208,6 +214,8 @@ def _translate_batch(call, texts: list[str], languages: list[str]) -> tuple[dict
         result = call(texts, languages)
         if len(result) != len(texts):
             raise ValueError(f"{len(result)} translations for {len(texts)} texts")
+    except MtlError:  # the user's to fix (a model that does not load): one error, not a failure per text
+        raise
     # Exception, not BaseException: KeyboardInterrupt and SystemExit must stop the run (the cache keeps the batches).
     except Exception as err:
         if len(texts) == 1:
@@ -228,13 +236,3 @@ def _majority_language(sources: pd.Series, languages: pd.Series) -> dict[str, st
     counts = counts.groupby(["source", "language"]).size().reset_index(name="n")
     counts = counts.sort_values(["n", "language"], ascending=[False, True], kind="stable").drop_duplicates("source")
     return dict(zip(counts["source"], counts["language"]))
-
-
-def _has_translation_column(path: Path) -> bool:
-    """Whether any record of the file has a `translated_query` field (read_records fills "" when none has)."""
-    if path.suffix.lower() in (".csv", ".tsv"):
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            header = next(csv.reader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ","), [])
-        return "translated_query" in (h.strip() for h in header)
-    with open(path, encoding="utf-8-sig") as f:
-        return any("translated_query" in line and "translated_query" in json.loads(line) for line in f if line.strip())

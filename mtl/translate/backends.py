@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -143,9 +144,10 @@ class Seq2SeqTranslator:
             return
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
-        self.model = AutoModelForSeq2SeqLM.from_pretrained(str(self.path), dtype=_dtype(self.device))
-        self.model.to(self.device).eval()
+        with _loading(self.path):
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+            self.model = AutoModelForSeq2SeqLM.from_pretrained(str(self.path), dtype=_dtype(self.device))
+            self.model.to(self.device).eval()
         self.family = detect_family(self.model.config, self.tokenizer)
         log.info("%s: %s translation model, %s", self.path, self.family, self.model_id)
         if self.family == "generic":
@@ -186,13 +188,14 @@ class LLMTranslator:
             return
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
-        # Batched generation continues every row from its last prompt token, so prompts must end together.
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(str(self.path), dtype=_dtype(self.device))
-        self.model.to(self.device).eval()
+        with _loading(self.path):
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+            # Batched generation continues every row from its last prompt token, so prompts must end together.
+            self.tokenizer.padding_side = "left"
+            if self.tokenizer.pad_token is None:
+                self.tokenizer.pad_token = self.tokenizer.eos_token
+            self.model = AutoModelForCausalLM.from_pretrained(str(self.path), dtype=_dtype(self.device))
+            self.model.to(self.device).eval()
         log.info("%s: translating by prompting, %s", self.path, self.model_id)
 
     def prompts(self, texts: list[str], source_languages: list[str]) -> list[str]:
@@ -241,6 +244,19 @@ def _has_token(tokenizer, token: str) -> bool:
     return token in tokenizer.get_vocab()
 
 
+@contextlib.contextmanager
+def _loading(path: Path):
+    """Whatever transformers raises while loading a model folder (a broken config, missing weights, an unknown
+    architecture) becomes one ConfigError naming the folder: the run cannot go on without the model."""
+    from mtl.errors import ConfigError
+
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - transformers raises many types here; all mean "cannot load"
+        message = " ".join(str(err).split())[:300] or type(err).__name__
+        raise ConfigError(f"translation model {path}: cannot be loaded: {type(err).__name__}: {message}") from None
+
+
 def _model_folder(model_path) -> Path:
     from mtl.errors import ConfigError
 
@@ -254,7 +270,13 @@ def _model_id(backend: str, path: Path, *settings) -> str:
     """`backend:<folder name>@<hash of config.json and generation settings>`: readable, known without loading the
     weights, and distinct for another architecture or setting. Two different checkpoints with the same folder name
     and config.json (a fine-tuned copy) need an explicit `model_id`."""
-    digest = hashlib.sha256((path / "config.json").read_bytes() + repr(settings).encode()).hexdigest()[:10]
+    from mtl.errors import ConfigError
+
+    try:
+        config = (path / "config.json").read_bytes()
+    except OSError as err:
+        raise ConfigError(f"translation model {path}: cannot read config.json: {err.strerror or err}") from None
+    digest = hashlib.sha256(config + repr(settings).encode()).hexdigest()[:10]
     return f"{backend}:{path.resolve().name}@{digest}"
 
 

@@ -19,6 +19,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from mtl.errors import ConfigError
+
 _LOOKUP_CHUNK = 500
 """Texts per SELECT: far below sqlite's bound-parameter limit."""
 
@@ -28,6 +30,12 @@ class TranslationCache:
     as the object."""
 
     def __init__(self, path: str | Path):
+        try:
+            self._open(path)
+        except (sqlite3.Error, OSError) as err:
+            raise ConfigError(f"translation cache {path}: cannot use it as a cache: {err}") from None
+
+    def _open(self, path: str | Path) -> None:
         if str(path) != ":memory:":
             path = Path(path).expanduser()
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,6 +47,7 @@ class TranslationCache:
             "CREATE TABLE IF NOT EXISTS translations (model_id TEXT NOT NULL, source TEXT NOT NULL, "
             "translation TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (model_id, source)) WITHOUT ROWID"
         )
+        self.conn.execute("SELECT model_id, source, translation, created FROM translations LIMIT 0")
         self.conn.commit()
 
     def get_many(self, model_id: str, sources: list[str]) -> dict[str, str]:
