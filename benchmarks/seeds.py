@@ -1,0 +1,101 @@
+"""Does every seed learn? One recipe trained once per seed; a table of what each run's metrics.json says.
+
+    flock /tmp/mtl-heavy.lock python benchmarks/seeds.py --name sample-float32 --seeds 1,2,3,4,5 \
+        --config configs/mtl.yaml
+    flock /tmp/mtl-heavy.lock python benchmarks/seeds.py --name real-qc-fold0 --seeds 1,2,3 \
+        --config configs/real_cpu.yaml --mode single --task qc --fold 0 data.qc_train=../shared/data/real_QC_train.jsonl
+
+Runs `mtl train` for each `train.seed` under `--root/<name>/seed-S` (a complete run is skipped, so an interrupted
+call continues) and writes `benchmarks/results/seeds-<name>.md`: per seed and task the best checkpoint's validation
+ROC-AUC, F1 and share predicted relevant, the held-out test F1 and AUC, mean and std over seeds, and whether the
+seed learned: validation AUC >= 0.70 and neither 0% nor 100% predicted relevant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mtl.cli import main as mtl_main
+
+LEARNED_AUC = 0.70
+
+
+def learned(report: dict) -> bool:
+    share = report.get("predicted_positive_rate", float("nan"))
+    return report.get("auc", 0.0) >= LEARNED_AUC and 0.0 < share < 1.0
+
+
+def table(name: str, runs: dict[int, dict], command: str) -> str:
+    tasks = sorted({t for s in runs.values() for t in s["best"]["reports"]})
+    lines = [f"# Seeds: {name}", "", f"- command: `{command}`", f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
+             f"- learned: validation ROC-AUC >= {LEARNED_AUC} and neither 0% nor 100% predicted relevant (at the "
+             "threshold 0.5), on the best checkpoint; test: the held-out test split at the threshold tuned on "
+             "validation", ""]
+    header = ["seed"] + [f"{t.upper()} {c}" for t in tasks for c in
+                         ("val AUC", "val F1", "predicted relevant", "test AUC", "test F1", "learned")]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    columns = {}
+    for seed, summary in runs.items():
+        cells = [str(seed)]
+        for task in tasks:
+            val = summary["best"]["reports"][task]
+            test = summary.get("test", {}).get("reports", {}).get(task, {})
+            values = {"val AUC": val.get("auc"), "val F1": val["f1"],
+                      "predicted relevant": val.get("predicted_positive_rate"), "test AUC": test.get("auc"),
+                      "test F1": test.get("at_threshold", test).get("f1")}
+            for key, value in values.items():
+                columns.setdefault((task, key), []).append(value)
+                cells.append("—" if value is None else f"{value:.4f}")
+            columns.setdefault((task, "learned"), []).append(learned(val))
+            cells.append("yes" if learned(val) else "**no**")
+        lines.append("| " + " | ".join(cells) + " |")
+    cells = ["mean ± std"]
+    for task in tasks:
+        for key in ("val AUC", "val F1", "predicted relevant", "test AUC", "test F1"):
+            values = [v for v in columns[(task, key)] if v is not None]
+            cells.append(f"{np.mean(values):.4f} ± {np.std(values):.4f}" if values else "—")
+        cells.append(f"{sum(columns[(task, 'learned')])} of {len(runs)}")
+    lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run(argv: list[str]) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", required=True, help="names the runs' folder and the result file")
+    parser.add_argument("--seeds", default="1,2,3,4,5")
+    parser.add_argument("--root", default="runs/seeds")
+    parser.add_argument("--output-dir", default="benchmarks/results")
+    parser.add_argument("--config")
+    parser.add_argument("--mode", default="mtl")
+    parser.add_argument("--task")
+    parser.add_argument("--fold")
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    args = parser.parse_args(argv)
+    runs = {}
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        run_dir = Path(args.root) / args.name / f"seed-{seed}"
+        if not (run_dir / "metrics.json").is_file():
+            command = ["-q", "train", "--mode", args.mode, *(["--task", args.task] if args.task else []),
+                       *(["--fold", args.fold] if args.fold else []), *(["--config", args.config] if args.config else []),
+                       *args.overrides, f"train.seed={seed}", f"log.root={run_dir.parent}", f"log.run_name={run_dir.name}"]
+            if run_dir.exists() and any(run_dir.glob("step-*")):
+                command = ["-q", "train", "--resume", str(run_dir)]
+            status = mtl_main(command)
+            if status:
+                raise SystemExit(f"seed {seed}: mtl train exited with {status}")
+        runs[seed] = json.loads((run_dir / "metrics.json").read_text())
+    out = Path(args.output_dir) / f"seeds-{args.name}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table(args.name, runs, shlex.join(["python", "benchmarks/seeds.py", *argv])), encoding="utf-8")
+    return out
+
+
+if __name__ == "__main__":
+    print(run(sys.argv[1:]))
