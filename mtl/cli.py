@@ -19,7 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
-from mtl.errors import ConfigError, MtlError
+from mtl.errors import ConfigError, Interrupted, MtlError
 
 log = logging.getLogger("mtl")
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except MtlError as err:
         log.error("%s", err)
-        return 130 if type(err).__name__ == "Interrupted" else 2
+        return 130 if isinstance(err, Interrupted) else 2
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
@@ -269,7 +269,7 @@ def cmd_split(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from mtl import train
+    from mtl import stages
     from mtl.config import load_config
 
     overrides = list(args.overrides)
@@ -282,7 +282,7 @@ def cmd_train(args) -> int:
         cfg = load_config(args.config, overrides)
         if not cfg.log.run_name:
             cfg.log.run_name = default_run_name(cfg)
-    summary = train.run(cfg, resume=bool(args.resume))
+    summary = stages.run(cfg, resume=bool(args.resume))
     print(summary_table(summary))
     return 0
 
@@ -399,7 +399,7 @@ def cmd_bench(args) -> int:
 def resume_config(run_dir: Path, config_file: str | None, overrides: list[str]):
     """The saved config of the run plus overrides that do not change the experiment."""
     from mtl.config import load_config, to_dict
-    from mtl.train import flatten
+    from mtl.config import flatten
 
     saved_file = run_dir / "config.yaml"
     if not saved_file.is_file():

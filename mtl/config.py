@@ -509,3 +509,15 @@ def _coerce(hint, value, path: str):
         except UnicodeEncodeError:
             raise ConfigError(f"{path}: {value!r} holds a lone UTF-16 surrogate: not text") from None
     return value
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """A nested config dict as {"section.key": value} (lists joined by commas), as TensorBoard's hparams take it."""
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value if not isinstance(value, list) else ",".join(map(str, value))
+    return out

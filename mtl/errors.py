@@ -28,3 +28,7 @@ class LeakageError(MtlError):
 
 class CheckpointError(MtlError):
     """A saved model or checkpoint is incomplete or does not match the config it is used with."""
+
+
+class Interrupted(MtlError):
+    """Training stopped on SIGINT/SIGTERM after writing a checkpoint (the CLI exits with 130)."""

@@ -59,7 +59,7 @@ CONTROLLED_KEYS = ("train.mode", "train.task", "train.tapt_steps", "train.eval_e
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of the grid. `kind`: `train` runs `mtl.train.run` with `overrides`; `finetune` is a train run
+    """One run of the grid. `kind`: `train` runs `mtl.stages.run` with `overrides`; `finetune` is a train run
     initialised from the best model of run `source`; `transfer` scores the best model of run `source` on the other
     task's validation records with its own head (zero-shot cross-task transfer), training nothing."""
 
@@ -247,7 +247,7 @@ def run_grid(specs: list[RunSpec], root: str | Path, base_overrides: list[str] =
     import torch
 
     from mtl.bench import Meter
-    from mtl.train import Interrupted
+    from mtl.errors import Interrupted
 
     root = Path(root)
     base_overrides = list(base_overrides)
@@ -333,20 +333,20 @@ def run_config(spec: RunSpec, root: Path, base_overrides: list[str], config_file
 
 
 def execute(spec: RunSpec, cfg: ExperimentConfig, root: Path) -> None:
-    from mtl import train
+    from mtl import stages
 
     run_dir = root / spec.name
     if spec.kind == "transfer":
         shutil.rmtree(run_dir, ignore_errors=True)
         evaluate_transfer(root / spec.source, spec.task, run_dir)
         return
-    train.run(cfg, resume=prepare_resume(run_dir, cfg))
+    stages.run(cfg, resume=prepare_resume(run_dir, cfg))
 
 
 def prepare_resume(run_dir: Path, cfg: ExperimentConfig) -> bool:
     """Keep what an interrupted run can resume from (a complete `step-N/`, a finished TAPT stage) and clear the
     rest, so the run starts over cleanly rather than tripping over a half-written folder. Returns `resume`."""
-    from mtl.train import latest_checkpoint
+    from mtl.checkpoint import latest_checkpoint
 
     if cfg.train.mode == "tapt":
         return True  # a resumed TAPT run continues each stage from its checkpoint, restarts one that has none

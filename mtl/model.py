@@ -190,10 +190,36 @@ def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: 
     hidden = backbone.get_base_model().config.hidden_size
     model = MultiTaskClassifier(backbone, hidden, pooling, qc_feature_dim, cfg.model.head_dropout, cfg.model.head_norm,
                                 arch)
-    if cfg.model.init_from:  # warm start: the adapter, and the heads the source trained that this run trains too
-        trained = read_info(cfg.model.init_from).tasks
-        load_weights(model, Path(cfg.model.init_from), heads=[t for t in trained if t in cfg.active_tasks])
+    if cfg.model.init_from:
+        load_init_from(model, Path(cfg.model.init_from), cfg.active_tasks)
     return model
+
+
+def load_init_from(model: MultiTaskClassifier, folder: Path, tasks) -> None:
+    """Warm start from a saved model: its adapter, and the heads it trained that this run trains too. A one-task
+    run from a model of the other task alone (TAPT's second stage) starts its head as that model's head, as the
+    paper reuses one classifier head; QC's taxonomy-feature columns, which a QI head lacks, start at zero."""
+    trained = read_info(folder).tasks
+    load_weights(model, folder, heads=[t for t in trained if t in tasks])
+    if len(tasks) == 1 and trained == [t for t in TASKS if t != tasks[0]]:
+        transfer_head(model, folder, trained[0], tasks[0])
+
+
+def transfer_head(model: MultiTaskClassifier, folder: Path, source: str, target: str) -> None:
+    """The target head (and its norm) start as the source's saved in `folder`; feature columns one head has and
+    the other lacks start at zero (QI -> QC) or are dropped (QC -> QI)."""
+    saved = load_file(str(folder / "heads.safetensors"))
+    weight, bias = saved[f"{source}_head.weight"], saved[f"{source}_head.bias"]
+    dst = model.head(target)
+    shared = min(weight.shape[1], dst.weight.shape[1])
+    with torch.no_grad():
+        dst.weight.zero_()
+        dst.weight[:, :shared] = weight[:, :shared]
+        dst.bias.copy_(bias)
+        if model.head_norm and f"{source}_norm.weight" in saved:
+            norm = getattr(model, f"{target}_norm")
+            norm.weight.copy_(saved[f"{source}_norm.weight"])
+            norm.bias.copy_(saved[f"{source}_norm.bias"])
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

@@ -17,11 +17,9 @@ exit; `mtl train --resume <run>` continues exactly where it stopped.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import os
-import shutil
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,28 +31,24 @@ import torch.nn.functional as F
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.state import AcceleratorState
 from accelerate.utils import DeepSpeedPlugin, DistributedType, set_seed
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from mtl.config import ExperimentConfig, TASKS, save_config, to_dict
-from mtl.data.tasks import TaskData, check_inputs, collate, fit_priors, load_splits, make_task_data
-from mtl.errors import CheckpointError, ConfigError, MtlError
+from mtl.checkpoint import latest_checkpoint, prepare_run_dir, restore_checkpoint, save_checkpoint, write_model
+from mtl.config import ExperimentConfig, TASKS, flatten, to_dict
+from mtl.data.tasks import TaskData, collate, fit_priors, load_splits, make_task_data
+from mtl.errors import CheckpointError, ConfigError, Interrupted, MtlError
 from mtl.evaluate import predict_probs, task_report
 from mtl.io import atomic_write_text
 from mtl.logger import NullLogger, build_logger
 from mtl.optim import activate, build_optimizer
 from mtl.metrics import f1_avg, format_table, selection_score
-from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, save_model
+from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, read_info
 from mtl.packing import model_inputs, pack, resolve_batching
 from mtl.sampling import TaskStreams, shard, task_for_step
 from mtl.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
-
-
-class Interrupted(MtlError):
-    """Training stopped on SIGINT/SIGTERM after writing a checkpoint."""
 
 
 class NonFiniteLoss(MtlError):
@@ -63,7 +57,8 @@ class NonFiniteLoss(MtlError):
 
 @dataclass
 class TrainState:
-    """Loop counters saved in every checkpoint (with the optimizer, scheduler, sampler and RNG states)."""
+    """Loop counters saved in every checkpoint (with the optimizer, scheduler, sampler and RNG states). The counts
+    are what the forward passes of the trained steps held and computed: the only record of them (metrics.json)."""
 
     step: int = 0
     best_score: float = -1.0
@@ -71,9 +66,25 @@ class TrainState:
     skipped_batches: int = 0
     skipped_steps: int = 0
     train_seconds: float = 0.0
+    pairs: int = 0
     tokens: int = 0
+    """Tokens of the pairs trained on."""
+    computed: int = 0
+    """Tokens the forward passes ran on, padding excluded (fewer than `tokens` where prefix-tree rows share them)."""
+    slots: int = 0
+    """Rows x width of every forward pass (padding included)."""
     task_steps: dict = field(default_factory=dict)
     """Optimizer steps per task (skipped ones included: they took their place in the schedule)."""
+    schedule: str = ""
+    """The task of every step, one character each (its index in TASKS): what a joint run's sampler drew."""
+
+    def add_step(self, task: str, seconds: float, counts: dict) -> None:
+        self.step += 1
+        self.task_steps[task] = self.task_steps.get(task, 0) + 1
+        self.schedule += str(TASKS.index(task))
+        self.train_seconds += seconds
+        for key in ("pairs", "tokens", "computed", "slots"):
+            setattr(self, key, getattr(self, key) + counts[key])
 
     def state_dict(self) -> dict:
         return asdict(self)
@@ -82,129 +93,36 @@ class TrainState:
         self.__dict__.update(state)
 
 
-def run(cfg: ExperimentConfig, resume: bool = False) -> dict:
-    """Dispatch on `cv.fold` and `train.mode`; returns the run's summary metrics (also in metrics.json)."""
-    run_dir = Path(cfg.log.root) / cfg.log.run_name
-    check_inputs(cfg)
-    several_folds = len(cfg.cv.folds) > 1 or cfg.cv.fold == "all"
-    composite = several_folds or cfg.train.mode == "tapt"
-    if composite and is_main_rank():  # its stages write their own folders; this one records the whole run
-        prepare_run_dir(run_dir, cfg, resume)
-    with process_group_without_launcher(cfg):
-        if several_folds:
-            return run_all_folds(cfg, run_dir, resume)
-        if cfg.train.mode == "tapt":
-            return run_tapt(cfg, run_dir, resume)
-        return train(cfg, run_dir, resume)
+def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, tags: dict | None = None,
+          resume_dir: Path | None = None) -> dict:
+    """One training run into `run_dir`: set up, fit, then score and summarise the selected model. `resume_dir` is
+    the folder `--resume` takes when this run is a stage of a TAPT or several-fold run (`mtl.stages`)."""
+    run = setup(cfg, run_dir, resume)
+    best_reports, reports = fit(run, cfg, run_dir, resume_dir or run_dir)
+    return finish(run, cfg, run_dir, best_reports, reports, tags)
 
 
-def is_main_rank() -> bool:
-    """Rank 0 before any accelerator exists (torchrun sets RANK; a plain process is rank 0)."""
-    return int(os.environ.get("RANK", "0")) == 0
+@dataclass
+class Run:
+    """What `setup` builds and `fit` trains: the prepared model and optimizer, the data, the loop's state."""
+
+    accelerator: Accelerator
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    streams: TaskStreams
+    state: TrainState
+    data: RunData
+    info: ModelInfo
+    logger: object
+    params: dict
+    batching: str
+    pad_id: int
+    resumed: bool
 
 
-def stage_resumable(stage_dir: Path, resume: bool) -> bool:
-    """Inside a resumed TAPT or all-folds run: continue a stage from its checkpoint, or restart a stage that was
-    cut off before its first checkpoint (there is nothing in it to continue)."""
-    if not resume or not stage_dir.exists():
-        return False
-    if latest_checkpoint(stage_dir) is not None:
-        return True
-    if is_main_rank():
-        log.warning("%s stopped before its first checkpoint: starting that stage again", stage_dir)
-        shutil.rmtree(stage_dir)
-    return False
-
-
-@contextlib.contextmanager
-def process_group_without_launcher(cfg: ExperimentConfig):
-    """DeepSpeed needs a process group even for one process; started without torchrun, give it the environment
-    torchrun would have set, and restore the environment afterwards so that child processes and later
-    non-DeepSpeed runs do not see a launcher that is not there. The group itself stays up: deepspeed.comm caches
-    it process-wide, and a later DeepSpeed run in this process reuses it."""
-    if not cfg.train.deepspeed or "WORLD_SIZE" in os.environ:
-        yield
-        return
-    names = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
-    try:
-        yield
-    finally:
-        AcceleratorState._reset_state(reset_partial_state=True)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def run_tapt(cfg: ExperimentConfig, run_dir: Path, resume: bool, resume_dir: Path | None = None) -> dict:
-    """The paper's schedule: stage 1 trains on the other task, stage 2 fine-tunes on the target task starting from
-    stage 1's `final/` (adapter and the trained head, copied into the target head)."""
-    target = cfg.train.task
-    source = next(t for t in TASKS if t != target)
-    source_dir, target_dir = run_dir / f"source-{source}", run_dir / f"target-{target}"
-
-    stage1 = copy.deepcopy(cfg)
-    stage1.train.mode, stage1.train.task = "single", source
-    stage1.train.max_steps = cfg.train.tapt_steps or cfg.train.max_steps
-    if not (source_dir / "metrics.json").is_file():
-        train(stage1, source_dir, stage_resumable(source_dir, resume), tags={"tapt_stage": f"source-{source}"},
-              resume_dir=resume_dir or run_dir)
-
-    stage2 = copy.deepcopy(cfg)
-    stage2.train.mode, stage2.train.task = "single", target
-    stage2.model.init_from = str(source_dir / "final")
-    summary = train(stage2, target_dir, stage_resumable(target_dir, resume), head_from=source,
-                    tags={"tapt_stage": f"target-{target}"}, resume_dir=resume_dir or run_dir)
-    atomic_write_text(run_dir / "metrics.json", json.dumps({**summary, "mode": "tapt"}, indent=1))
-    return summary
-
-
-def run_all_folds(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> dict:
-    """One model per fold of `cv.fold` (all, or the listed ones) in turn (`fold-k/`), then the mean and standard
-    deviation of each headline figure, the out-of-fold predictions (`oof_<task>.jsonl`: every validation record of
-    the folds, scored by the model that did not train on it) and `cv.json` (`mtl.cv.summarize_oof`)."""
-    from mtl.cv import write_cv_summary
-
-    per_fold = []
-    for fold in cfg.cv.folds:
-        fold_cfg = copy.deepcopy(cfg)
-        fold_cfg.cv.fold = str(fold)
-        fold_dir = run_dir / f"fold-{fold}"
-        if (fold_dir / "metrics.json").is_file():
-            summary = json.loads((fold_dir / "metrics.json").read_text())
-            if cfg.train.mode == "tapt":  # a TAPT fold's own metrics.json records the whole fold
-                summary = json.loads((fold_dir / f"target-{cfg.train.task}" / "metrics.json").read_text())
-            per_fold.append(summary)
-            continue
-        if cfg.train.mode == "tapt":
-            if is_main_rank():
-                fold_dir.mkdir(parents=True, exist_ok=True)
-            per_fold.append(run_tapt(fold_cfg, fold_dir, resume, resume_dir=run_dir))
-        else:
-            per_fold.append(train(fold_cfg, fold_dir, stage_resumable(fold_dir, resume), resume_dir=run_dir))
-    cv = {}
-    for part in ("best", "test"):
-        headlines = [s.get(part, {}).get("headline", {}) for s in per_fold]
-        for key in sorted(set.intersection(*(set(h) for h in headlines))):
-            cv[key] = {"mean": float(np.mean([h[key] for h in headlines])),
-                       "std": float(np.std([h[key] for h in headlines]))}
-    summary = {"mode": cfg.train.mode, "folds": len(per_fold), "cv": cv}
-    if is_main_rank():
-        stage = f"target-{cfg.train.task}" if cfg.train.mode == "tapt" else ""
-        oof_files = {fold: {t: run_dir / f"fold-{fold}" / stage / path for t, path in s.get("oof", {}).items()}
-                     for fold, s in zip(cfg.cv.folds, per_fold)}
-        summary["oof"] = write_cv_summary(run_dir, oof_files)
-        atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=1))
-    return summary
-
-
-def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from: str | None = None,
-          tags: dict | None = None, resume_dir: Path | None = None) -> dict:
-    """One training run into `run_dir`. `resume_dir` is the folder `--resume` takes when this run is a stage of a
-    TAPT or all-folds run."""
+def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
+    """Accelerator, data, model, optimizer and schedule, sampler, and the checkpoint's state when resuming."""
     accelerator = build_accelerator(cfg)
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
@@ -216,15 +134,12 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
     with accelerator.main_process_first():  # converts the embedded backbone / writes the token cache once
         pair_tokenizer, backbone_folder = build_tokenizer(cfg)
         data = load_run_data(cfg, pair_tokenizer)
-    tasks, splits, taxonomy, priors = cfg.active_tasks, data.splits, data.taxonomy, data.priors
-    train_data, val_data = data.train, data.val
+    priors = data.priors
 
     set_seed(cfg.train.seed)  # LoRA and head initialisation do not depend on what loading consumed
     model = build_model(cfg, priors.n_features if priors else 0, backbone_folder, pair_tokenizer.arch)
     if cfg.model.head_init == "prior" and not cfg.model.init_from:
-        model.init_heads({t: float(d.labels.mean()) for t, d in train_data.items()})
-    if head_from:
-        transfer_head(model, Path(cfg.model.init_from), head_from, tasks[0])
+        model.init_heads({t: float(d.labels.mean()) for t, d in data.train.items()})
     params = count_parameters(model)
     optimizer = build_optimizer(model, cfg.train.lr, cfg.train.head_lr, cfg.train.weight_decay)
     scheduler = get_scheduler(
@@ -234,82 +149,92 @@ def train(cfg: ExperimentConfig, run_dir: Path, resume: bool = False, head_from:
     )
     model, optimizer = accelerator.prepare(model, optimizer)
 
-    batching = resolve_batching(cfg.train.batching, accelerator.unwrap_model(model))
-    streams = TaskStreams({t: d.lengths for t, d in train_data.items()}, cfg.train.global_batch_size,
-                          cfg.train.seed, batching, {t: d.queries for t, d in train_data.items()})
+    bare = accelerator.unwrap_model(model)
+    batching = resolve_batching(cfg.train.batching, bare)
+    streams = TaskStreams({t: d.lengths for t, d in data.train.items()}, cfg.train.global_batch_size,
+                          cfg.train.seed, batching, {t: d.queries for t, d in data.train.items()})
     state = TrainState()
     accelerator.register_for_checkpointing(scheduler, streams, state)
     if checkpoint is not None:
         restore_checkpoint(accelerator, model, checkpoint)
         log.info("resumed from %s at step %d", checkpoint, state.step)
 
-    info = ModelInfo(pair_tokenizer.fingerprint(), pair_tokenizer.arch, accelerator.unwrap_model(model).pooling,
-                     accelerator.unwrap_model(model).backbone.get_base_model().config.hidden_size,
-                     priors.n_features if priors else 0, list(tasks), priors=priors.to_dict() if priors else None,
-                     head_norm=cfg.model.head_norm)
+    info = ModelInfo(pair_tokenizer.fingerprint(), pair_tokenizer.arch, bare.pooling,
+                     bare.backbone.get_base_model().config.hidden_size, priors.n_features if priors else 0,
+                     list(cfg.active_tasks), priors=priors.to_dict() if priors else None, head_norm=cfg.model.head_norm)
     logger = build_logger(run_dir, cfg.log.tensorboard, accelerator.is_main_process,
                           purge_step=state.step + 1 if checkpoint is not None else None)
-    sizes = {t: len(d) for t, d in train_data.items()}
-    weights = cfg.tasks.weights
-    pad_id = pair_tokenizer.pad_id
     log.info("training %s on %s: %s trainable of %s parameters, %d process(es), %d micro-batches per step",
-             "+".join(tasks), cfg.model.backbone, f"{params['trainable']:,}", f"{params['total']:,}",
+             "+".join(cfg.active_tasks), cfg.model.backbone, f"{params['trainable']:,}", f"{params['total']:,}",
              accelerator.num_processes, accelerator.gradient_accumulation_steps)
+    return Run(accelerator, model, optimizer, scheduler, streams, state, data, info, logger, params, batching,
+               pair_tokenizer.pad_id, checkpoint is not None)
 
-    window = {"loss": {t: [] for t in tasks}, "tokens": 0, "seconds": 0.0}
+
+def fit(run: Run, cfg: ExperimentConfig, run_dir: Path, resume_dir: Path) -> tuple[dict, dict]:
+    """The loop: each step draws its task, trains one global batch of it, and at its boundary logs, validates
+    (keeping the best model by `eval.select`), checkpoints, and stops on a signal. Returns the best validation
+    reports (empty if resumed past them) and the last ones (empty if resumed at the last step)."""
+    accelerator, state = run.accelerator, run.state
+    sizes = {t: len(d) for t, d in run.data.train.items()}
+    window = {"loss": {t: [] for t in cfg.active_tasks}, "tokens": 0, "seconds": 0.0}
     best_reports, reports = {}, {}
     progress = tqdm(total=cfg.train.max_steps, initial=state.step, desc="train", disable=not accelerator.is_main_process)
     with StopSignal() as stop:
         while state.step < cfg.train.max_steps:
             step_start = time.perf_counter()
             task = task_for_step(state.step, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed,
-                                 weights)
-            micro_batches = shard(streams.next(task), cfg.train.micro_batch_size, accelerator.process_index,
+                                 cfg.tasks.weights)
+            micro_batches = shard(run.streams.next(task), cfg.train.micro_batch_size, accelerator.process_index,
                                   accelerator.num_processes)
-            loss, tokens = train_step(model, train_data[task], micro_batches, optimizer, accelerator, cfg, state,
-                                      pad_id, batching)
-            scheduler.step()
-            state.step += 1
-            state.task_steps[task] = state.task_steps.get(task, 0) + 1
+            loss, counts = train_step(run.model, run.data.train[task], micro_batches, run.optimizer, accelerator, cfg,
+                                      state, run.pad_id, run.batching)
+            run.scheduler.step()
             seconds = time.perf_counter() - step_start
-            state.train_seconds += seconds
-            state.tokens += tokens
+            state.add_step(task, seconds, counts)
             window["loss"][task].append(loss)
-            window["tokens"] += tokens
+            window["tokens"] += counts["tokens"]
             window["seconds"] += seconds
             progress.update(1)
             progress.set_postfix(task=task, loss=f"{loss:.4f}")
 
             if state.step % cfg.log.every == 0 or state.step == cfg.train.max_steps:
-                log_training(logger, window, scheduler, state)
+                log_training(run.logger, window, run.scheduler, state)
             is_last = state.step == cfg.train.max_steps
             if is_last or (cfg.train.eval_every and state.step % cfg.train.eval_every == 0):
-                reports = validate(model, val_data, accelerator, cfg, pad_id, logger, state.step)
+                reports = validate(run.model, run.data.val, accelerator, cfg, run.pad_id, run.logger, state.step)
                 score = selection_score(reports, cfg.eval.select)
                 if score > state.best_score:
                     state.best_score, state.best_step, best_reports = score, state.step, reports
-                    write_model(accelerator, model, run_dir / "best", cfg, info, reports, taxonomy)
+                    write_model(accelerator, run.model, run_dir / "best", cfg, run.info, reports, run.data.taxonomy)
             if is_last or (cfg.train.save_every and state.step % cfg.train.save_every == 0):
-                save_checkpoint(accelerator, model, run_dir, state.step, cfg, info, taxonomy)
+                save_checkpoint(accelerator, run.model, run_dir, state.step, cfg, run.info, run.data.taxonomy)
             if not is_last and stop.requested(accelerator):
-                path = save_checkpoint(accelerator, model, run_dir, state.step, cfg, info, taxonomy)
+                path = save_checkpoint(accelerator, run.model, run_dir, state.step, cfg, run.info, run.data.taxonomy)
                 raise Interrupted(f"stopped at step {state.step}; checkpoint {path}; continue with "
-                                  f"`mtl train --resume {resume_dir or run_dir}`")
+                                  f"`mtl train --resume {resume_dir}`")
     progress.close()
+    return best_reports, reports
 
+
+def finish(run: Run, cfg: ExperimentConfig, run_dir: Path, best_reports: dict, reports: dict,
+           tags: dict | None) -> dict:
+    """`final/`, the selected model's scores on the test split and the fold's validation records, metrics.json."""
+    accelerator, state = run.accelerator, run.state
     if not reports:  # resumed from the checkpoint of the last step, whose evaluation is logged already
-        reports = validate(model, val_data, accelerator, cfg, pad_id, NullLogger(), state.step)
-    write_model(accelerator, model, run_dir / "final", cfg, info, reports, taxonomy)
+        reports = validate(run.model, run.data.val, accelerator, cfg, run.pad_id, NullLogger(), state.step)
+    write_model(accelerator, run.model, run_dir / "final", cfg, run.info, reports, run.data.taxonomy)
     if not best_reports:  # resumed after the best checkpoint was written: read its metrics back
-        best_reports = json.loads((run_dir / "best" / "model.json").read_text())["metrics"]
-    test_reports, oof = score_best(run_dir, data, cfg, accelerator, pad_id)
-    summary = summarize(cfg, state, best_reports, reports, params, splits, accelerator, tags, batching, test_reports)
+        best_reports = read_info(run_dir / "best").metrics
+    test_reports, oof = score_best(run_dir, run.data, cfg, accelerator, run.pad_id)
+    summary = summarize(cfg, state, best_reports, reports, run.params, run.data.splits, accelerator, tags,
+                        run.batching, test_reports)
     summary["oof"] = oof
     if accelerator.is_main_process:
         atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=1))
-        logger.log_hparams({**flatten(to_dict(cfg)), **(tags or {})}, summary["best"]["headline"])
+        run.logger.log_hparams({**flatten(to_dict(cfg)), **(tags or {})}, summary["best"]["headline"])
         log.info("best step %d of %s:\n%s", state.best_step, run_dir, format_table(best_reports, test_reports))
-    logger.close()
+    run.logger.close()
     accelerator.wait_for_everyone()
     return summary
 
@@ -396,19 +321,25 @@ def without_zero3_init(accelerator):
         set_hf_deepspeed_config(held)
 
 
-def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg, state, pad_id, batching: str):
+def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg, state, pad_id,
+               batching: str) -> tuple[float, dict]:
     """One optimizer step on one task: forward/backward each micro-batch, then clip and step (accelerate applies
-    the update only after the last micro-batch). Returns the global batch's mean loss and its pairs' token count
-    (what the pairs hold, whether padded batches or prefix-tree rows computed them)."""
-    losses, tokens, skipped = [], 0, False
+    the update only after the last micro-batch). Returns the global batch's mean loss and what its forward passes
+    held: pairs, their tokens, the tokens computed (padding excluded) and the slots (rows x width)."""
+    losses, skipped = [], False
+    counts = dict.fromkeys(("pairs", "tokens", "computed", "slots"), 0)
     clear_zero3_gradient_buffer(model)
     activate(optimizer, data.task)
     for rows in micro_batches:
+        lengths = data.lengths[rows]
         if batching == "shared":
             batch = pack(data, rows, pad_id, cfg.train.row_tokens)
+            computed, slots = batch["computed"], batch["input_ids"].numel()
         else:
             batch = collate(data, rows, pad_id)
-        tokens += int(data.lengths[rows].sum())
+            computed, slots = int(lengths.sum()), len(rows) * int(lengths.max())
+        for key, value in zip(counts, (len(rows), int(lengths.sum()), computed, slots)):
+            counts[key] += value
         with accelerator.accumulate(model):
             logits = model(task=data.task, **model_inputs(batch, accelerator.device))
             loss = F.binary_cross_entropy_with_logits(logits.float(), batch["labels"].to(accelerator.device))
@@ -419,11 +350,13 @@ def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg
             backward_and_step(model, loss, optimizer, accelerator, cfg)
         losses.append(loss.detach().float())
     state.skipped_steps += skipped
-    mean_loss, tokens = torch.stack(losses).mean(), torch.tensor(float(tokens))
+    mean_loss = torch.stack(losses).mean()
     if accelerator.num_processes > 1:  # each process saw its own micro-batches: log the global batch's figures
         mean_loss = accelerator.reduce(mean_loss.to(accelerator.device), reduction="mean")
-        tokens = accelerator.reduce(tokens.to(accelerator.device), reduction="sum")
-    return float(mean_loss), int(tokens.item())
+        totals = accelerator.reduce(torch.tensor(list(counts.values()), dtype=torch.float64,
+                                                 device=accelerator.device), reduction="sum")
+        counts = dict(zip(counts, (int(v) for v in totals.tolist())))
+    return float(mean_loss), counts
 
 
 def clear_zero3_gradient_buffer(model) -> None:
@@ -542,101 +475,6 @@ def build_accelerator(cfg: ExperimentConfig) -> Accelerator:
     return accelerator
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def transfer_head(model, folder: Path, source: str, target: str) -> None:
-    """TAPT: the target head starts as the source head saved in `folder` (the paper reuses one classifier head).
-    Columns for QC's taxonomy features, which the other head lacks, start at zero (QI -> QC) or are dropped."""
-    saved = load_file(str(folder / "heads.safetensors"))
-    weight, bias = saved[f"{source}_head.weight"], saved[f"{source}_head.bias"]
-    dst = model.head(target)
-    shared = min(weight.shape[1], dst.weight.shape[1])
-    with torch.no_grad():
-        dst.weight.zero_()
-        dst.weight[:, :shared] = weight[:, :shared]
-        dst.bias.copy_(bias)
-        if model.head_norm and f"{source}_norm.weight" in saved:
-            norm = getattr(model, f"{target}_norm")
-            norm.weight.copy_(saved[f"{source}_norm.weight"])
-            norm.bias.copy_(saved[f"{source}_norm.bias"])
-
-
-def write_model(accelerator, model, folder: Path, cfg, info: ModelInfo, reports: dict, taxonomy) -> None:
-    """Save a model folder with the thresholds tuned on validation (`best/`, `final/`)."""
-    state_dict = accelerator.get_state_dict(model)  # collective under ZeRO-3: every process must call it
-    if accelerator.is_main_process:
-        info = copy.deepcopy(info)
-        info.thresholds = {t: r.get("tuned", {}).get("threshold", 0.5) for t, r in reports.items()}
-        info.metrics = reports
-        save_model(accelerator.unwrap_model(model), folder, cfg, info, taxonomy, state_dict)
-    accelerator.wait_for_everyone()
-
-
-def save_checkpoint(accelerator, model, run_dir: Path, step: int, cfg, info: ModelInfo, taxonomy) -> Path:
-    """`step-N/` = a model folder + `training/` (optimizer, scheduler, sampler, loop counters, RNG of every process).
-    Written under `step-N.tmp/` and renamed when complete, so a checkpoint is complete or absent."""
-    final, tmp = run_dir / f"step-{step:06d}", run_dir / f"step-{step:06d}.tmp"
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    write_model(accelerator, model, tmp, cfg, info, {}, taxonomy)
-    handle = accelerator.register_save_state_pre_hook(lambda models, weights, output_dir: weights.clear())
-    try:  # the frozen backbone is not saved: it is whatever `model.backbone` points at
-        if accelerator.distributed_type == DistributedType.DEEPSPEED:
-            accelerator.save_state(str(tmp / "training"), exclude_frozen_parameters=True)
-        else:
-            accelerator.save_state(str(tmp / "training"))
-    finally:
-        handle.remove()
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-        old = sorted(run_dir.glob("step-[0-9]*[0-9]"))[: -cfg.train.keep_checkpoints]
-        for folder in old:
-            shutil.rmtree(folder, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return final
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    complete = sorted(p for p in run_dir.glob("step-[0-9]*[0-9]") if (p / "training").is_dir())
-    return complete[-1] if complete else None
-
-
-def restore_checkpoint(accelerator, model, checkpoint: Path) -> None:
-    from mtl.model import load_weights
-
-    if accelerator.distributed_type != DistributedType.DEEPSPEED:  # DeepSpeed's own checkpoint holds them
-        load_weights(accelerator.unwrap_model(model), checkpoint)
-    handle = accelerator.register_load_state_pre_hook(lambda models, input_dir: models.clear())
-    try:
-        if accelerator.distributed_type == DistributedType.DEEPSPEED:
-            accelerator.load_state(str(checkpoint / "training"), load_module_strict=False)
-        else:
-            accelerator.load_state(str(checkpoint / "training"))
-    finally:
-        handle.remove()
-
-
-def prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool) -> None:
-    """A new run needs a folder with no run in it (so runs are never mixed); one holding only the config of a run
-    that failed while loading its data is taken over. Stale `*.tmp` from a crash are removed."""
-    if not resume and run_dir.exists() and any(p.name != "config.yaml" for p in run_dir.iterdir()):
-        raise ConfigError(f"{run_dir} already holds a run: use --resume {run_dir} or another log.run_name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in run_dir.glob("*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
-    save_config(cfg, run_dir / "config.yaml")
-
-
 def summarize(cfg, state: TrainState, best: dict, last: dict, params: dict, splits, accelerator, tags,
               batching: str | None, test: dict | None = None) -> dict:
     """What metrics.json holds; `batching` is what the run resolved `train.batching` to (None: nothing trained).
@@ -658,24 +496,15 @@ def summarize(cfg, state: TrainState, best: dict, last: dict, params: dict, spli
         "best": {"headline": headline(best), "reports": best},
         "final": {"headline": headline(last), "reports": last},
         "train_seconds": state.train_seconds, "batching": batching,
-        "tokens": state.tokens, "tokens_per_s": state.tokens / max(state.train_seconds, 1e-9),
+        "pairs": state.pairs, "tokens": state.tokens, "computed_tokens": state.computed,
+        "token_slots": state.slots, "tokens_per_s": state.tokens / max(state.train_seconds, 1e-9),
+        "schedule": state.schedule,
         "skipped_batches": state.skipped_batches, "skipped_steps": state.skipped_steps,
         "task_steps": dict(state.task_steps),
         "parameters": params, "processes": accelerator.num_processes,
         "distributed": str(accelerator.distributed_type).split(".")[-1],
         "data": {t: [r.summary() for r in s.reports] for t, s in splits.items()},
     }
-
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value if not isinstance(value, list) else ",".join(map(str, value))
-    return out
 
 
 class StopSignal:

@@ -149,7 +149,7 @@ def one_process_torchrun(monkeypatch):
     clone of it process-wide and a later DeepSpeed run would meet a destroyed group."""
     import torch.distributed
 
-    from mtl.train import _free_port
+    from mtl.stages import _free_port
 
     existed = torch.distributed.is_initialized()
     for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",

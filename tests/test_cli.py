@@ -51,14 +51,14 @@ def test_bad_input_exits_2_naming_file_line_and_field(tmp_path, caplog):
 
 
 def test_train_refuses_single_mode_without_a_task(caplog, monkeypatch):
-    monkeypatch.setattr("mtl.train.run", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr("mtl.stages.run", lambda *a, **k: pytest.fail("training started"))
     with caplog.at_level(logging.ERROR):
         assert main(["train", "--mode", "single"]) == 2
     assert "needs a target task" in caplog.text
 
 
 def test_train_with_a_missing_config_file_exits_2_naming_it(tmp_path, caplog, monkeypatch):
-    monkeypatch.setattr("mtl.train.run", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr("mtl.stages.run", lambda *a, **k: pytest.fail("training started"))
     with caplog.at_level(logging.ERROR):
         assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert f"{tmp_path / 'missing.yaml'}: config file not found" in caplog.text
@@ -139,7 +139,7 @@ def capture_train_config(monkeypatch) -> dict:
         seen["cfg"] = cfg
         raise MtlError("stopped before training")
 
-    monkeypatch.setattr("mtl.train.run", fake_run)
+    monkeypatch.setattr("mtl.stages.run", fake_run)
     return seen
 
 

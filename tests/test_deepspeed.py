@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mtl import train as train_module
+from mtl import stages
 from mtl.config import load_config
 from tests.conftest import tiny_overrides
 
@@ -27,7 +27,7 @@ def test_zero_run_checkpoints_and_resumes_to_the_same_weights(tiny_backbone, tin
     cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{
         "log.run_name": f"zero{stage}", "train.deepspeed": str(CONFIGS / f"zero{stage}.json"),
         "train.max_steps": 4, "train.eval_every": 2, "train.save_every": 2, "train.keep_checkpoints": 3}))
-    train_module.run(cfg)
+    stages.run(cfg)
     assert "WORLD_SIZE" not in os.environ and "MASTER_PORT" not in os.environ, \
         "the launcher environment must not outlive the run (child processes would try to join its group)"
     run_dir = tmp_path / "runs" / f"zero{stage}"
@@ -39,7 +39,7 @@ def test_zero_run_checkpoints_and_resumes_to_the_same_weights(tiny_backbone, tin
     straight_weights = final_weights(run_dir)
     for item in ("step-000004", "final", "metrics.json"):
         shutil.rmtree(run_dir / item) if (run_dir / item).is_dir() else (run_dir / item).unlink()
-    train_module.run(cfg, resume=True)
+    stages.run(cfg, resume=True)
     resumed_weights = final_weights(run_dir)
     assert straight_weights.keys() == resumed_weights.keys()
     for name, value in straight_weights.items():
@@ -62,7 +62,7 @@ def test_zero2_zero3_and_plain_runs_train_the_same_weights(tiny_backbone, tiny_d
             "log.run_name": f"zero{stage}", "train.max_steps": 6, "train.eval_every": 0,
             "tasks.sampling": "round_robin", "train.micro_batch_size": micro_batch_size,
             **({} if stage == "plain" else {"train.deepspeed": str(CONFIGS / f"zero{stage}.json")})}))
-        train_module.run(cfg)
+        stages.run(cfg)
         weights[stage] = final_weights(tmp_path / "runs" / f"zero{stage}")
     for stage in (2, 3):
         assert weights[stage].keys() == weights["plain"].keys()

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from mtl import train as train_module
+from mtl import stages
 from mtl.config import load_config
 from mtl.errors import CheckpointError, DataError
 from mtl.cli import main
@@ -18,7 +18,7 @@ def trained(tiny_backbone, tiny_data, tmp_path_factory):
     """A joint model and a QI-only model trained for a few steps on the tiny data."""
     root = tmp_path_factory.mktemp("predict")
     for name, extra in (("joint", {}), ("qi-only", {"train.mode": "single", "train.task": "qi"})):
-        train_module.run(load_config(None, tiny_overrides(tiny_backbone, tiny_data, root,
+        stages.run(load_config(None, tiny_overrides(tiny_backbone, tiny_data, root,
                                                           **{"log.run_name": name, **extra})))
     return root / "runs"
 

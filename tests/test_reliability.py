@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mtl import train as train_module
+from mtl import checkpoint as checkpoint_module
+from mtl import stages
 from mtl.config import load_config
 from mtl.data.records import read_records, write_records
 from mtl.errors import DataError
@@ -22,7 +23,7 @@ LONG_RUN = {"train.max_steps": 120, "train.eval_every": 40, "log.every": 1, "tra
 
 def test_sigterm_checkpoints_and_resume_matches_an_uninterrupted_run(tiny_backbone, tiny_data, tmp_path):
     overrides = tiny_overrides(tiny_backbone, tiny_data, tmp_path, **LONG_RUN)
-    straight = train_module.run(load_config(None, overrides + ["log.run_name=straight"]))
+    straight = stages.run(load_config(None, overrides + ["log.run_name=straight"]))
 
     env = child_env(OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "mtl", "-q", "train", *overrides, "log.run_name=killed"]
@@ -86,12 +87,12 @@ def interrupted_run(tmp_path):
 
 
 def test_a_stale_temporary_checkpoint_is_not_resumed_from(tmp_path):
-    assert train_module.latest_checkpoint(interrupted_run(tmp_path)).name == "step-000006"
+    assert checkpoint_module.latest_checkpoint(interrupted_run(tmp_path)).name == "step-000006"
 
 
 def test_resuming_removes_stale_temporary_checkpoints(tmp_path):
     run_dir = interrupted_run(tmp_path)
-    train_module.prepare_run_dir(run_dir, load_config(), resume=True)
+    checkpoint_module.prepare_run_dir(run_dir, load_config(), resume=True)
     assert not (run_dir / "step-000009.tmp").exists()
     assert (run_dir / "step-000006" / "training").is_dir()
 

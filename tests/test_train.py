@@ -10,7 +10,10 @@ from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
+from mtl import stages
+from mtl import model as model_module
 from mtl import train as train_module
+from mtl.errors import Interrupted
 from mtl.config import load_config
 from mtl.errors import ConfigError, DataError, MtlError
 from tests.conftest import tiny_overrides
@@ -18,7 +21,7 @@ from tests.conftest import tiny_overrides
 
 def run(tiny_backbone, tiny_data, tmp_path, name, **extra):
     cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"log.run_name": name, **extra}))
-    return cfg, train_module.run(cfg)
+    return cfg, stages.run(cfg)
 
 
 def scalar_tags(run_dir):
@@ -71,13 +74,13 @@ def test_single_task_run_trains_and_evaluates_one_task(tiny_backbone, tiny_data,
 
 def test_tapt_stage_two_starts_from_stage_one(tiny_backbone, tiny_data, tmp_path, monkeypatch):
     built = []
-    original = train_module.transfer_head
+    original = model_module.transfer_head
 
     def spy(model, folder, source, target):
         original(model, folder, source, target)
         built.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
 
-    monkeypatch.setattr(train_module, "transfer_head", spy)
+    monkeypatch.setattr(model_module, "transfer_head", spy)
     run(tiny_backbone, tiny_data, tmp_path, "tapt", **{"train.mode": "tapt", "train.task": "qc"})
     stage1 = tmp_path / "runs" / "tapt" / "source-qi" / "final"
     assert (tmp_path / "runs" / "tapt" / "target-qc" / "final").is_dir()
@@ -140,10 +143,10 @@ def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_run(tiny_backbone
     monkeypatch.setattr(train_module.StopSignal, "requested", stop_after_three)
     cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path,
                                            **{"log.run_name": "stopped", "train.batching": batching}))
-    with pytest.raises(train_module.Interrupted, match="stopped at step 3"):
-        train_module.run(cfg)
+    with pytest.raises(Interrupted, match="stopped at step 3"):
+        stages.run(cfg)
     assert (tmp_path / "runs" / "stopped" / "step-000003" / "training").is_dir()
-    resumed = train_module.run(cfg, resume=True)
+    resumed = stages.run(cfg, resume=True)
     assert resumed["steps"] == 6
     assert resumed["best"]["headline"] == pytest.approx(straight["best"]["headline"], abs=1e-6)
     assert resumed["final"]["headline"] == pytest.approx(straight["final"]["headline"], abs=1e-6)
@@ -358,11 +361,11 @@ def test_an_interrupted_tapt_run_resumes_from_its_own_folder(tiny_backbone, tiny
     cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{
         "log.run_name": "tapt-stopped", "train.mode": "tapt", "train.task": "qc"}))
     top = tmp_path / "runs" / "tapt-stopped"
-    with pytest.raises(train_module.Interrupted, match=f"--resume {top}`"):
-        train_module.run(cfg)
+    with pytest.raises(Interrupted, match=f"--resume {top}`"):
+        stages.run(cfg)
     assert load_config(top / "config.yaml") == cfg and not (top / "target-qc").exists()
     monkeypatch.undo()
-    resumed = train_module.run(cfg, resume=True)
+    resumed = stages.run(cfg, resume=True)
     assert (top / "target-qc" / "final").is_dir() and (top / "metrics.json").is_file()
     assert resumed["best"]["headline"] == pytest.approx(straight["best"]["headline"], abs=1e-6)
 
@@ -371,15 +374,15 @@ def test_a_resumed_run_logs_each_step_once(tiny_backbone, tiny_data, tmp_path, m
     monkeypatch.setattr(train_module.StopSignal, "requested", lambda self, accelerator: True)
     cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"log.run_name": "relog",
                                                                                    "log.every": 1}))
-    with pytest.raises(train_module.Interrupted, match="stopped at step 1"):
-        train_module.run(cfg)
+    with pytest.raises(Interrupted, match="stopped at step 1"):
+        stages.run(cfg)
     run_dir = tmp_path / "runs" / "relog"
     with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as file:  # what a crash after step 1 leaves behind
         file.write(json.dumps({"step": 2, "train/loss/qc": 9.0}) + "\n")
     with SummaryWriter(str(run_dir)) as writer:
         writer.add_scalar("train/lr", 9.0, 2)
     monkeypatch.undo()
-    train_module.run(cfg, resume=True)
+    stages.run(cfg, resume=True)
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
              if "train/lr" in json.loads(line) or "train/loss/qc" in json.loads(line)]
     assert steps == [1, 2, 3, 4, 5, 6]
@@ -398,7 +401,7 @@ def test_bad_data_is_refused_before_the_run_folder_is_made(tiny_backbone, tiny_d
     extra = {bad_key: bad, "train.mode": mode, "train.task": "qc" if mode == "tapt" else ""}
     cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **extra))
     with pytest.raises(DataError, match="bad.txt:1: field 'label': appears twice in one object"):
-        train_module.run(cfg)
+        stages.run(cfg)
     assert not (tmp_path / "runs").exists()
 
 
@@ -412,7 +415,7 @@ def test_a_fold_the_training_file_cannot_fill_is_refused_before_the_run_folder_i
                                                                                   "data.qi_train": few,
                                                                                   "data.test_fraction": 0}))
     with pytest.raises(MtlError, match="qi ca split into 5 folds: 4 rows in"):
-        train_module.run(cfg)
+        stages.run(cfg)
     assert not (tmp_path / "runs").exists()
 
 
@@ -422,5 +425,5 @@ def test_a_file_left_empty_by_cleaning_is_refused_before_the_run_folder_is_made(
                                          "label": i % 2}) + "\n" for i in range(3)), encoding="utf-8")
     cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"data.qi_dev": blank}))
     with pytest.raises(DataError, match=r"blank_QI.txt: no usable records: all 3 were dropped \(3 with an empty query\)"):
-        train_module.run(cfg)
+        stages.run(cfg)
     assert not (tmp_path / "runs").exists()
