@@ -51,14 +51,10 @@ records the CPU cores other processes kept busy meanwhile: timings are only comp
 from __future__ import annotations
 
 import copy
-import ctypes
 import datetime
-import gc
 import json
 import logging
 import os
-import platform
-import resource
 import tempfile
 import time
 from dataclasses import dataclass
@@ -72,6 +68,7 @@ from mtl.data.tasks import TaskData, collate, fit_priors, load_splits, make_task
 from mtl.errors import ConfigError
 from mtl.evaluate import predict_probs_mixed
 from mtl.io import atomic_write_text
+from mtl.measure import Meter, cores, machine, mib
 from mtl.metrics import f1_avg
 from mtl.model import build_model, build_tokenizer, count_parameters, load_trained, resolve_dtype
 from mtl.packing import is_rotary, pack, resolve_batching, why_not_packable
@@ -158,7 +155,7 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
     results = {
         "command": command, "date": started.isoformat(timespec="seconds"),
         "wall_seconds": (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(),
-        "machine": machine(device),
+        "machine": machine(),
         # Other processes on the machine slow every phase down: the 1/5/15-minute load averages before and after
         # the run (the benchmark itself adds about one per busy core) say whether it had the machine to itself.
         "load_average": {"before": load_before, "after": os.getloadavg()},
@@ -467,96 +464,9 @@ def score_in_order(model, data: TaskData, pad_id: int, batch_size: int) -> np.nd
     return np.concatenate(out)
 
 
-class Meter:
-    """Peak memory of the code inside the `with` (see the module doc for how it is read on each platform), and
-    `other_load`: the average number of CPU cores other processes kept busy meanwhile (Linux: /proc/stat minus this
-    process), which says whether the timings had the machine to themselves."""
-
-    def __init__(self, device: str):
-        self.device, self.bytes, self.other_load = device, 0, None
-
-    def __enter__(self):
-        gc.collect()
-        if self.device == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-        else:
-            _trim_heap()
-            try:  # "5" resets VmHWM to the current RSS (Linux >= 4.0)
-                Path("/proc/self/clear_refs").write_text("5")
-            except OSError:
-                pass
-        self._start = (time.perf_counter(), _machine_busy_seconds(), sum(os.times()[:2]))
-        return self
-
-    def __exit__(self, *exc):
-        wall, busy, own = time.perf_counter(), _machine_busy_seconds(), sum(os.times()[:2])
-        if busy is not None and self._start[1] is not None:
-            others = (busy - self._start[1]) - (own - self._start[2])
-            self.other_load = max(0.0, others) / max(wall - self._start[0], 1e-9)
-        if self.device == "cuda":
-            self.bytes = int(torch.cuda.max_memory_allocated())
-            return
-        hwm = _vm_hwm()
-        self.bytes = hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _machine_busy_seconds() -> float | None:
-    """CPU seconds all processes have spent on all cores since boot (None where /proc/stat is missing)."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def _vm_hwm() -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _trim_heap() -> None:
-    """Hand freed heap back to the OS, so one phase's peak RSS does not start from the previous phase's garbage."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def _sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
-
-
-def machine(device: str) -> dict:
-    """What the figures were measured on."""
-    import accelerate
-    import peft
-    import transformers
-
-    cpu, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                cpu = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cpu_features": [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if f in flags],
-            "os": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "peft": peft.__version__, "accelerate": accelerate.__version__}
-    if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
 
 
 def write_results(results: dict, output_dir: str | Path, name: str) -> tuple[Path, Path]:
@@ -591,8 +501,8 @@ def format_markdown(r: dict) -> str:
         f"{_load(r['load_average']['after'])}",
         f"- matmul peak ({peak['dtype']}, {peak['size']}³, best of {peak['reps']}): "
         f"{peak['flops_per_s'] / 1e9:.1f} GFLOP/s, the higher of the run's start "
-        f"{peak['start']['flops_per_s'] / 1e9:.1f} GFLOP/s (other load {_cores(peak['start']['other_load'])}) "
-        f"and end {peak['end']['flops_per_s'] / 1e9:.1f} GFLOP/s (other load {_cores(peak['end']['other_load'])})",
+        f"{peak['start']['flops_per_s'] / 1e9:.1f} GFLOP/s (other load {cores(peak['start']['other_load'])}) "
+        f"and end {peak['end']['flops_per_s'] / 1e9:.1f} GFLOP/s (other load {cores(peak['end']['other_load'])})",
         f"- data: {s['data']['qc_train']}, {s['data']['qi_train']}; F1 on the dev subset "
         f"(data.dev_limit={s['dev_limit']} per task)",
         f"- batch {s['global_batch_size']} pairs per step (micro-batch {s['micro_batch_size']}); LoRA r={s['lora_r']} "
@@ -618,7 +528,7 @@ def format_markdown(r: dict) -> str:
             f"| {label} | {p['steps']} | {p['examples_per_s']:.2f} | {p['tokens_per_s']:.1f} | "
             f"{1 - p['shared_fraction']:.0%} ({p['shared_fraction']:.0%}) | "
             f"{p['padding_fraction']:.1%} | {p['flops_per_s'] / 1e9:.2f} | {p['mfu']:.1%} | "
-            f"{_mib(p['peak_memory_bytes'])} | {_cores(p['other_load'])} | {_f(f1.get('qc'))} | {_f(f1.get('qi'))} | "
+            f"{mib(p['peak_memory_bytes'])} | {cores(p['other_load'])} | {_f(f1.get('qc'))} | {_f(f1.get('qi'))} | "
             f"{_f(f1.get('avg'))} | {_f(f1.get('avg_tuned'))} |")
     ratio = r["ratios"]
     lines += [f"| **ours / reference** |  | **{ratio['train_examples_per_s']:.2f}x** | "
@@ -633,8 +543,8 @@ def format_markdown(r: dict) -> str:
                      ("reference: two single-task models, batches in file order", inf["reference"])):
         per_task = [f"{p['tasks'][t]['pairs_per_s']:.1f}" if "pairs_per_s" in p["tasks"][t] else "mixed"
                     for t in TASKS]
-        lines.append(f"| {label} | {p['models']} | {_mib(p['parameter_bytes'])} | {' | '.join(per_task)} | "
-                     f"{p['pairs_per_s']:.1f} | {_mib(p['peak_memory_bytes'])} | {_cores(p['other_load'])} |")
+        lines.append(f"| {label} | {p['models']} | {mib(p['parameter_bytes'])} | {' | '.join(per_task)} | "
+                     f"{p['pairs_per_s']:.1f} | {mib(p['peak_memory_bytes'])} | {cores(p['other_load'])} |")
     lines += [f"| **ours / reference** |  | **{1 / mem['ratio']:.2f}x** |  |  | "
               f"**{ratio['inference_pairs_per_s']:.2f}x** |  |  |", ""]
     t = {k: "met" if v else "not met" for k, v in r["targets"].items()}
@@ -681,14 +591,6 @@ def _batching(batching: str, setup: dict) -> str:
     if batching == "shared":
         return f"shared batching: prefix-tree rows of {setup['row_tokens']} tokens"
     return f"{batching} batches, max_length {setup['max_length']}"
-
-
-def _mib(n: int) -> str:
-    return f"{n / 2 ** 20:,.0f} MiB"
-
-
-def _cores(x) -> str:
-    return "n/a" if x is None else f"{x:.2f} cores"
 
 
 def _load(values) -> str:
