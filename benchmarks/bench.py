@@ -70,13 +70,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench_tables import format_markdown
 from mtl.cli import EPILOG_OVERRIDES, parse_args, run_command
 from mtl.config import ExperimentConfig, TASKS, from_dict, load_config, to_dict
 from mtl.data.tasks import TaskData, collate, fit_priors, load_splits, make_task_data
 from mtl.errors import ConfigError
 from mtl.evaluate import predict_probs_mixed
 from mtl.io import atomic_write_text
-from mtl.measure import Meter, cores, machine, mib
+from mtl.measure import Meter, machine
 from mtl.metrics import f1_avg
 from mtl.model import build_model, build_tokenizer, count_parameters, load_trained, resolve_dtype
 from mtl.packing import is_rotary, pack, resolve_batching, why_not_packable
@@ -169,38 +170,16 @@ def run_benchmark(cfg: ExperimentConfig, options: BenchOptions, command: str) ->
 def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = resolve_dtype(cfg.model.dtype)
-    ours_cfg = derive(cfg, {"train.max_steps": 2 * options.steps_per_task, "train.eval_every": 0,
-                            "train.save_every": 0, "log.tensorboard": False, "log.root": str(work),
-                            "log.run_name": "ours"})
-    ref_cfgs = {t: reference_config(cfg, t, options.steps_per_task, work) for t in TASKS}
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
 
     peak_size = options.peak_size or (8192 if device == "cuda" else 2048)
     peak_start = matmul_peak(dtype, device, peak_size, options.peak_reps)
-    ours_data = load_task_data(ours_cfg)
-    counts, batching, batching_refused = model_facts(ours_cfg, ours_data)
-
-    # The batching the trainer would pick, made explicit so the runs and their replay here agree.
-    ours_cfg = derive(ours_cfg, {"train.batching": batching})
-    other = "bucket" if batching == "shared" else "shared"
-    compare_steps = 2 * options.steps_per_task if options.compare_steps < 0 else options.compare_steps
-    if other == "shared" and batching_refused:
-        log.warning("shared batching %s: its run is skipped", batching_refused)
-        compare_steps = 0
-    training = {"ours": train_with_trainer(ours_cfg, ours_data, counts, device)}
-    if compare_steps:
-        other_cfg = derive(ours_cfg, {"train.batching": other, "train.max_steps": compare_steps,
-                                      "log.run_name": f"ours-{other}"})
-        training["other"] = train_with_trainer(other_cfg, ours_data, counts, device)
-    ref_data = {t: load_task_data(c) for t, c in ref_cfgs.items()}
-    reference = {t: train_with_trainer(c, ref_data[t], counts, device) for t, c in ref_cfgs.items()}
-    training["reference"] = {**reference, "total": combine(reference)}
-
+    plan, training, data = train_pipelines(cfg, options, work, device)
     inference = {
-        "ours": serve({t: work / "ours" / "final" for t in TASKS}, ours_data, device, cfg.eval.batch_size, "mixed"),
+        "ours": serve({t: work / "ours" / "final" for t in TASKS}, data["ours"], device, cfg.eval.batch_size, "mixed"),
         "reference": serve({t: work / f"reference-{t}" / "final" for t in TASKS},
-                           {"val": {t: ref_data[t]["val"][t] for t in TASKS}}, device, cfg.eval.batch_size,
+                           {"val": {t: data["reference"][t]["val"][t] for t in TASKS}}, device, cfg.eval.batch_size,
                            "in_order"),
     }
     peak = combine_peaks(peak_start, matmul_peak(dtype, device, peak_size, options.peak_reps))
@@ -220,16 +199,8 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
         "device": device, "dtype": str(dtype).removeprefix("torch."),
         # The same key on every device: the GPU's name, or null on a CPU-only run (no GPU figure measured).
         "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
-        "backbone": cfg.model.backbone,
-        "setup": {"steps_per_task": options.steps_per_task, "joint_steps": 2 * options.steps_per_task,
-                  "compare_steps": compare_steps, "other_batching": other, "row_tokens": cfg.train.row_tokens,
-                  "global_batch_size": cfg.train.global_batch_size, "micro_batch_size": cfg.train.micro_batch_size,
-                  "max_length": cfg.data.max_length, "reference_max_length": REFERENCE_MAX_LENGTH,
-                  "batching": batching, "lora_r": cfg.lora.r, "lora_targets": list(cfg.lora.target_modules),
-                  "lora_dropout": cfg.lora.dropout, "fast_dropout": cfg.lora.fast_dropout,
-                  "data": {k: getattr(cfg.data, k) for k in ("qc_train", "qi_train", "qc_dev", "qi_dev")},
-                  "dev_limit": cfg.data.dev_limit, "train_limit": cfg.data.train_limit},
-        "matmul_peak": peak, "flop_model": counts, "training": training, "inference": inference,
+        "backbone": cfg.model.backbone, "setup": setup_facts(cfg, options, plan),
+        "matmul_peak": peak, "flop_model": plan["counts"], "training": training, "inference": inference,
         "memory": {**memory, "ratio": memory["two_models_bytes"] / memory["joint_model_bytes"]},
         "ratios": {
             "train_tokens_per_s": ours["tokens_per_s"] / ref["tokens_per_s"],
@@ -243,13 +214,58 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
         "f1_avg_equal_or_better": ours["f1"]["avg"] >= ref["f1"]["avg"],
     }
     if "other" in training:
-        gain = training["other"]["tokens_per_s"] / ours["tokens_per_s"] - 1
-        f1_change = training["other"]["f1"]["avg"] - ours["f1"]["avg"]
-        results["batching"] = {
-            "ours": batching, "other": other, "tokens_per_s_gain": gain, "f1_avg_change": f1_change,
-            "verdict": f"{other} batching: {gain:+.1%} tokens/s and {f1_change:+.4f} F1 avg vs {batching}",
-        }
+        results["batching"] = batching_verdict(ours, training["other"], plan)
     return results
+
+
+def train_pipelines(cfg: ExperimentConfig, options: BenchOptions, work: Path, device: str) -> tuple[dict, dict, dict]:
+    """Phases 2-4 of the module doc: ours, ours with the other batching, the reference. Returns the plan (the FLOP
+    model's sizes, both batchings, the other's steps), each pipeline's figures, and the task data each side used."""
+    ours_cfg = derive(cfg, {"train.max_steps": 2 * options.steps_per_task, "train.eval_every": 0,
+                            "train.save_every": 0, "log.tensorboard": False, "log.root": str(work),
+                            "log.run_name": "ours"})
+    ref_cfgs = {t: reference_config(cfg, t, options.steps_per_task, work) for t in TASKS}  # checked before training
+    ours_data = load_task_data(ours_cfg)
+    counts, batching, batching_refused = model_facts(ours_cfg, ours_data)
+    # The batching the trainer would pick, made explicit so the runs and their replay here agree.
+    ours_cfg = derive(ours_cfg, {"train.batching": batching})
+    other = "bucket" if batching == "shared" else "shared"
+    compare_steps = 2 * options.steps_per_task if options.compare_steps < 0 else options.compare_steps
+    if other == "shared" and batching_refused:
+        log.warning("shared batching %s: its run is skipped", batching_refused)
+        compare_steps = 0
+    training = {"ours": train_with_trainer(ours_cfg, ours_data, counts, device)}
+    if compare_steps:
+        other_cfg = derive(ours_cfg, {"train.batching": other, "train.max_steps": compare_steps,
+                                      "log.run_name": f"ours-{other}"})
+        training["other"] = train_with_trainer(other_cfg, ours_data, counts, device)
+    ref_data = {t: load_task_data(c) for t, c in ref_cfgs.items()}
+    reference = {t: train_with_trainer(c, ref_data[t], counts, device) for t, c in ref_cfgs.items()}
+    training["reference"] = {**reference, "total": combine(reference)}
+    plan = {"counts": counts, "batching": batching, "other": other, "compare_steps": compare_steps}
+    return plan, training, {"ours": ours_data, "reference": ref_data}
+
+
+def setup_facts(cfg: ExperimentConfig, options: BenchOptions, plan: dict) -> dict:
+    """What both sides were run with, for the results' header."""
+    return {"steps_per_task": options.steps_per_task, "joint_steps": 2 * options.steps_per_task,
+            "compare_steps": plan["compare_steps"], "other_batching": plan["other"],
+            "row_tokens": cfg.train.row_tokens, "global_batch_size": cfg.train.global_batch_size,
+            "micro_batch_size": cfg.train.micro_batch_size, "max_length": cfg.data.max_length,
+            "reference_max_length": REFERENCE_MAX_LENGTH, "batching": plan["batching"], "lora_r": cfg.lora.r,
+            "lora_targets": list(cfg.lora.target_modules), "lora_dropout": cfg.lora.dropout,
+            "fast_dropout": cfg.lora.fast_dropout,
+            "data": {k: getattr(cfg.data, k) for k in ("qc_train", "qi_train", "qc_dev", "qi_dev")},
+            "dev_limit": cfg.data.dev_limit, "train_limit": cfg.data.train_limit}
+
+
+def batching_verdict(ours: dict, other: dict, plan: dict) -> dict:
+    """The other batching against ours: tokens/s gained and F1 avg changed."""
+    gain = other["tokens_per_s"] / ours["tokens_per_s"] - 1
+    f1_change = other["f1"]["avg"] - ours["f1"]["avg"]
+    return {"ours": plan["batching"], "other": plan["other"], "tokens_per_s_gain": gain, "f1_avg_change": f1_change,
+            "verdict": f"{plan['other']} batching: {gain:+.1%} tokens/s and {f1_change:+.4f} F1 avg vs "
+                       f"{plan['batching']}"}
 
 
 def derive(cfg: ExperimentConfig, changes: dict) -> ExperimentConfig:
@@ -543,120 +559,6 @@ def default_name(cfg: ExperimentConfig) -> str:
         Path(cfg.model.backbone).name
     dtype = str(resolve_dtype(cfg.model.dtype)).removeprefix("torch.")
     return f"bench-{'cuda' if torch.cuda.is_available() else 'cpu'}-{backbone}-{dtype}"
-
-
-def format_markdown(r: dict) -> str:
-    m, s, peak = r["machine"], r["setup"], r["matmul_peak"]
-    train, ref = r["training"], r["training"]["reference"]
-    lines = [
-        f"# Benchmark: {r['backbone']} on {r['device']} ({r['dtype']})", "",
-        f"- command: `{r['command']}`",
-        f"- date: {r['date']} (whole run {r['wall_seconds'] / 60:.1f} min)",
-        f"- machine: {m['cpu']}, {m['cpu_cores']} cores ({', '.join(m['cpu_features']) or 'no AVX2'}), "
-        f"{m['torch_threads']} torch threads{', GPU ' + m['gpu'] if 'gpu' in m else ''}; {m['os']}; Python "
-        f"{m['python']}, torch {m['torch']}, transformers {m['transformers']}, peft {m['peft']}",
-        f"- load average (1/5/15 min) before the run {_load(r['load_average']['before'])}, after "
-        f"{_load(r['load_average']['after'])}",
-        f"- matmul peak ({peak['dtype']}, {peak['size']}³, best of {peak['reps']}): "
-        f"{peak['flops_per_s'] / 1e9:.1f} GFLOP/s, the higher of the run's start "
-        f"{peak['start']['flops_per_s'] / 1e9:.1f} GFLOP/s (other load {cores(peak['start']['other_load'])}) "
-        f"and end {peak['end']['flops_per_s'] / 1e9:.1f} GFLOP/s (other load {cores(peak['end']['other_load'])})",
-        f"- data: {s['data']['qc_train']}, {s['data']['qi_train']}; F1 on the dev subset "
-        f"(data.dev_limit={s['dev_limit']} per task)",
-        f"- batch {s['global_batch_size']} pairs per step (micro-batch {s['micro_batch_size']}); LoRA r={s['lora_r']} "
-        f"on {', '.join(s['lora_targets'])}, dropout {s.get('lora_dropout', '?')} (masks: "
-        f"{'mtl.dropout' if s.get('fast_dropout') else 'torch'} for ours, torch for the reference)",
-    ]
-    if r.get("gpu") is None:
-        lines.append("- GPU: none (no GPU was available to this run: GPU bf16 LoRA training MFU is not measured "
-                     "here)")
-    lines += ["", "## Training", "",
-              "| pipeline | steps | pairs/s | tokens/s | computed (shared) | padding | model GFLOP/s | MFU | "
-              "peak memory | other load | F1 QC | F1 QI | F1 avg | F1 avg (tuned) |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    rows = [(f"ours: joint model, {_batching(s['batching'], s)}", train["ours"])]
-    if "other" in train:
-        rows.append((f"ours: joint model, {_batching(s['other_batching'], s)}", train["other"]))
-    rows += [(f"reference: QC model, random batches, max_length {s['reference_max_length']}", ref["qc"]),
-             (f"reference: QI model, random batches, max_length {s['reference_max_length']}", ref["qi"]),
-             ("reference: both models", ref["total"])]
-    for label, p in rows:
-        f1 = p["f1"]
-        lines.append(
-            f"| {label} | {p['steps']} | {p['examples_per_s']:.2f} | {p['tokens_per_s']:.1f} | "
-            f"{1 - p['shared_fraction']:.0%} ({p['shared_fraction']:.0%}) | "
-            f"{p['padding_fraction']:.1%} | {p['flops_per_s'] / 1e9:.2f} | {p['mfu']:.1%} | "
-            f"{mib(p['peak_memory_bytes'])} | {cores(p['other_load'])} | {_f(f1.get('qc'))} | {_f(f1.get('qi'))} | "
-            f"{_f(f1.get('avg'))} | {_f(f1.get('avg_tuned'))} |")
-    ratio = r["ratios"]
-    lines += [f"| **ours / reference** |  | **{ratio['train_examples_per_s']:.2f}x** | "
-              f"**{ratio['train_tokens_per_s']:.2f}x** |  |  |  |  |  |  |  |  | "
-              f"{train['ours']['f1']['avg'] - ref['total']['f1']['avg']:+.4f} | "
-              f"{train['ours']['f1']['avg_tuned'] - ref['total']['f1']['avg_tuned']:+.4f} |", ""]
-    inf, mem = r["inference"], r["memory"]
-    lines += ["## Inference and memory", "",
-              "| pipeline | models in memory | parameter memory | QC pairs/s | QI pairs/s | pairs/s (both) | "
-              "peak memory | other load |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for label, p in (("ours: one joint model, QC and QI in shared length-sorted batches", inf["ours"]),
-                     ("reference: two single-task models, batches in file order", inf["reference"])):
-        per_task = [f"{p['tasks'][t]['pairs_per_s']:.1f}" if "pairs_per_s" in p["tasks"][t] else "mixed"
-                    for t in TASKS]
-        lines.append(f"| {label} | {p['models']} | {mib(p['parameter_bytes'])} | {' | '.join(per_task)} | "
-                     f"{p['pairs_per_s']:.1f} | {mib(p['peak_memory_bytes'])} | {cores(p['other_load'])} |")
-    lines += [f"| **ours / reference** |  | **{1 / mem['ratio']:.2f}x** |  |  | "
-              f"**{ratio['inference_pairs_per_s']:.2f}x** |  |  |", ""]
-    t = {k: "met" if v else "not met" for k, v in r["targets"].items()}
-    lines += ["## Targets", "",
-              f"- tokens/s at least 2x the reference: **{t['train_tokens_per_s_at_least_2x']}** "
-              f"({ratio['train_tokens_per_s']:.2f}x; pairs/s {ratio['train_examples_per_s']:.2f}x)",
-              f"- padding under 10%: **{t['padding_under_10pct']}** "
-              f"({train['ours']['padding_fraction']:.1%} ours, {ref['total']['padding_fraction']:.1%} reference)",
-              f"- F1 avg equal or better: **{t['f1_avg_equal_or_better']}** "
-              f"({train['ours']['f1']['avg']:.4f} vs {ref['total']['f1']['avg']:.4f} at 0.5)"]
-    if "batching" in r:
-        lines.append(f"- batching: {r['batching']['verdict']}")
-    lines += ["", "## How the figures are made", "",
-              f"- Ours trains {s['joint_steps']} joint steps, each reference model {s['steps_per_task']} steps on its "
-              "task: the same pairs per task, the same optimizer, learning rates, schedule and seed. Training time is "
-              "the trainer's own (optimizer steps only; evaluation and checkpoints excluded).",
-              "- Tokens/s counts the tokens of the pairs trained on in each pipeline's own pair format (ours "
-              "`<bos> q \\n t <eos>`, the reference `<bos>q<bos>t`: one token shorter), so pairs/s is the "
-              "like-for-like rate. *Computed* is the share of those tokens the forward passes ran on: prefix-tree "
-              "rows (`shared` batching) compute a query, and the start of paths, once for all its pairs in a "
-              "batch; the share they saved is in brackets.",
-              "- Padding = 1 - computed tokens / token slots (rows x width of every forward pass).",
-              "- Model FLOPs per pair of L tokens = L·(4·N_frozen + 6·N_lora) + Σ_layers 12·d_attn·P(L) "
-              f"(N_frozen = {r['flop_model']['frozen_linear_params']:,}, N_lora = "
-              f"{r['flop_model']['lora_params']:,}, d_attn = {r['flop_model']['attention_width']}, P = causal "
-              "query-key pairs); prefix-tree rows count each computed token once, a token at depth k scoring k + 1 "
-              "keys. MFU = model FLOP/s / the matmul peak above. Padding and shared tokens are not counted as work.",
-              "- Matmul peak: measured at the start and again at the end of the run; MFU uses the higher, so other "
-              "work during one of the two measurements does not lower the ceiling and inflate MFU (the other load "
-              "during each is shown above; only other work during both would).",
-              "- Peak memory: the process's peak RSS during that phase on CPU (allocator peak on CUDA). Other load: "
-              "CPU cores other processes kept busy on average during the phase (/proc/stat minus this process); "
-              "anything well above 0 means that phase's timings were slowed down by other work.",
-              "- Inference: the dev subset of both tasks. Ours serves both tasks with one backbone pass per batch: "
-              "QC and QI pairs are sorted by length together and cut into shared batches, and each row's pooled "
-              "vector goes to its task's head (`MultiTaskClassifier.forward_mixed`, logits equal to the per-task "
-              "forward's), so its per-task columns read *mixed*; the reference runs each task's pairs through its "
-              "own model, in file order. Parameter memory counts every parameter of the loaded model(s) (the "
-              "reference serves two backbones).", ""]
-    return "\n".join(lines)
-
-
-def _batching(batching: str, setup: dict) -> str:
-    if batching == "shared":
-        return f"shared batching: prefix-tree rows of {setup['row_tokens']} tokens"
-    return f"{batching} batches, max_length {setup['max_length']}"
-
-
-def _load(values) -> str:
-    return "/".join(f"{v:.2f}" for v in values)
-
-
-def _f(x) -> str:
-    return "" if x is None else f"{x:.4f}"
 
 
 if __name__ == "__main__":
