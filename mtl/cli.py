@@ -7,7 +7,6 @@
     mtl translate fill `translated_query` with English translations (cached, resumable)
     mtl compare   run single / TAPT / joint (and the ablations) side by side under one log root
     mtl report    report.md + plots comparing the runs under a log root
-    mtl bench     training / inference throughput against a reference-style pipeline (the paper's)
 
 Errors a user can fix (bad data, bad config) print one line and exit with status 2.
 """
@@ -33,8 +32,13 @@ RESUMABLE = ("train.max_steps", "train.eval_every", "train.save_every", "train.k
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parse_args(parser, argv)
+    args = parse_args(build_parser(), argv)
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Call `args.func(args)` with the logging every entry point sets up (`args.quiet`: warnings only) and its exit
+    status: 2 for an error the user can fix (one line, no traceback), 130 when interrupted. benchmarks/ shares it."""
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "datasets", "torch.distributed", "accelerate", "DeepSpeed"):
@@ -204,31 +208,6 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", help="folder for report.md and the PNGs (default: RUN_ROOT)")
     report.set_defaults(func=cmd_report)
 
-    bench = commands.add_parser(
-        "bench", help="training / inference throughput against a reference-style pipeline", epilog=EPILOG_OVERRIDES,
-        description="In one process: the machine's matmul peak; the joint model trained by the trainer for 2N steps "
-                    "(tokens/s, pairs/s, padding, MFU, peak memory, F1 on the dev subset); the same with the other "
-                    "batching (bucket or shared prefix-tree rows); the paper-style reference (one model per task, N steps each, random batches padded to "
-                    "the longest, max_length 2048, the tokenizer's own pair template); inference pairs/s per task "
-                    "and parameter memory of one joint model vs two single-task models. Writes NAME.md and "
-                    "NAME.json under --output-dir. Give it the machine to itself: on a shared machine wrap it in "
-                    "`flock /tmp/mtl-heavy.lock`.",
-    )
-    bench.add_argument("--config", help="YAML delta on the defaults (backbone, data, batch)")
-    bench.add_argument("--steps-per-task", type=int, default=80,
-                       help="steps of each reference model; the joint model trains twice as many (default: "
-                            "%(default)s)")
-    bench.add_argument("--compare-steps", type=int, default=-1,
-                       help="steps of the joint model with the other batching (bucket or shared; default: as many as "
-                            "ours; 0 skips it)")
-    bench.add_argument("--peak-size", type=int, default=0, help="matmul side for the peak (default: 2048 on CPU, "
-                                                                "8192 on CUDA)")
-    bench.add_argument("--output-dir", default="benchmarks/results", help="default: %(default)s")
-    bench.add_argument("--name", help="file name stem (default: bench-<device>-<backbone>-<dtype>)")
-    bench.add_argument("--work-dir", help="keep the benchmark's training runs here (default: a temporary folder)")
-    bench.add_argument("--invoked-as", default="", help="the command line to record (scripts set it)")
-    bench.add_argument("overrides", nargs="*", metavar="key=value")
-    bench.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -377,22 +356,6 @@ def cmd_report(args) -> int:
     from mtl.report import write_report
 
     print(write_report(args.root, args.out))
-    return 0
-
-
-def cmd_bench(args) -> int:
-    import shlex
-
-    from mtl.bench import BenchOptions, default_name, run_benchmark, write_results
-    from mtl.config import load_config
-
-    cfg = load_config(args.config, args.overrides)
-    options = BenchOptions(steps_per_task=args.steps_per_task, compare_steps=args.compare_steps,
-                           peak_size=args.peak_size, work_dir=args.work_dir or "")
-    results = run_benchmark(cfg, options, args.invoked_as or shlex.join(["mtl", *sys.argv[1:]]))
-    md, js = write_results(results, args.output_dir, args.name or default_name(cfg))
-    print(md.read_text(encoding="utf-8"))
-    print(f"wrote {md} and {js}")
     return 0
 
 

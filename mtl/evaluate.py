@@ -1,6 +1,6 @@
 """Scoring a task's pairs with a model, and the per-task report (F1 at 0.5 and at a tuned threshold, baselines,
 F1 per language). Used by training (validation), `mtl predict` and `mtl evaluate`; `predict_probs_mixed` scores
-both tasks in shared batches (one backbone pass per batch), as `mtl bench` serves the joint model."""
+both tasks in shared batches (one backbone pass per batch), as `benchmarks/bench.py` serves the joint model."""
 
 from __future__ import annotations
 

@@ -22,8 +22,6 @@ import contextlib
 import fcntl
 import json
 import logging
-import os
-import platform
 import shutil
 import time
 import traceback
@@ -39,6 +37,7 @@ from typing_extensions import TypedDict
 from mtl.config import TASKS, ExperimentConfig, load_config
 from mtl.errors import ConfigError, MtlError
 from mtl.io import atomic_dir, atomic_write_text, check_schema, read_json
+from mtl.measure import Meter, machine, machine_line
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +245,6 @@ def run_grid(specs: list[RunSpec], root: str | Path, base_overrides: list[str] =
     `fold`: validate on that CV fold of the training files instead of the dev files."""
     import torch
 
-    from mtl.bench import Meter
     from mtl.errors import Interrupted
 
     root = Path(root)
@@ -485,7 +483,8 @@ def record_session(root: Path, specs: list[RunSpec], base_overrides: list[str], 
     grid["specs"] = list(known.values())
     grid["systems"] = [list(s) for s in SYSTEMS]
     grid["budget"] = budget_policy(budget, base.train.global_batch_size)
-    grid.setdefault("sessions", []).append({"command": command, "machine": machine(), "started": timestamp()})
+    grid.setdefault("sessions", []).append({"command": command, "machine": machine_line(machine()),
+                                            "started": timestamp()})
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(grid, indent=1, ensure_ascii=False))
 
@@ -502,23 +501,6 @@ def update_grid_file(root: Path, **session) -> None:
     grid = read_grid_file(path)
     grid["sessions"][-1].update(session)
     atomic_write_text(path, json.dumps(grid, indent=1, ensure_ascii=False))
-
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{platform.system()} {platform.release()}, {cpu}, {cores} cores usable, {device}, Python "
-            f"{platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
 
 
 def timestamp() -> str:

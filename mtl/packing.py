@@ -19,7 +19,8 @@ within-pair distances), for the `sdpa` and `eager` kernels. Causal decoders with
 encoder's tokens also see later tokens, which differ between the pairs that share a prefix.
 
 Packing is exact whatever rows it is given; the trainer's `shared` batching (`mtl.sampling`) draws batches that
-keep a query's pairs together, so that there is something to share. `mtl bench` measures it against bucketing.
+keep a query's pairs together, so that there is something to share. `benchmarks/bench.py` measures it against
+bucketing.
 """
 
 from __future__ import annotations

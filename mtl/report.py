@@ -35,6 +35,7 @@ from mtl.errors import ConfigError, DataError, MtlError
 from mtl.experiments import (EVALS_PER_STAGE, FAILED_FILE, GRID_FILE, RUN_FILE, Budget, RunSpec, budget_policy,
                              read_grid_file, task_schedule)
 from mtl.io import atomic_write_text, check_output_dir, check_schema, input_problem, read_input_bytes, read_json
+from mtl.measure import DASH, cores, mib
 from mtl.metrics import format_table, selection_score
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,6 @@ BUDGET_KEYS = ("train.mode=", "train.max_steps=", "train.eval_every=", "train.ta
 SAMPLING_KEYS = ("tasks.sampling=", "tasks.temperature=")
 """Overrides that change nothing but the task schedule: an ablation of only these repeats its compared run when the
 schedules come out the same."""
-DASH = "—"
 
 
 @dataclass
@@ -608,7 +608,7 @@ def systems_table(systems: list, runs: dict[str, RunResult]) -> str:
         memory = [runs[m].model_bytes for m in models if m in runs and runs[m].model_bytes]
         steps = _system_steps(models, runs)
         rows.append([label, f"`{qc_run}`", f"`{qi_run}`", _num(f1_qc), _num(f1_qi), f"**{_num(avg)}**",
-                     str(len(models)), _mib(sum(memory)) if len(memory) == len(models) else DASH,
+                     str(len(models)), mib(sum(memory)) if len(memory) == len(models) else DASH,
                      DASH if steps is None else str(steps)])
     return ("## Systems: what serves both tasks\n\nThe question: does one joint model beat the paper's per-task "
             "models and its TAPT schedule? Each row answers QC and QI with the named runs' models, scored on the "
@@ -684,8 +684,8 @@ def cost_table(runs: dict[str, RunResult]) -> str:
         if run.status in ("missing",):
             continue
         rows.append([f"`{run.name}`", run.status, _steps(run), _duration(run.wall_seconds),
-                     _duration(run.train_seconds), _num(run.tokens_per_s, 0), _cores(run.other_load),
-                     _count_params(run.trainable), _count_params(run.total_params), _mib(run.model_bytes)])
+                     _duration(run.train_seconds), _num(run.tokens_per_s, 0), cores(run.other_load),
+                     _count_params(run.trainable), _count_params(run.total_params), mib(run.model_bytes)])
     return ("## Cost\n\n*Wall time* is the whole run (loading, training, evaluation, saving); *train time* and "
             "*tokens/s* count optimizer steps only (for TAPT both stages; a fine-tune's own steps). *Other load* is "
             "the CPU cores other processes kept busy on average during the run (/proc/stat minus the grid's own "
@@ -992,10 +992,6 @@ def _count_params(n) -> str:
     return DASH if n is None else f"{n / 1e6:.2f}M"
 
 
-def _mib(nbytes) -> str:
-    return DASH if not nbytes else f"{nbytes / 2**20:.0f} MiB"
-
-
 def _setup_line(root: Path, runs: dict[str, RunResult]) -> str:
     """Backbone, data and batch of the first run with a saved config (the grid's shared base config), and the
     `joint` run's task sampling, which the sampling ablations are compared against."""
@@ -1032,7 +1028,3 @@ def _task_steps(run: RunResult) -> str:
     if not run.task_steps:
         return DASH
     return "/".join(str(run.task_steps[t]) if t in run.task_steps else DASH for t in TASKS)
-
-
-def _cores(x) -> str:
-    return DASH if x is None else f"{x:.2f} cores"

@@ -1,23 +1,28 @@
 import json
+import shlex
 
 import pytest
 
-from mtl.cli import main
+from bench import default_name, main
+from mtl.config import load_config
 from tests.conftest import tiny_overrides
 
 
 def test_bench_runs_end_to_end_and_writes_its_tables(tiny_backbone, tiny_data, tmp_path, capsys):
     out = tmp_path / "results"
-    code = main(["bench", "--steps-per-task", "1", "--peak-size", "256", "--output-dir", str(out), "--name", "tiny",
-                 "--work-dir", str(tmp_path / "work"), "--invoked-as", "mtl bench (test)",
-                 *tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"data.dev_limit": 16})])
+    argv = ["--steps-per-task", "1", "--peak-size", "256", "--output-dir", str(out), "--name", "tiny",
+            "--work-dir", str(tmp_path / "work"),
+            *tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"data.dev_limit": 16})]
+    code = main(argv)
     assert code == 0
     results = json.loads((out / "tiny.json").read_text())
     table = (out / "tiny.md").read_text()
     assert "| **ours / reference** |" in table and "## Inference and memory" in table
     assert table in capsys.readouterr().out
 
-    assert results["command"] == "mtl bench (test)"
+    # What was invoked, with the arguments main() was given (not this process's, which are pytest's).
+    assert results["command"] == shlex.join(["python", "benchmarks/bench.py", *argv])
+    assert f"- command: `{results['command']}`" in table
     assert {"cpu", "cpu_cores", "torch"} <= set(results["machine"]) and results["date"]
     peak = results["matmul_peak"]
     assert peak["flops_per_s"] == max(peak["start"]["flops_per_s"], peak["end"]["flops_per_s"]) > 0
@@ -61,9 +66,22 @@ def test_bench_runs_end_to_end_and_writes_its_tables(tiny_backbone, tiny_data, t
 
 
 def test_result_names_carry_the_dtype_so_runs_in_two_dtypes_keep_both_files():
-    from mtl.bench import default_name
-    from mtl.config import load_config
-
     float32 = default_name(load_config(None, ["model.dtype=float32"]))
     bfloat16 = default_name(load_config(None, ["model.dtype=bfloat16"]))
     assert float32.endswith("-gemma3-270m-float32") and bfloat16 == float32.removesuffix("float32") + "bfloat16"
+
+
+def test_help_names_the_script_and_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: python benchmarks/bench.py")
+    for option in ("--config", "--steps-per-task", "--compare-steps", "--peak-size", "--output-dir", "--name",
+                   "--work-dir", "key=value"):
+        assert option in text
+
+
+def test_a_bad_option_exits_2_with_its_message(caplog):
+    assert main(["--steps-per-task", "0", "model.dtype=float32"]) == 2
+    assert "--steps-per-task must be >= 1, got 0" in caplog.text
