@@ -42,7 +42,9 @@ sliding window), L² for an encoder. Forward costs 2 FLOPs per weight per token 
 attention), so that the adapters of earlier layers get their gradients, but weight gradients only for LoRA
 (2 per weight per token): the frozen base gets none. Norms, softmax, activations, rotary, dropout, the heads and the
 optimizer are left out (< 1% of the FLOPs here). Prefix-tree rows compute each shared token once: T tree nodes
-cost T·(4·N_frozen + 6·N_lora), and a node at depth k scores k + 1 keys (its ancestors and itself).
+cost T·(4·N_frozen + 6·N_lora), and a node at depth k scores k + 1 keys (its ancestors and itself). The trainer
+counts the tokens computed and the query-key pairs of every forward pass it runs (`mtl.train.TrainState`); this
+benchmark puts its counts through the formula.
 
 Tokens/s counts the tokens of the pairs trained on (as each pipeline formats them), whether or not a shared prefix
 computed some of them once, so it is a rate of data, like pairs/s; "computed" is what the forward passes ran on.
@@ -73,15 +75,15 @@ import torch
 from bench_tables import format_markdown
 from mtl.cli import EPILOG_OVERRIDES, parse_args, run_command
 from mtl.config import ExperimentConfig, TASKS, from_dict, load_config, to_dict
-from mtl.data.tasks import TaskData, collate, fit_priors, load_splits, make_task_data
+from mtl.data.tasks import TaskData, collate
 from mtl.errors import ConfigError
 from mtl.evaluate import predict_probs_mixed
 from mtl.io import atomic_write_text
 from mtl.measure import Meter, machine
 from mtl.metrics import f1_avg
 from mtl.model import build_model, build_tokenizer, count_parameters, load_trained, resolve_dtype
-from mtl.packing import is_rotary, pack, resolve_batching, why_not_packable
-from mtl.sampling import TaskStreams, shard, task_for_step
+from mtl.train import load_run_data, train
+from mtl.packing import is_rotary, resolve_batching, why_not_packable
 
 log = logging.getLogger("benchmarks.bench")
 
@@ -227,20 +229,20 @@ def train_pipelines(cfg: ExperimentConfig, options: BenchOptions, work: Path, de
     ref_cfgs = {t: reference_config(cfg, t, options.steps_per_task, work) for t in TASKS}  # checked before training
     ours_data = load_task_data(ours_cfg)
     counts, batching, batching_refused = model_facts(ours_cfg, ours_data)
-    # The batching the trainer would pick, made explicit so the runs and their replay here agree.
+    # The batching the trainer would pick, made explicit so the results name what ran.
     ours_cfg = derive(ours_cfg, {"train.batching": batching})
     other = "bucket" if batching == "shared" else "shared"
     compare_steps = 2 * options.steps_per_task if options.compare_steps < 0 else options.compare_steps
     if other == "shared" and batching_refused:
         log.warning("shared batching %s: its run is skipped", batching_refused)
         compare_steps = 0
-    training = {"ours": train_with_trainer(ours_cfg, ours_data, counts, device)}
+    training = {"ours": train_with_trainer(ours_cfg, counts, device)}
     if compare_steps:
         other_cfg = derive(ours_cfg, {"train.batching": other, "train.max_steps": compare_steps,
                                       "log.run_name": f"ours-{other}"})
-        training["other"] = train_with_trainer(other_cfg, ours_data, counts, device)
+        training["other"] = train_with_trainer(other_cfg, counts, device)
     ref_data = {t: load_task_data(c) for t, c in ref_cfgs.items()}
-    reference = {t: train_with_trainer(c, ref_data[t], counts, device) for t, c in ref_cfgs.items()}
+    reference = {t: train_with_trainer(c, counts, device) for t, c in ref_cfgs.items()}
     training["reference"] = {**reference, "total": combine(reference)}
     plan = {"counts": counts, "batching": batching, "other": other, "compare_steps": compare_steps}
     return plan, training, {"ours": ours_data, "reference": ref_data}
@@ -293,16 +295,11 @@ def reference_config(cfg: ExperimentConfig, task: str, steps: int, work: Path) -
 
 
 def load_task_data(cfg: ExperimentConfig) -> dict:
-    """Training and validation `TaskData` built exactly as the trainer builds them for `cfg` (token ids come from
-    the tokenization cache the trainer fills or reads)."""
+    """Training and validation `TaskData` as the trainer loads them for `cfg` (`mtl.train.load_run_data`; token ids
+    come from the tokenization cache the trainer fills or reads)."""
     pair_tokenizer, folder = build_tokenizer(cfg)
-    tasks = cfg.active_tasks
-    splits = load_splits(cfg, tasks)
-    priors = fit_priors(cfg, splits["qc"].train) if "qc" in tasks else None
-    return {"pairs": pair_tokenizer, "folder": folder, "priors": priors,
-            "train": {t: make_task_data(splits[t].train, t, cfg, pair_tokenizer, priors, fitted_on=True)
-                      for t in tasks},
-            "val": {t: make_task_data(splits[t].val, t, cfg, pair_tokenizer, priors) for t in tasks}}
+    data = load_run_data(cfg, pair_tokenizer)
+    return {"pairs": pair_tokenizer, "folder": folder, "priors": data.priors, "train": data.train, "val": data.val}
 
 
 def matmul_peak(dtype: torch.dtype, device: str, size: int, reps: int) -> dict:
@@ -361,30 +358,6 @@ def model_facts(cfg: ExperimentConfig, data: dict) -> tuple[dict, str, str | Non
             "causal": data["pairs"].arch == "decoder", "position_encoding": position_encoding}, batching, refused
 
 
-def train_flops(lengths: np.ndarray, counts: dict) -> float:
-    """Model FLOPs of one training pass (forward + backward) over padded pairs of these real lengths; see the module
-    doc."""
-    lengths = np.asarray(lengths, dtype=np.float64)
-    if counts["causal"]:
-        full = lengths * (lengths + 1) / 2
-        window = counts["sliding_window"] or np.inf
-        # Query q scores min(q + 1, window) keys.
-        beyond = np.maximum(lengths - window, 0)
-        sliding = full - beyond * (beyond + 1) / 2
-    else:
-        full = sliding = lengths ** 2
-    return model_flops(lengths.sum(), full.sum(), sliding.sum(), counts)
-
-
-def tree_flops(position_ids: torch.Tensor, used: list[int], counts: dict) -> float:
-    """Model FLOPs of one training pass over prefix-tree rows (`mtl.packing.pack`): every node once, and a node at
-    depth k scores its k + 1 ancestors-or-self."""
-    depth = np.concatenate([position_ids[r, :n].numpy() for r, n in enumerate(used)]).astype(np.float64)
-    keys = depth + 1
-    window = counts["sliding_window"] or np.inf
-    return model_flops(len(depth), keys.sum(), np.minimum(keys, window).sum(), counts)
-
-
 def model_flops(tokens: float, full_pairs: float, sliding_pairs: float, counts: dict) -> float:
     """Linear layers on `tokens`, plus attention over the query-key pairs of full and sliding-window layers."""
     linear = tokens * (4 * counts["frozen_linear_params"] + 6 * counts["lora_params"])
@@ -393,53 +366,19 @@ def model_flops(tokens: float, full_pairs: float, sliding_pairs: float, counts: 
     return float(linear + 12 * counts["attention_width"] * pairs)
 
 
-def replay(cfg: ExperimentConfig, train_data: dict[str, TaskData]) -> list[tuple[str, list[np.ndarray]]]:
-    """The (task, micro-batches) of every step of a single-process run of the trainer on `cfg`: the schedule and the
-    batch streams are pure functions of the seed, so they are recomputed here rather than recorded."""
-    streams = TaskStreams({t: d.lengths for t, d in train_data.items()}, cfg.train.global_batch_size,
-                          cfg.train.seed, cfg.train.batching, {t: d.queries for t, d in train_data.items()})
-    sizes = {t: len(d) for t, d in train_data.items()}
-    steps = []
-    for step in range(cfg.train.max_steps):
-        task = task_for_step(step, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed,
-                             cfg.tasks.weights)
-        steps.append((task, shard(streams.next(task), cfg.train.micro_batch_size, 0, 1)))
-    return steps
-
-
-def train_with_trainer(cfg: ExperimentConfig, data: dict, counts: dict, device: str) -> dict:
-    """Run the project's trainer on `cfg` and measure it: its own training time and token count (evaluation and
-    checkpointing excluded), and what the forward passes computed (padding, shared prefixes, FLOPs) on the batches
-    it trained on, rebuilt here the way the trainer builds them."""
-    from mtl.train import train
+def train_with_trainer(cfg: ExperimentConfig, counts: dict, device: str) -> dict:
+    """Run the project's trainer on `cfg` and read what it measured (its own training time, evaluation and
+    checkpointing excluded; the pairs, tokens, computed tokens, slots and attention pairs of its forward passes);
+    FLOPs are those counts through `model_flops`."""
 
     log.info("training %s (%d steps, %s batches)", cfg.log.run_name, cfg.train.max_steps, cfg.train.batching)
     run_dir = Path(cfg.log.root) / cfg.log.run_name
     with Meter(device) as meter:
         summary = train(cfg, run_dir)
-    real = computed = slots = pairs = 0
-    flops = 0.0
-    for task, micro_batches in replay(cfg, data["train"]):
-        task_data = data["train"][task]
-        for rows in micro_batches:
-            batch_lengths = task_data.lengths[rows]
-            real += int(batch_lengths.sum())
-            pairs += len(rows)
-            if cfg.train.batching == "shared":
-                batch = pack(task_data, rows, data["pairs"].pad_id, cfg.train.row_tokens)
-                computed += batch["computed"]
-                slots += batch["input_ids"].numel()
-                flops += tree_flops(batch["position_ids"], batch["used"], counts)
-            else:
-                computed += int(batch_lengths.sum())
-                slots += len(rows) * int(batch_lengths.max())
-                flops += train_flops(batch_lengths, counts)
-    if real != summary["tokens"]:
-        log.warning("%s: replayed batches hold %d tokens, the trainer counted %d", cfg.log.run_name, real,
-                    summary["tokens"])
-    reports = summary["final"]["reports"]
-    return measured(cfg.train.max_steps, pairs, real, computed, slots, summary["train_seconds"], flops, meter,
-                    f1_of(reports))
+    attended = summary["attention_pairs"]
+    flops = model_flops(summary["computed_tokens"], attended["full"], attended["sliding"], counts)
+    return measured(summary["steps"], summary["pairs"], summary["tokens"], summary["computed_tokens"],
+                    summary["token_slots"], summary["train_seconds"], flops, meter, f1_of(summary["final"]["reports"]))
 
 
 def measured(steps: int, pairs: int, real: int, computed: int, slots: int, seconds: float, flops: float, meter,

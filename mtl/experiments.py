@@ -25,7 +25,6 @@ import logging
 import shutil
 import time
 import traceback
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -266,8 +265,6 @@ def run_grid(specs: list[RunSpec], root: str | Path, base_overrides: list[str] =
             started = time.time()
             try:
                 cfg = run_config(spec, root, base_overrides, config_file, fold)
-                facts = data_facts(cfg) if spec.kind != "transfer" else \
-                    {"unseen_languages": {spec.task: []}, "train_sizes": {}, "schedule": {}, "task_steps": {}}
                 (run_dir / FAILED_FILE).unlink(missing_ok=True)
                 # Other processes' CPU use during the run: its timings are only comparable with the others' when
                 # this is near 0 (the lock keeps the grid's own jobs apart, not everything else on the machine).
@@ -281,7 +278,7 @@ def run_grid(specs: list[RunSpec], root: str | Path, base_overrides: list[str] =
             seconds = time.time() - started
         atomic_write_text(run_dir / RUN_FILE, json.dumps(
             {"spec": asdict(spec), "wall_seconds": seconds, "finished": timestamp(), "other_load": meter.other_load,
-             "peak_memory_bytes": meter.bytes, **facts}, indent=1))
+             "peak_memory_bytes": meter.bytes}, indent=1))
         statuses[spec.name] = "ok"
         log.info("%s: done in %.0f s", spec.name, seconds)
     update_grid_file(root, finished=timestamp())
@@ -414,42 +411,10 @@ def evaluate_transfer(source_run: Path, task: str, run_dir: Path) -> dict:
                         SimpleNamespace(num_processes=1, distributed_type="NO"),
                         {"transfer": f"{head}_head on {task}", "source": source_run.name}, batching=None)
     summary["mode"] = "transfer"
+    summary["train_sizes"], summary["unseen_languages"] = {}, {task: []}  # trained on the other task, elsewhere
     summary["parameters"]["trainable"] = 0
     atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=1))
     return summary
-
-
-def data_facts(cfg: ExperimentConfig) -> dict:
-    """What a run's data and schedule make of it, for the report: per validated task, the validation languages that
-    training never saw (zero-shot languages: `pl` in the sample's dev files, every validation language under the
-    language split); the training pairs of every task it trains on; its task-sampling setup; and the optimizer steps
-    each task gets (the joint run's schedule replayed: `task_for_step` is a pure function of these)."""
-    from mtl.data.tasks import load_split
-
-    trained = TASKS if cfg.train.mode in ("mtl", "tapt") else (cfg.train.task,)
-    splits = {task: load_split(cfg, task) for task in trained}
-    unseen = {task: sorted(set(splits[task].val["language"]) - set(splits[task].train["language"]))
-              for task in cfg.active_tasks}
-    sizes = {task: len(split.train) for task, split in splits.items()}
-    schedule = {"sampling": cfg.tasks.sampling, "temperature": cfg.tasks.temperature, "seed": cfg.train.seed,
-                "steps": cfg.train.max_steps, "weights": cfg.tasks.weights}
-    if cfg.train.mode == "mtl":
-        steps = Counter(task_schedule(sizes, **schedule))
-        task_steps = {task: steps[task] for task in TASKS}
-    elif cfg.train.mode == "tapt":
-        source = next(t for t in TASKS if t != cfg.train.task)
-        task_steps = {source: cfg.train.tapt_steps or cfg.train.max_steps, cfg.train.task: cfg.train.max_steps}
-    else:
-        task_steps = {cfg.train.task: cfg.train.max_steps}
-    return {"unseen_languages": unseen, "train_sizes": sizes, "schedule": schedule, "task_steps": task_steps}
-
-
-def task_schedule(sizes: dict[str, int], sampling: str, temperature: float, seed: int, steps: int,
-                  weights: dict[str, float] | None = None) -> list[str]:
-    """The task the trainer trains at each optimizer step of a joint run with these training sizes and settings."""
-    from mtl.sampling import task_for_step
-
-    return [task_for_step(step, sizes, sampling, temperature, seed, weights) for step in range(steps)]
 
 
 def is_complete(run_dir: Path) -> bool:

@@ -129,3 +129,27 @@ def mib(nbytes: int | None) -> str:
 
 def cores(load: float | None) -> str:
     return DASH if load is None else f"{load:.2f} cores"
+
+
+def attention_pairs(lengths, causal: bool, window: int) -> tuple[float, float]:
+    """Query-key pairs that padded batches of pairs with these real lengths score, in a full-attention layer and in
+    a sliding-window one (`window` keys; 0 = none): padding excluded, so FLOPs built on them count lost work as lost
+    utilisation."""
+    import numpy as np
+
+    lengths = np.asarray(lengths, dtype=np.float64)
+    if not causal:
+        full = lengths ** 2
+        return float(full.sum()), float(full.sum())
+    full = lengths * (lengths + 1) / 2
+    beyond = np.maximum(lengths - (window or np.inf), 0)  # query q scores min(q + 1, window) keys
+    return float(full.sum()), float((full - beyond * (beyond + 1) / 2).sum())
+
+
+def tree_attention_pairs(position_ids, used: list[int], window: int) -> tuple[float, float]:
+    """The same for prefix-tree rows (`mtl.packing.pack`): every node once, a node at depth k scoring its k + 1
+    ancestors-or-self."""
+    import numpy as np
+
+    keys = np.concatenate([position_ids[r, :n].cpu().numpy() for r, n in enumerate(used)]).astype(np.float64) + 1
+    return float(keys.sum()), float(np.minimum(keys, window or np.inf).sum())

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -28,12 +27,12 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, NonNegativeInt, PositiveInt
-from typing_extensions import NotRequired, Required, TypedDict
+from typing_extensions import Required, TypedDict
 
 from mtl.config import SEED_MAX, TASKS, TasksConfig, read_yaml
 from mtl.errors import ConfigError, DataError, MtlError
 from mtl.experiments import (EVALS_PER_STAGE, FAILED_FILE, GRID_FILE, RUN_FILE, Budget, RunSpec, budget_policy,
-                             read_grid_file, task_schedule)
+                             read_grid_file)
 from mtl.io import atomic_write_text, check_output_dir, check_schema, input_problem, read_input_bytes, read_json
 from mtl.measure import DASH, cores, mib
 from mtl.metrics import format_table, selection_score
@@ -93,10 +92,12 @@ class RunResult:
     """The run's saved config.yaml (TAPT: the target stage's)."""
     train_sizes: dict[str, int] = field(default_factory=dict)
     """Training pairs per task trained on."""
-    schedule: dict = field(default_factory=dict)
-    """Task sampling of a joint run: sampling, temperature, seed, steps (the arguments of `task_schedule`)."""
+    sampling: dict = field(default_factory=dict)
+    """Task sampling of a joint run (`tasks.sampling`, `tasks.temperature`); empty for other runs."""
     task_steps: dict[str, int] = field(default_factory=dict)
-    """Optimizer steps each task got (a joint run: what its task schedule drew)."""
+    """Optimizer steps each task got (a joint run: what its task schedule drew; TAPT: both stages)."""
+    task_sequence: str = ""
+    """The task of every step as the trainer recorded it (metrics.json's `schedule`)."""
 
     @property
     def has_figures(self) -> bool:
@@ -106,7 +107,6 @@ class RunResult:
 Unit = Annotated[float, Field(ge=0, le=1)]
 """An F1, precision, rate or threshold (the report takes square roots of x (1 - x))."""
 Steps = Annotated[int, Field(ge=0, le=10_000_000)]
-"""Optimizer steps of a task schedule the report replays step by step: bounded, so a broken file cannot stall it."""
 Sampling = typing.get_type_hints(TasksConfig)["sampling"]
 
 
@@ -133,6 +133,7 @@ class StageCost(TypedDict, total=False):
     steps: NonNegativeInt | None
     train_seconds: float | None
     tokens: int | None
+    task_steps: dict[str, NonNegativeInt]
 
 
 class MetricsFile(StageCost, total=False):
@@ -144,21 +145,13 @@ class MetricsFile(StageCost, total=False):
     parameters: dict[str, int]
     tokens_per_s: float | None
     data: dict[str, list[str]]
+    train_sizes: dict[str, NonNegativeInt]
+    unseen_languages: dict[str, list[str]]
+    schedule: Annotated[str, Field(pattern=r"^[01]*$")]
 
 
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 Temperature = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-
-
-class Schedule(TypedDict):
-    """The arguments of `task_schedule`."""
-
-    sampling: Sampling
-    temperature: Temperature
-    seed: Seed
-    steps: Steps
-    weights: NotRequired[dict[str, Weight]]
 
 
 class ExperimentFile(TypedDict, total=False):
@@ -167,10 +160,6 @@ class ExperimentFile(TypedDict, total=False):
     spec: RunSpec
     wall_seconds: float | None
     other_load: float | None
-    unseen_languages: dict[str, list[str]]
-    train_sizes: dict[str, PositiveInt]
-    schedule: Schedule | Annotated[dict, Field(max_length=0)]
-    task_steps: dict[str, int]
 
 
 DataSection = TypedDict("DataSection", {"qc_train": str, "qi_train": str, "qc_dev": str, "qi_dev": str,
@@ -186,7 +175,7 @@ CVSection = TypedDict("CVSection", {"fold": str}, total=False)
 
 class ConfigFile(TypedDict, total=False):
     """What the report reads of a run's saved config.yaml: a mapping of sections, and of their keys those the report
-    shows or replays (other keys are ignored, so configs of older and newer runs read alike)."""
+    shows (other keys are ignored, so configs of older and newer runs read alike)."""
 
     data: DataSection
     train: TrainSection
@@ -403,13 +392,16 @@ def _read_run(run_dir: Path, spec: dict | None) -> RunResult:
     experiment = _read_json(run_dir / RUN_FILE, ExperimentFile)
     run.spec = run.spec or experiment.get("spec", {})
     run.wall_seconds = experiment.get("wall_seconds")
-    run.unseen_languages = experiment.get("unseen_languages", {})
     run.other_load = experiment.get("other_load")
     run.config = _read_config(run_dir)
     summary = _read_json(run_dir / "metrics.json", MetricsFile)
-    facts = experiment if "schedule" in experiment else schedule_facts(run.config, summary)
-    run.train_sizes, run.schedule = facts.get("train_sizes") or {}, facts.get("schedule") or {}
-    run.task_steps = facts.get("task_steps") or {}
+    run.train_sizes, run.unseen_languages = summary.get("train_sizes") or {}, summary.get("unseen_languages") or {}
+    run.task_steps, run.task_sequence = dict(summary.get("task_steps") or {}), summary.get("schedule") or ""
+    if source_stage:
+        run.task_steps.update(_read_json(source_stage / "metrics.json", StageCost).get("task_steps") or {})
+    tasks = run.config.get("tasks", {})
+    if run.config.get("train", {}).get("mode") == "mtl" and {"sampling", "temperature"} <= set(tasks):
+        run.sampling = {"sampling": tasks["sampling"], "temperature": tasks["temperature"]}
     if (run_dir / FAILED_FILE).exists():
         run.status = "FAILED"
         text = read_input_bytes(run_dir / FAILED_FILE).decode("utf-8", errors="replace")
@@ -426,30 +418,6 @@ def _read_run(run_dir: Path, spec: dict | None) -> RunResult:
     if run.wall_seconds is None:
         run.wall_seconds = events.wall_span
     return run
-
-
-def schedule_facts(config: dict, summary: dict) -> dict:
-    """Training sizes, task sampling and steps per task of a joint run whose experiment.json predates recording
-    them: sizes from metrics.json's file summaries (`<file>: N QC records, dropped k with ...`), which are the
-    training sizes when the run validated on the dev files (no CV fold), capped by `data.train_limit`."""
-    train, data, tasks = config.get("train", {}), config.get("data", {}), config.get("tasks", {})
-    if train.get("mode") != "mtl" or config.get("cv", {}).get("fold") != "none" or "data" not in summary or \
-            not {"seed", "max_steps"} <= set(train) or not {"sampling", "temperature"} <= set(tasks):
-        return {}
-    sizes = {}
-    for task in TASKS:
-        match = re.search(rf": (\d+) {task.upper()} records((?:, dropped \d+ with .*?)*)$",
-                          (summary["data"].get(task) or [""])[0])
-        if not match:
-            return {}
-        kept = int(match.group(1)) - sum(int(n) for n in re.findall(r", dropped (\d+) with ", match.group(2)))
-        sizes[task] = min(kept, data["train_limit"]) if data.get("train_limit") else kept
-    if min(sizes.values()) < 1:
-        return {}
-    schedule = {"sampling": tasks["sampling"], "temperature": tasks["temperature"], "seed": train["seed"],
-                "steps": train["max_steps"], "weights": {t: tasks.get(f"loss_weight_{t}", 1.0) for t in TASKS}}
-    steps = Counter(task_schedule(sizes, **schedule))
-    return {"train_sizes": sizes, "schedule": schedule, "task_steps": {t: steps[t] for t in TASKS}}
 
 
 def from_summary(run: RunResult, summary: dict, source_stage: Path | None) -> None:
@@ -572,11 +540,11 @@ def header(root: Path, grid: dict, runs: dict[str, RunResult], notes=()) -> str:
 def budget_text(grid: dict, runs: dict[str, RunResult]) -> str:
     """grid.json's budget paragraph, rewritten with the steps per task the joint run's schedule actually drew."""
     joint = runs.get("joint")
-    if not (joint and set(joint.task_steps) == set(TASKS) and joint.schedule and grid.get("budget_steps")
+    if not (joint and set(joint.task_steps) == set(TASKS) and joint.sampling and grid.get("budget_steps")
             and joint.config.get("train", {}).get("global_batch_size")):
         return grid.get("budget", "")
     return budget_policy(Budget(grid["budget_steps"]), joint.config["train"]["global_batch_size"], joint.task_steps,
-                         _sampling(joint.schedule))
+                         _sampling(joint.sampling))
 
 
 def results_table(runs: dict[str, RunResult]) -> str:
@@ -772,13 +740,12 @@ def ablation_section(runs: dict[str, RunResult]) -> str:
 
 
 def schedule_note(run: RunResult, baseline: RunResult | None, changes: list[str]) -> tuple[str, bool]:
-    """A note on how the run's task schedule compares with its baseline's (both replayed with `task_schedule`), and
-    whether the two runs trained identically: an ablation that changes only the task sampling and draws the same
-    task at every step repeats its baseline, so its Δ is no finding."""
-    if not (baseline and run.schedule and baseline.schedule and run.train_sizes and baseline.train_sizes):
+    """A note on how the run's task schedule compares with its baseline's (both as their trainers recorded them),
+    and whether the two runs trained identically: an ablation that changes only the task sampling and draws the
+    same task at every step repeats its baseline, so its Δ is no finding."""
+    if not (baseline and run.sampling and baseline.sampling and run.task_sequence and baseline.task_sequence):
         return "", False
-    mine = task_schedule(run.train_sizes, **run.schedule)
-    theirs = task_schedule(baseline.train_sizes, **baseline.schedule)
+    mine, theirs = run.task_sequence, baseline.task_sequence
     differing = sum(a != b for a, b in zip(mine, theirs)) + abs(len(mine) - len(theirs))
     if differing:
         return f"task schedule differs from `{baseline.name}`'s at {differing} of {len(mine)} steps", False
@@ -787,12 +754,13 @@ def schedule_note(run: RunResult, baseline: RunResult | None, changes: list[str]
         return f"same task schedule as `{baseline.name}`", False
     sizes = run.train_sizes
     counts = " / ".join(f"{sizes[t]} {t.upper()}" for t in TASKS if t in sizes)
-    low, high = min(sizes.values()), max(sizes.values())
-    why = (f"the task sizes are equal ({counts} training pairs)" if low == high else
-           f"the task sizes are nearly equal ({counts} training pairs)" if high - low <= 0.02 * high else
-           f"with {counts} training pairs")
-    return (f"same task schedule as `{baseline.name}` on this data: {why}, so {_sampling(run.schedule)} and "
-            f"{_sampling(baseline.schedule)} sampling draw the same task at all {len(mine)} steps and this run "
+    low, high = (min(sizes.values()), max(sizes.values())) if sizes else (0, 0)
+    why = ("" if not sizes else
+           f": the task sizes are equal ({counts} training pairs)" if low == high else
+           f": the task sizes are nearly equal ({counts} training pairs)" if high - low <= 0.02 * high else
+           f" with {counts} training pairs")
+    return (f"same task schedule as `{baseline.name}` on this data{why}, so {_sampling(run.sampling)} and "
+            f"{_sampling(baseline.sampling)} sampling draw the same task at all {len(mine)} steps and this run "
             f"repeats `{baseline.name}`'s training: no Δ to read"), True
 
 

@@ -41,6 +41,7 @@ from mtl.errors import CheckpointError, ConfigError, Interrupted, MtlError
 from mtl.evaluate import predict_probs, task_report
 from mtl.io import atomic_write_text
 from mtl.logger import NullLogger, build_logger
+from mtl.measure import attention_pairs, tree_attention_pairs
 from mtl.optim import activate, build_optimizer
 from mtl.metrics import f1_avg, format_table, selection_score
 from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, read_info
@@ -53,6 +54,10 @@ log = logging.getLogger(__name__)
 
 class NonFiniteLoss(MtlError):
     """A loss was NaN/inf and `train.nonfinite=stop`: nothing was applied to the weights."""
+
+
+COUNTS = ("pairs", "tokens", "computed", "slots", "full_pairs", "sliding_pairs")
+"""What `train_step` counts of its forward passes and `TrainState` sums over the run."""
 
 
 @dataclass
@@ -73,6 +78,10 @@ class TrainState:
     """Tokens the forward passes ran on, padding excluded (fewer than `tokens` where prefix-tree rows share them)."""
     slots: int = 0
     """Rows x width of every forward pass (padding included)."""
+    full_pairs: float = 0.0
+    """Query-key pairs scored per full-attention layer (padding excluded); FLOPs: `benchmarks/bench.py`."""
+    sliding_pairs: float = 0.0
+    """The same per sliding-window layer."""
     task_steps: dict = field(default_factory=dict)
     """Optimizer steps per task (skipped ones included: they took their place in the schedule)."""
     schedule: str = ""
@@ -83,7 +92,7 @@ class TrainState:
         self.task_steps[task] = self.task_steps.get(task, 0) + 1
         self.schedule += str(TASKS.index(task))
         self.train_seconds += seconds
-        for key in ("pairs", "tokens", "computed", "slots"):
+        for key in COUNTS:
             setattr(self, key, getattr(self, key) + counts[key])
 
     def state_dict(self) -> dict:
@@ -118,7 +127,8 @@ class Run:
     params: dict
     batching: str
     pad_id: int
-    resumed: bool
+    attention: tuple[bool, int]
+    """(causal, sliding window) of the backbone: what the query-key pair counts need."""
 
 
 def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
@@ -167,8 +177,9 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
     log.info("training %s on %s: %s trainable of %s parameters, %d process(es), %d micro-batches per step",
              "+".join(cfg.active_tasks), cfg.model.backbone, f"{params['trainable']:,}", f"{params['total']:,}",
              accelerator.num_processes, accelerator.gradient_accumulation_steps)
+    attention = (pair_tokenizer.arch == "decoder", getattr(bare.backbone.get_base_model().config, "sliding_window", 0))
     return Run(accelerator, model, optimizer, scheduler, streams, state, data, info, logger, params, batching,
-               pair_tokenizer.pad_id, checkpoint is not None)
+               pair_tokenizer.pad_id, (attention[0], attention[1] or 0))
 
 
 def fit(run: Run, cfg: ExperimentConfig, run_dir: Path, resume_dir: Path) -> tuple[dict, dict]:
@@ -188,7 +199,7 @@ def fit(run: Run, cfg: ExperimentConfig, run_dir: Path, resume_dir: Path) -> tup
             micro_batches = shard(run.streams.next(task), cfg.train.micro_batch_size, accelerator.process_index,
                                   accelerator.num_processes)
             loss, counts = train_step(run.model, run.data.train[task], micro_batches, run.optimizer, accelerator, cfg,
-                                      state, run.pad_id, run.batching)
+                                      state, run.pad_id, run.batching, run.attention)
             run.scheduler.step()
             seconds = time.perf_counter() - step_start
             state.add_step(task, seconds, counts)
@@ -321,13 +332,13 @@ def without_zero3_init(accelerator):
         set_hf_deepspeed_config(held)
 
 
-def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg, state, pad_id,
-               batching: str) -> tuple[float, dict]:
+def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg, state, pad_id, batching: str,
+               attention: tuple[bool, int] = (True, 0)) -> tuple[float, dict]:
     """One optimizer step on one task: forward/backward each micro-batch, then clip and step (accelerate applies
     the update only after the last micro-batch). Returns the global batch's mean loss and what its forward passes
-    held: pairs, their tokens, the tokens computed (padding excluded) and the slots (rows x width)."""
+    held (`COUNTS`); `attention`: (causal, sliding window) of the backbone, for the query-key pairs."""
     losses, skipped = [], False
-    counts = dict.fromkeys(("pairs", "tokens", "computed", "slots"), 0)
+    counts = dict.fromkeys(COUNTS, 0)
     clear_zero3_gradient_buffer(model)
     activate(optimizer, data.task)
     for rows in micro_batches:
@@ -335,10 +346,12 @@ def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg
         if batching == "shared":
             batch = pack(data, rows, pad_id, cfg.train.row_tokens)
             computed, slots = batch["computed"], batch["input_ids"].numel()
+            attended = tree_attention_pairs(batch["position_ids"], batch["used"], attention[1])
         else:
             batch = collate(data, rows, pad_id)
             computed, slots = int(lengths.sum()), len(rows) * int(lengths.max())
-        for key, value in zip(counts, (len(rows), int(lengths.sum()), computed, slots)):
+            attended = attention_pairs(lengths, *attention)
+        for key, value in zip(COUNTS, (len(rows), int(lengths.sum()), computed, slots, *attended)):
             counts[key] += value
         with accelerator.accumulate(model):
             logits = model(task=data.task, **model_inputs(batch, accelerator.device))
@@ -355,7 +368,7 @@ def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg
         mean_loss = accelerator.reduce(mean_loss.to(accelerator.device), reduction="mean")
         totals = accelerator.reduce(torch.tensor(list(counts.values()), dtype=torch.float64,
                                                  device=accelerator.device), reduction="sum")
-        counts = dict(zip(counts, (int(v) for v in totals.tolist())))
+        counts = {k: type(counts[k])(v) for k, v in zip(counts, totals.tolist())}
     return float(mean_loss), counts
 
 
@@ -497,10 +510,13 @@ def summarize(cfg, state: TrainState, best: dict, last: dict, params: dict, spli
         "final": {"headline": headline(last), "reports": last},
         "train_seconds": state.train_seconds, "batching": batching,
         "pairs": state.pairs, "tokens": state.tokens, "computed_tokens": state.computed,
-        "token_slots": state.slots, "tokens_per_s": state.tokens / max(state.train_seconds, 1e-9),
+        "token_slots": state.slots, "attention_pairs": {"full": state.full_pairs, "sliding": state.sliding_pairs},
+        "tokens_per_s": state.tokens / max(state.train_seconds, 1e-9),
         "schedule": state.schedule,
         "skipped_batches": state.skipped_batches, "skipped_steps": state.skipped_steps,
         "task_steps": dict(state.task_steps),
+        "train_sizes": {t: len(s.train) for t, s in splits.items()},
+        "unseen_languages": {t: sorted(set(s.val["language"]) - set(s.train["language"])) for t, s in splits.items()},
         "parameters": params, "processes": accelerator.num_processes,
         "distributed": str(accelerator.distributed_type).split(".")[-1],
         "data": {t: [r.summary() for r in s.reports] for t, s in splits.items()},

@@ -142,9 +142,9 @@ SAMPLE_SIZES = {"qc": 2995, "qi": 2992}
 """The embedded sample's training sets: near-equal, so proportional and temperature sampling draw alike."""
 
 
-def sampling_grid(root, with_facts=True):
-    """`joint` (temperature, T=2) and two sampling ablations with metrics, config and experiment files; without
-    facts, experiment.json predates the schedule fields and metrics.json's file summaries are all there is."""
+def sampling_grid(root):
+    """`joint` (temperature, T=2) and two sampling ablations with metrics, config and experiment files; the first
+    two drew the same task at every step (as their trainers recorded it), round robin alternated."""
     ablation = {"kind": "train", "about": "", "group": "ablations", "source": "", "task": "", "baseline": "joint"}
     specs = [{"name": "joint", "kind": "train", "overrides": ["train.mode=mtl", "train.max_steps=160"], "about": "",
               "group": "main", "source": "", "task": "", "baseline": ""},
@@ -166,13 +166,13 @@ def sampling_grid(root, with_facts=True):
         (folder / "config.yaml").write_text(yaml.safe_dump(config))
         data = {"qc": ["train_QC.txt: 3000 QC records, dropped 5 with empty query", "dev_QC.txt: 300 QC records"],
                 "qi": ["train_QI.txt: 2992 QI records", "dev_QI.txt: 300 QI records"]}
-        (folder / "metrics.json").write_text(json.dumps(joint_summary(*f1, data=data)))
-        experiment = {"spec": next(s for s in specs if s["name"] == name), "wall_seconds": 120.0}
-        if with_facts:
-            schedule = {"sampling": sampling, "temperature": 2.0, "seed": 42, "steps": 160}
-            steps = {"temperature": {"qc": 85, "qi": 75}, "proportional": {"qc": 85, "qi": 75},
-                     "round_robin": {"qc": 80, "qi": 80}}[sampling]
-            experiment.update(other_load=other_load, train_sizes=SAMPLE_SIZES, schedule=schedule, task_steps=steps)
+        sequence = "01" * 80 if sampling == "round_robin" else "0" * 85 + "1" * 75
+        steps = {t: sequence.count(str(i)) for i, t in enumerate(("qc", "qi"))}
+        summary = {**joint_summary(*f1, data=data), "train_sizes": SAMPLE_SIZES, "task_steps": steps,
+                   "schedule": sequence}
+        (folder / "metrics.json").write_text(json.dumps(summary))
+        experiment = {"spec": next(s for s in specs if s["name"] == name), "wall_seconds": 120.0,
+                      "other_load": other_load}
         (folder / "experiment.json").write_text(json.dumps(experiment))
     grid = {"specs": specs, "base_overrides": [], "budget_steps": 160, "budget": "as planned",
             "systems": [["joint model (mtl)", "joint", "joint"]], "sessions": [{"command": "mtl compare"}]}
@@ -186,9 +186,8 @@ def ablation_row(text, run):
     return [cell.strip() for cell in line.strip("|").split("|")]
 
 
-@pytest.mark.parametrize("with_facts", [True, False], ids=["recorded", "from-metrics-json"])
-def test_a_sampling_ablation_with_the_same_task_schedule_says_so(tmp_path, with_facts):
-    root = sampling_grid(tmp_path / "runs", with_facts)
+def test_a_sampling_ablation_with_the_same_task_schedule_says_so(tmp_path):
+    root = sampling_grid(tmp_path / "runs")
     assert main(["report", str(root)]) == 0
     text = (root / "report.md").read_text()
 
@@ -199,7 +198,7 @@ def test_a_sampling_ablation_with_the_same_task_schedule_says_so(tmp_path, with_
                                       "(2995 QC / 2992 QI training pairs)")
     round_robin = ablation_row(text, "joint-sampling-round-robin")
     assert round_robin[3] == "80/80" and round_robin[7] == "+0.0000"
-    assert round_robin[8].startswith("task schedule differs from `joint`'s at ") and "of 160 steps" in round_robin[8]
+    assert round_robin[8] == "task schedule differs from `joint`'s at 79 of 160 steps"  # 42 + 37
     assert "the joint model serves both tasks and trains 160: its `temperature` (T=2.0) task schedule gave it 85 QC " \
            "and 75 QI steps" in text
     assert "; `joint` samples tasks by `temperature` (T=2.0)." in text
@@ -282,10 +281,9 @@ SPEC = {"name": "bad", "kind": "train", "overrides": [], "about": "", "group": "
     ("config.yaml", "train: 5\n", "bad/config.yaml: field 'train': input should be an object, got 5"),
     ("experiment.json", "{", "bad/experiment.json:1: not valid JSON"),
     ("experiment.json", json.dumps({"spec": {**SPEC, "kind": "zzz"}}), "bad/experiment.json: field 'spec.kind'"),
-    ("experiment.json", json.dumps({"schedule": {"sampling": "temperature", "temperature": 2.0, "seed": 1,
-                                                 "steps": 10**12}}), "field 'schedule.Schedule.steps'"),
+    ("metrics.json", json.dumps({**SINGLE_QC_SUMMARY, "schedule": "0x1"}), "bad/metrics.json: field 'schedule'"),
 ], ids=["truncated metrics", "metrics list", "steps string", "f1 string", "no best", "config list",
-        "config invalid", "config section int", "experiment truncated", "unknown kind", "endless schedule"])
+        "config invalid", "config section int", "experiment truncated", "unknown kind", "bad schedule"])
 def test_a_run_folder_the_report_cannot_read_is_a_row_saying_why(root, tmp_path, name, content, message):
     (root / "bad").mkdir()
     (root / "bad" / name).write_text(content)

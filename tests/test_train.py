@@ -238,6 +238,8 @@ def test_an_encoder_backbone_trains_with_first_token_pooling(tiny_data, tmp_path
     info = json.loads((tmp_path / "runs" / "encoder" / "final" / "model.json").read_text())
     assert (info["arch"], info["pooling"], info["hidden_size"]) == ("encoder", "first", 32)
     assert summary["batching"] == "bucket"  # auto: prefix-tree rows need a decoder
+    assert summary["computed_tokens"] == summary["tokens"] < summary["token_slots"]  # padded: padding is not computed
+    assert summary["attention_pairs"]["full"] == summary["attention_pairs"]["sliding"] > summary["tokens"]  # L² each
     assert summary["steps"] == 6 and 0 <= summary["final"]["headline"]["f1/avg"] <= 1
 
 
@@ -250,7 +252,9 @@ def test_shared_batching_trains_on_prefix_tree_rows_through_ddp(tiny_backbone, t
     _, summary = run(tiny_backbone, tiny_data, tmp_path, "shared")  # auto: shared on a rotary decoder
     assert summary["distributed"] == "MULTI_CPU" and summary["steps"] == 6 and summary["batching"] == "shared"
     assert len(packed) == 6 and summary["tokens"] == sum(p["tokens"] for p in packed)
-    assert sum(p["computed"] for p in packed) < summary["tokens"]  # the tiny data repeats queries: some are shared
+    assert summary["computed_tokens"] == sum(p["computed"] for p in packed) < summary["tokens"]  # queries repeat
+    assert summary["token_slots"] == sum(p["input_ids"].numel() for p in packed)
+    assert summary["pairs"] == 6 * 8 and len(summary["schedule"]) == 6
     adapter = load_file(str(tmp_path / "runs" / "shared" / "final" / "adapter" / "adapter_model.safetensors"))
     assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
 
