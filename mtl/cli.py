@@ -75,7 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mtl", description=__doc__.split("\n\n")[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for add in (add_split, add_train, add_predict, add_evaluate, add_translate, add_compare, add_report):
+        add(commands)
+    return parser
 
+
+def add_split(commands) -> None:
     split = commands.add_parser(
         "split", help="write CV folds for a QC or QI file",
         description="Assign a fold to every record and write the records plus a `fold` column. ca: QI grouped by "
@@ -92,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--seed", type=int, default=42)
     split.set_defaults(func=cmd_split)
 
+
+def add_train(commands) -> None:
     train = commands.add_parser(
         "train", help="train the joint model or a baseline", epilog=EPILOG_OVERRIDES,
         description="Train on the configured QC/QI files. --mode mtl (default) trains one backbone with a shared "
@@ -102,11 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="YAML delta on the defaults (see configs/)")
     train.add_argument("--mode", choices=["mtl", "single", "tapt"])
     train.add_argument("--task", choices=["qc", "qi"], help="target task of single/tapt")
-    train.add_argument("--fold", help="none (dev files), K (validate on fold K), or all")
+    train.add_argument("--fold", help="none (dev files), K (validate on fold K), a list 0,1,2 (one model per fold "
+                                      "and an out-of-fold summary), or all")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     train.add_argument("overrides", nargs="*", metavar="key=value")
     train.set_defaults(func=cmd_train)
 
+
+def add_predict(commands) -> None:
     predict = commands.add_parser(
         "predict", help="score a file with a trained model",
         description="Write {id, prediction} JSON lines for every record of --input, in input order.",
@@ -122,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default="cuda" if _cuda() else "cpu")
     predict.set_defaults(func=cmd_predict)
 
+
+def add_evaluate(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate", help="score a submission against labelled records",
         description="Positive-class F1, precision and recall, and F1 per language, of --pred against --gold, "
@@ -132,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--gold", required=True, help="labelled QC or QI records")
     evaluate.set_defaults(func=cmd_evaluate)
 
+
+def add_translate(commands) -> None:
     translate = commands.add_parser(
         "translate", help="fill translated_query with English translations (translation augmentation)",
         description="Write --input's records to --output with translated_query filled for every record that lacks "
@@ -166,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="translate non-en queries even when every word is a common English or brand word")
     translate.set_defaults(func=cmd_translate)
 
+
+def add_compare(commands) -> None:
     compare = commands.add_parser(
         "compare", help="run single, TAPT and joint models (and the ablations) side by side",
         epilog="key=value overrides apply to every run (data, backbone, batch, seed). The budget is train.max_steps: "
@@ -195,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("overrides", nargs="*", metavar="key=value")
     compare.set_defaults(func=cmd_compare)
 
+
+def add_report(commands) -> None:
     report = commands.add_parser(
         "report", help="write report.md and plots comparing the runs under a log root",
         description="Read every run folder under RUN_ROOT (metrics.json, TensorBoard event files, and grid.json "
@@ -207,8 +225,6 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("root", metavar="RUN_ROOT", help="log root holding the runs (e.g. runs/compare)")
     report.add_argument("--out", help="folder for report.md and the PNGs (default: RUN_ROOT)")
     report.set_defaults(func=cmd_report)
-
-    return parser
 
 
 def cmd_split(args) -> int:
