@@ -43,8 +43,13 @@ def test_bench_runs_end_to_end_and_writes_its_tables(tiny_backbone, tiny_data, t
     assert training["ours"]["shared_fraction"] > 0 == training["other"]["shared_fraction"]
     assert training["ours"]["model_flops"] < training["other"]["model_flops"]
     assert results["batching"]["verdict"].startswith("bucket batching: ")
-    for key in ("qc", "qi", "avg", "avg_tuned"):
+    for key in ("qc", "qi", "avg", "avg_tuned", "test_qc", "test_qi", "test_avg"):
         assert 0 <= training["ours"]["f1"][key] <= 1 and 0 <= training["reference"]["total"]["f1"][key] <= 1
+    # The held-out test split leads: the trainer scored it with the model it trained, at the tuned threshold.
+    summary = json.loads((tmp_path / "work" / "ours" / "metrics.json").read_text())
+    assert training["ours"]["f1"]["test_qc"] == summary["test"]["reports"]["qc"]["at_threshold"]["f1"]
+    assert f"{training['ours']['f1']['test_avg']:.4f} on the test split vs" in table
+    assert summary["computed_tokens"] == training["ours"]["computed_tokens"] < training["ours"]["tokens"]
     assert all(r > 0 for r in results["ratios"].values())
     ours, reference = results["inference"]["ours"], results["inference"]["reference"]
     assert ours["models"] == 1 and reference["models"] == 2
