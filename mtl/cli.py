@@ -137,10 +137,12 @@ def add_evaluate(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate", help="score a submission against labelled records",
         description="Positive-class F1, precision and recall, and F1 per language, of --pred against --gold, "
-                    "printed as markdown tables. Every gold id must be predicted exactly once: a missing, unknown or "
+                    "and ROC-AUC and average precision (overall and per language) when every prediction carries its "
+                    "score, printed as markdown tables. Every gold id must be predicted exactly once: a missing, unknown or "
                     "repeated id is an error naming the file and line.",
     )
-    evaluate.add_argument("--pred", required=True, help="JSON lines with id and prediction")
+    evaluate.add_argument("--pred", required=True, help="JSON lines with id and prediction, and score for ROC-AUC/AP "
+                                                        "(`mtl predict --with-scores`)")
     evaluate.add_argument("--gold", required=True, help="labelled QC or QI records")
     evaluate.set_defaults(func=cmd_evaluate)
 

@@ -99,7 +99,8 @@ def _warn_untranslated(records: pd.DataFrame, path) -> None:
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
-    """A submission file: JSON lines with `id` and `prediction` (0/1); duplicate ids are an error."""
+    """A submission file: JSON lines with `id` and `prediction` (0/1), and optionally `score` (P(relevant) in [0, 1]
+    or null, as `mtl predict --with-scores` writes it; NaN in the frame where absent); duplicate ids are an error."""
     path = Path(path)
     rows, seen = [], {}
     for number, obj in read_json_lines(path):
@@ -110,11 +111,15 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
         prediction = obj["prediction"]
         if isinstance(prediction, bool) or prediction not in (0, 1):
             raise DataError(path, number, "prediction", f"must be 0 or 1, got {prediction!r}"[:200])
+        score = obj.get("score")
+        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))
+                                  or not 0 <= score <= 1):
+            raise DataError(path, number, "score", f"must be a number in [0, 1] or null, got {score!r}"[:200])
         if key in seen:
             raise DataError(path, number, "id", f"duplicate id {obj['id']!r} (first on line {seen[key]})")
         seen[key] = number
-        rows.append((key, int(prediction)))
-    return pd.DataFrame(rows, columns=["id", "prediction"])
+        rows.append((key, int(prediction), float("nan") if score is None else float(score)))
+    return pd.DataFrame(rows, columns=["id", "prediction", "score"])
 
 
 def evaluate_files(pred_path: str | Path, gold_path: str | Path) -> tuple[dict, str]:
@@ -122,7 +127,8 @@ def evaluate_files(pred_path: str | Path, gold_path: str | Path) -> tuple[dict, 
     their text, so a submission may write 7 where the gold file has "7"."""
     gold, _ = read_records(gold_path, require_label=True)
     task = gold.attrs["task"]
-    preds = read_predictions(pred_path).set_index("id")["prediction"]
+    submission = read_predictions(pred_path).set_index("id")
+    preds = submission["prediction"]
     gold_ids = gold["id"].map(str)
     missing = gold_ids[~gold_ids.isin(preds.index)]
     if len(missing):
@@ -132,20 +138,26 @@ def evaluate_files(pred_path: str | Path, gold_path: str | Path) -> tuple[dict, 
     if len(extra):
         raise DataError(pred_path, None, "id", f"{len(extra)} ids are not in {gold_path}, e.g. {list(extra[:3])}")
     labels = gold["label"].to_numpy()
-    report = classification_report(labels, preds.loc[gold_ids].to_numpy(), gold["language"])
+    report = classification_report(labels, preds.loc[gold_ids].to_numpy(), gold["language"], ranking=False)
+    scores = submission["score"].loc[gold_ids].to_numpy()
+    if np.isfinite(scores).all():  # ROC-AUC and AP need every pair's score; hard 0/1 predictions rank nothing
+        ranked = classification_report(labels, scores, gold["language"], ranking=True)
+        report.update({k: ranked[k] for k in ("auc", "ap", "auc_by_language", "ap_by_language")})
     report["baseline"] = majority_baseline(labels)
     reports = {task: report}
     return reports, format_evaluation(reports) + "\n\n" + format_language_table(reports)
 
 
 def format_evaluation(reports: dict[str, dict]) -> str:
-    """The metrics table of hard predictions: no tuned-threshold columns (a submission has no scores to tune), and
-    the baselines computed from the gold labels."""
-    lines = ["| task | n | F1 | P | R | F1 all-positive | F1 majority |", "|---|---|---|---|---|---|---|"]
+    """The metrics table of a submission: F1 of its hard predictions (no tuned-threshold columns: the threshold is
+    the submitter's), ROC-AUC and AP where it carries every pair's score, and the gold labels' baselines."""
+    lines = ["| task | n | F1 | P | R | ROC-AUC | AP | F1 all-positive | F1 majority |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for task in sorted(reports):
         r, base = reports[task], reports[task]["baseline"]
+        ranking = " | ".join(f"{r[k]:.4f}" if k in r else "—" for k in ("auc", "ap"))
         lines.append(f"| {task.upper()} | {r['n']} | {r['f1']:.4f} | {r['precision']:.4f} | {r['recall']:.4f} | "
-                     f"{base['f1_all_positive']:.4f} | {base['f1_majority']:.4f} |")
+                     f"{ranking} | {base['f1_all_positive']:.4f} | {base['f1_majority']:.4f} |")
     return "\n".join(lines)
 
 

@@ -150,8 +150,35 @@ def test_evaluate_table_shows_gold_baselines_and_no_nan(tmp_path):
     pred = write_jsonl(tmp_path / "pred.txt", [{"id": i, "prediction": 1} for i in range(4)])
     reports, table = evaluate_files(pred, gold)
     assert reports["qi"]["baseline"] == {"majority_class": 1, "f1_majority": 6 / 7, "f1_all_positive": 6 / 7}
-    assert "| QI | 4 | 0.8571 | 0.7500 | 1.0000 | 0.8571 | 0.8571 |" in table
-    assert "nan" not in table
+    assert "| QI | 4 | 0.8571 | 0.7500 | 1.0000 | — | — | 0.8571 | 0.8571 |" in table  # hard predictions rank nothing
+    assert "nan" not in table and "auc" not in reports["qi"]
+
+
+def test_evaluate_gives_auc_and_ap_when_every_prediction_carries_its_score(tmp_path):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    labels, scores = [1, 0, 1, 0, 1, 0], [0.9, 0.8, 0.7, 0.3, 0.2, 0.1]
+    gold = write_jsonl(tmp_path / "dev.txt", [{"id": i, "language": "en" if i < 3 else "es", "origin_query": "a",
+                                               "item_title": "x", "label": y} for i, y in enumerate(labels)])
+    pred = write_jsonl(tmp_path / "pred.txt", [{"id": i, "prediction": int(s >= 0.5), "score": s}
+                                               for i, s in enumerate(scores)])
+    reports, table = evaluate_files(pred, gold)
+    report = reports["qi"]
+    assert report["auc"] == pytest.approx(roc_auc_score(labels, scores)) and report["auc"] != 0.5
+    assert report["ap"] == pytest.approx(average_precision_score(labels, scores))
+    assert report["auc_by_language"] == {"en": 0.5, "es": 0.5}  # en: 1, 0, 1 scored .9 .8 .7
+    assert f"| {report['auc']:.4f} | {report['ap']:.4f} |" in table and "ES AUC" not in table
+    assert "QI AUC" in table  # the language table gains the AUC column
+    rows = [{"id": i, "prediction": int(s >= 0.5), "score": s if i else None} for i, s in enumerate(scores)]
+    reports, _ = evaluate_files(write_jsonl(tmp_path / "some.txt", rows), gold)
+    assert "auc" not in reports["qi"]  # one pair without a score: no ranking figures at all
+
+
+def test_a_score_outside_0_1_names_the_line(tmp_path):
+    path = write_jsonl(tmp_path / "p.txt", [{"id": 1, "prediction": 1, "score": 0.2}, {"id": 2, "prediction": 1,
+                                                                                        "score": 1.5}])
+    with pytest.raises(DataError, match="p.txt:2: field 'score': must be a number in \\[0, 1\\] or null"):
+        read_predictions(path)
 
 
 @pytest.mark.parametrize("content, message", [
