@@ -9,8 +9,9 @@ import torch
 from tqdm.auto import tqdm
 
 from mtl.data.tasks import TaskData, collate
-from mtl.metrics import classification_report, majority_baseline, tune_threshold
+from mtl.metrics import breakdown, classification_report, majority_baseline, tune_threshold
 from mtl.packing import model_inputs, pack, why_not_packable
+from mtl.taxonomy import parse_path
 
 
 @torch.no_grad()
@@ -106,10 +107,12 @@ def predict_probs_mixed(model, data: dict[str, TaskData], pad_id: int, batch_siz
     return probs
 
 
-def task_report(data: TaskData, probs: np.ndarray, tune: bool = True, threshold: float | None = None) -> dict:
+def task_report(data: TaskData, probs: np.ndarray, tune: bool = True, threshold: float | None = None,
+                taxonomy=None, group_levels: int = 2) -> dict:
     """Metrics at 0.5 (the paper's argmax), at the threshold tuned for F1 on these records (`tune`), at a
     `threshold` chosen elsewhere (`at_threshold`: the test split at the validation's threshold), and of the
-    trivial baselines."""
+    trivial baselines. QC with the training `taxonomy`: also by how much of each path training saw (`by_seen`), by
+    top-level branch and by path depth, at `threshold` (else 0.5)."""
     report = classification_report(data.labels, probs, data.languages, threshold=0.5)
     report["baseline"] = majority_baseline(data.labels)
     if threshold is not None:
@@ -120,6 +123,12 @@ def task_report(data: TaskData, probs: np.ndarray, tune: bool = True, threshold:
         threshold, _ = tune_threshold(data.labels, probs)
         tuned = classification_report(data.labels, probs, data.languages, threshold=threshold)
         report["tuned"] = {k: tuned[k] for k in ("f1", "precision", "recall", "threshold")}
+    if taxonomy is not None and data.task == "qc":
+        paths = data.records["category_path"].tolist()
+        cut = report.get("at_threshold", report)["threshold"]
+        report["by_seen"] = breakdown(data.labels, probs, [taxonomy.seen(p, group_levels) for p in paths], cut)
+        report["by_branch"] = breakdown(data.labels, probs, [parse_path(p)[0] for p in paths], cut)
+        report["by_depth"] = breakdown(data.labels, probs, [len(parse_path(p)) for p in paths], cut)
     return report
 
 

@@ -56,6 +56,20 @@ def classification_report(labels, probs, languages=None, threshold: float = 0.5,
     return report
 
 
+def breakdown(labels, probs, keys, threshold: float) -> dict[str, dict]:
+    """F1 at `threshold`, ROC-AUC, pairs, positive rate and wrong predictions per value of `keys` (one per pair),
+    in key order."""
+    labels, probs, keys = np.asarray(labels, dtype=np.int64), np.asarray(probs), np.asarray(keys, dtype=object)
+    out = {}
+    for key in sorted(set(keys.tolist()), key=str):
+        rows = keys == key
+        report = classification_report(labels[rows], probs[rows], threshold=threshold)
+        errors = int(((probs[rows] >= threshold).astype(np.int64) != labels[rows]).sum())
+        out[str(key)] = {"n": report["n"], "positive_rate": report["positive_rate"], "f1": report["f1"],
+                         "auc": report["auc"], "errors": errors}
+    return out
+
+
 def tune_threshold(labels, probs) -> tuple[float, float]:
     """The threshold that maximises F1 on these labels, and that F1. Ties go to the threshold closest to 0.5."""
     labels = np.asarray(labels, dtype=np.int64)
@@ -122,6 +136,24 @@ def format_table(reports: dict[str, dict], test: dict[str, dict] | None = None) 
         if test:
             test_avg = f"{0.5 * sum(test[t].get('at_threshold', test[t])['f1'] if t in test else nan for t in ('qc', 'qi')):.4f} | | "
         lines.append(f"| AVG | | {test_avg}{avg:.4f} | | | | | {tuned_avg:.4f} | | | |")
+    return "\n".join(lines)
+
+
+def format_breakdown(reports: dict[str, dict], test: dict[str, dict] | None = None, key: str = "by_seen") -> str:
+    """QC pairs by one `breakdown` (default: seen path / seen group / unseen group), validation and test side by
+    side; empty when no QC report carries it."""
+    sides = [(name, r["qc"][key]) for name, r in (("validation", reports), ("test", test or {}))
+             if "qc" in r and key in r["qc"]]
+    if not sides:
+        return ""
+    head = "| QC pairs | " + " | ".join(f"{name} n | {name} F1 | {name} AUC" for name, _ in sides) + " |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for bucket in dict.fromkeys(b for _, side in sides for b in side):
+        cells = []
+        for _, side in sides:
+            b = side.get(bucket)
+            cells += [str(b["n"]), f"{b['f1']:.4f}", f"{b['auc']:.4f}"] if b else ["0", "", ""]
+        lines.append(f"| {bucket} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 REPORT_FILE = "report.md"
 CURVE_PLOTS = {task: f"f1_curves_{task}.png" for task in TASKS}
 LANGUAGE_PLOT = "f1_by_language.png"
+BRANCH_PLOT = "qc_f1_by_branch.png"
+MOST_ERRORS = 8
+"""Branches listed in the report's "QC by category" section."""
 LAYOUT_SUFFIX = ".layout"
 """Suffix of the event file holding the custom-scalar layout at the root, so a new report replaces the old one."""
 BUDGET_KEYS = ("train.mode=", "train.max_steps=", "train.eval_every=", "train.tapt_steps=")
@@ -75,6 +78,8 @@ class RunResult:
     """Held-out test F1 of the best checkpoint at the threshold tuned on validation, per task and `avg` (empty: the
     run had no test split)."""
     test_auc: dict[str, float] = field(default_factory=dict)
+    test_reports: dict = field(default_factory=dict)
+    """The held-out test split's reports per task (metrics.json's `test`)."""
     f1_by_language: dict[str, dict[str, float]] = field(default_factory=dict)
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     """`eval/f1/<task>` per step, x shifted by the steps of earlier stages."""
@@ -110,6 +115,15 @@ Steps = Annotated[int, Field(ge=0, le=10_000_000)]
 Sampling = typing.get_type_hints(TasksConfig)["sampling"]
 
 
+class Bucket(TypedDict):
+    """QC pairs of one category bucket or branch (`mtl.metrics.breakdown`)."""
+
+    n: NonNegativeInt
+    f1: Unit
+    auc: float
+    errors: NonNegativeInt
+
+
 class TaskReport(TypedDict, total=False):
     f1: Required[Unit]
     precision: Required[Unit]
@@ -120,6 +134,23 @@ class TaskReport(TypedDict, total=False):
     f1_by_language: dict[str, Unit]
     tuned: dict[str, Unit]
     baseline: dict[str, Unit]
+    by_seen: dict[str, Bucket]
+    by_branch: dict[str, Bucket]
+
+
+class TestReport(TypedDict, total=False):
+    """What the report reads of a task's held-out test report (metrics.json's `test`)."""
+
+    f1: Unit
+    auc: float
+    n: NonNegativeInt
+    at_threshold: dict[str, Unit | dict[str, Unit]]
+    by_seen: dict[str, Bucket]
+    by_branch: dict[str, Bucket]
+
+
+class TestSplit(TypedDict, total=False):
+    reports: dict[str, TestReport]
 
 
 class Checkpoint(TypedDict):
@@ -140,6 +171,7 @@ class MetricsFile(StageCost, total=False):
     """What the report reads of a run's metrics.json (`mtl.train.summarize` writes it); other keys are ignored."""
 
     best: Required[Checkpoint]
+    test: TestSplit
     tasks: list[str]
     best_step: int | None
     parameters: dict[str, int]
@@ -211,6 +243,7 @@ def write_report(root: str | Path, out: str | Path | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     plot_curves(runs, out)
     plot_languages(runs, out)
+    plot_branches(runs, out)
     if os.access(root, os.W_OK | os.X_OK):
         write_layout(root)
     else:
@@ -434,6 +467,7 @@ def from_summary(run: RunResult, summary: dict, source_stage: Path | None) -> No
     if set(TASKS) <= set(run.test_f1):
         run.test_f1["avg"] = 0.5 * (run.test_f1["qc"] + run.test_f1["qi"])
     run.test_auc = {t: r["auc"] for t, r in test.items() if "auc" in r}
+    run.test_reports = test
     run.steps, run.best_step = summary.get("steps"), summary.get("best_step")
     params = summary.get("parameters", {})
     run.trainable, run.total_params, run.model_bytes = params.get("trainable"), params.get("total"), params.get("bytes")
@@ -507,8 +541,8 @@ def render(root: Path, grid: dict, runs: dict[str, RunResult], notes=()) -> str:
     sections = [header(root, grid, runs, notes), results_table(runs)]
     if grid.get("systems"):
         sections += [systems_table(grid["systems"], runs), limitations_section(runs)]
-    sections += [cost_table(runs), language_section(runs), zero_shot_section(runs), ablation_section(runs),
-                 plots_section(runs), details_section(runs)]
+    sections += [cost_table(runs), language_section(runs), zero_shot_section(runs), category_section(runs),
+                 ablation_section(runs), plots_section(runs), details_section(runs)]
     return "\n\n".join(s for s in sections if s) + "\n"
 
 
@@ -764,6 +798,41 @@ def schedule_note(run: RunResult, baseline: RunResult | None, changes: list[str]
             f"repeats `{baseline.name}`'s training: no Δ to read"), True
 
 
+def category_reports(run: RunResult) -> tuple[str, dict]:
+    """The QC report the category analysis reads: the held-out test split's where there is one, else validation's."""
+    test = run.test_reports.get("qc", {})
+    if "by_seen" in test:
+        return "test", test
+    return "validation", run.reports.get("qc", {}) if "by_seen" in run.reports.get("qc", {}) else {}
+
+
+def category_section(runs: dict[str, RunResult]) -> str:
+    """QC by how much of each category path training saw, and the top-level branches with the most errors."""
+    shown = {name: category_reports(run) for name, run in runs.items() if run.has_figures}
+    shown = {name: (side, report) for name, (side, report) in shown.items() if report}
+    if not shown:
+        return ""
+    buckets = list(dict.fromkeys(b for _, report in shown.values() for b in report["by_seen"]))
+    rows = [[f"`{name}`", side, *(_bucket_cell(report["by_seen"].get(b)) for b in buckets)]
+            for name, (side, report) in shown.items()]
+    name, (side, report) = next(((n, v) for n, v in shown.items() if n == "joint"), next(iter(shown.items())))
+    worst = sorted(report["by_branch"].items(), key=lambda kv: -kv[1]["errors"])[:MOST_ERRORS]
+    branch_rows = [[branch, str(b["n"]), str(b["errors"]), _num(b["f1"]), _num(b["auc"])] for branch, b in worst]
+    return ("## QC by category\n\nF1 / ROC-AUC (pairs) of QC pairs by how much of their category path the run's "
+            "training fold saw: the whole path, only its group (the first `cv.qc_group_levels` levels, the unit a "
+            "category-aware fold holds out), or not even that. Under category-aware CV every validation pair is in the "
+            "last bucket by design; the test split (whole queries) and the dev files show the others.\n\n"
+            + markdown_table(["run", "scored on", *buckets], rows)
+            + f"\n\nTop-level branches with the most wrong predictions, `{name}` on its {side} records (F1 at its "
+            f"threshold); every branch in `{BRANCH_PLOT}`.\n\n"
+            + markdown_table(["branch", "pairs", "errors", "F1", "AUC"], branch_rows)
+            + f"\n\n![QC F1 by branch]({BRANCH_PLOT})")
+
+
+def _bucket_cell(bucket: dict | None) -> str:
+    return DASH if not bucket else f"{_num(bucket['f1'])} / {_num(bucket['auc'])} ({bucket['n']})"
+
+
 def plots_section(runs: dict[str, RunResult]) -> str:
     images = [f"![F1 {t.upper()} during training]({CURVE_PLOTS[t]})" for t in TASKS]
     return ("## Plots\n\nEvaluation F1 (threshold 0.5) per run against the optimizer steps the model has been "
@@ -843,6 +912,32 @@ def plot_languages(runs: dict[str, RunResult], out: Path) -> None:
     axes[0].set_title("F1 by language, best checkpoint, threshold 0.5")
     fig.tight_layout()
     _save_figure(fig, out / LANGUAGE_PLOT)
+    plt.close(fig)
+
+
+def plot_branches(runs: dict[str, RunResult], out: Path) -> None:
+    """Sorted bars of QC F1 per top-level branch for the run the category section lists (joint when it has one)."""
+    shown = {name: category_reports(run) for name, run in runs.items() if run.has_figures}
+    shown = {name: v for name, v in shown.items() if v[1]}
+    if not shown:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    name = "joint" if "joint" in shown else next(iter(shown))
+    side, report = shown[name]
+    branches = sorted(report["by_branch"].items(), key=lambda kv: kv[1]["f1"])
+    fig, ax = plt.subplots(figsize=(9, max(3, 0.28 * len(branches))))
+    ax.barh([b for b, _ in branches], [v["f1"] for _, v in branches])
+    for y, (_, v) in enumerate(branches):
+        ax.text(v["f1"], y, f" {v['n']} pairs", va="center", fontsize=7)
+    ax.set_xlim(0, 1.15)
+    ax.set_xlabel("F1")
+    ax.set_title(f"QC F1 by top-level branch: {name}, {side} records")
+    fig.tight_layout()
+    _save_figure(fig, out / BRANCH_PLOT)
     plt.close(fig)
 
 

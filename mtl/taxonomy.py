@@ -24,6 +24,8 @@ from mtl.errors import DataError, MtlError
 from mtl.io import atomic_write_text
 
 ROOT = ""
+SEEN_BUCKETS = ("seen path", "seen group", "unseen group")
+"""QC pairs by how much of their category path training saw (`Taxonomy.seen`)."""
 
 # A level separator is a comma NOT followed by a space; ", " belongs inside a level name.
 _LEVEL_SEP = re.compile(r",(?! )")
@@ -161,6 +163,15 @@ class Taxonomy:
             depth, node = depth + 1, prefix
         kind = "complete" if depth == len(prefixes) else "partial" if depth else "none"
         return PathMatch(kind=kind, depth=depth, node=node)
+
+    def seen(self, path: str, group_levels: int) -> str:
+        """Which of three buckets a path falls in against this (training) tree: `seen path`, `seen group` (unseen
+        path whose first `group_levels` levels are a known node: the category-aware split's unit), `unseen group`."""
+        levels = parse_path(path)
+        match = self.lookup(path)
+        if match.kind == "complete":
+            return SEEN_BUCKETS[0]
+        return SEEN_BUCKETS[1] if match.depth >= min(group_levels, len(levels)) else SEEN_BUCKETS[2]
 
     def save(self, file: str | Path) -> None:
         """Node-link JSON, written atomically so a crash never leaves a truncated taxonomy."""

@@ -43,7 +43,7 @@ from mtl.io import atomic_write_text
 from mtl.logger import NullLogger, build_logger
 from mtl.measure import attention_pairs, tree_attention_pairs
 from mtl.optim import activate, build_optimizer
-from mtl.metrics import f1_avg, format_table, selection_score
+from mtl.metrics import f1_avg, format_breakdown, format_table, selection_score
 from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, read_info
 from mtl.packing import model_inputs, pack, resolve_batching
 from mtl.sampling import TaskStreams, shard, task_for_step
@@ -213,7 +213,8 @@ def fit(run: Run, cfg: ExperimentConfig, run_dir: Path, resume_dir: Path) -> tup
                 log_training(run.logger, window, run.scheduler, state)
             is_last = state.step == cfg.train.max_steps
             if is_last or (cfg.train.eval_every and state.step % cfg.train.eval_every == 0):
-                reports = validate(run.model, run.data.val, accelerator, cfg, run.pad_id, run.logger, state.step)
+                reports = validate(run.model, run.data.val, accelerator, cfg, run.pad_id, run.logger, state.step,
+                                   run.data.taxonomy)
                 score = selection_score(reports, cfg.eval.select)
                 if score > state.best_score:
                     state.best_score, state.best_step, best_reports = score, state.step, reports
@@ -233,7 +234,8 @@ def finish(run: Run, cfg: ExperimentConfig, run_dir: Path, best_reports: dict, r
     """`final/`, the selected model's scores on the test split and the fold's validation records, metrics.json."""
     accelerator, state = run.accelerator, run.state
     if not reports:  # resumed from the checkpoint of the last step, whose evaluation is logged already
-        reports = validate(run.model, run.data.val, accelerator, cfg, run.pad_id, NullLogger(), state.step)
+        reports = validate(run.model, run.data.val, accelerator, cfg, run.pad_id, NullLogger(), state.step,
+                           run.data.taxonomy)
     write_model(accelerator, run.model, run_dir / "final", cfg, run.info, reports, run.data.taxonomy)
     if not best_reports:  # resumed after the best checkpoint was written: read its metrics back
         best_reports = read_info(run_dir / "best").metrics
@@ -244,7 +246,9 @@ def finish(run: Run, cfg: ExperimentConfig, run_dir: Path, best_reports: dict, r
     if accelerator.is_main_process:
         atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=1))
         run.logger.log_hparams({**flatten(to_dict(cfg)), **(tags or {})}, summary["best"]["headline"])
-        log.info("best step %d of %s:\n%s", state.best_step, run_dir, format_table(best_reports, test_reports))
+        seen = format_breakdown(best_reports, test_reports)
+        log.info("best step %d of %s:\n%s%s", state.best_step, run_dir, format_table(best_reports, test_reports),
+                 f"\n\nQC by how much of the category path training saw:\n{seen}" if seen else "")
     run.logger.close()
     accelerator.wait_for_everyone()
     return summary
@@ -298,7 +302,8 @@ def score_best(run_dir: Path, data: RunData, cfg: ExperimentConfig, accelerator,
             model, _, info, _ = load_trained(run_dir / "best", accelerator.device)
         for task, task_data in data.test.items():
             probs = predict_probs(model, task_data, pad_id, cfg.eval.batch_size, row_tokens=cfg.train.row_tokens)
-            reports[task] = task_report(task_data, probs, tune=False, threshold=info.thresholds.get(task, 0.5))
+            reports[task] = task_report(task_data, probs, tune=False, threshold=info.thresholds.get(task, 0.5),
+                                        taxonomy=data.taxonomy, group_levels=cfg.cv.qc_group_levels)
         for task, task_data in data.val_all.items():
             probs = predict_probs(model, task_data, pad_id, cfg.eval.batch_size, row_tokens=cfg.train.row_tokens)
             oof[task] = f"oof_{task}.jsonl"
@@ -418,11 +423,12 @@ def handle_nonfinite(model, data: TaskData, rows, state: TrainState, cfg) -> tor
     return sum((p * 0).sum() for p in model.parameters() if p.requires_grad and id(p) not in other_head)
 
 
-def validate(model, val_data: dict[str, TaskData], accelerator, cfg, pad_id, logger, step) -> dict:
+def validate(model, val_data: dict[str, TaskData], accelerator, cfg, pad_id, logger, step, taxonomy=None) -> dict:
     reports = {}
     for task, data in val_data.items():
         probs = predict_probs(model, data, pad_id, cfg.eval.batch_size, accelerator, row_tokens=cfg.train.row_tokens)
-        reports[task] = task_report(data, probs, tune=cfg.eval.tune_threshold)
+        reports[task] = task_report(data, probs, tune=cfg.eval.tune_threshold, taxonomy=taxonomy,
+                                    group_levels=cfg.cv.qc_group_levels)
     scalars = {}
     for task, r in reports.items():
         scalars.update({f"eval/f1/{task}": r["f1"], f"eval/precision/{task}": r["precision"],
@@ -432,6 +438,8 @@ def validate(model, val_data: dict[str, TaskData], accelerator, cfg, pad_id, log
             scalars[f"eval/f1_tuned/{task}"] = r["tuned"]["f1"]
         scalars.update({f"eval/f1_by_language/{task}/{lang}": v for lang, v in r["f1_by_language"].items()})
         scalars.update({f"eval/auc_by_language/{task}/{lang}": v for lang, v in r["auc_by_language"].items()})
+        for bucket, b in r.get("by_seen", {}).items():
+            scalars.update({f"eval/f1_by_seen/{task}/{bucket}": b["f1"], f"eval/auc_by_seen/{task}/{bucket}": b["auc"]})
     if f1_avg(reports) is not None:
         scalars["eval/f1/avg"] = f1_avg(reports)
     logger.log(scalars, step)

@@ -353,3 +353,20 @@ def test_a_run_folder_name_that_is_not_utf8_is_escaped_in_the_report(root, tmp_p
         f.write("boom\n")
     assert main(["report", str(root), "--out", str(tmp_path / "out")]) == 0
     assert "| `run-\\udcff` |" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+
+
+def test_the_report_breaks_qc_down_by_category_from_the_test_split(root, tmp_path):
+    bucket = {"seen path": {"n": 40, "f1": 0.9, "auc": 0.8, "errors": 4},
+              "unseen group": {"n": 10, "f1": 0.5, "auc": 0.6, "errors": 5}}
+    branches = {"food": {"n": 30, "f1": 0.8, "auc": 0.7, "errors": 6}, "toys": {"n": 20, "f1": 0.6, "auc": 0.5,
+                                                                             "errors": 9}}
+    summary = {**SINGLE_QC_SUMMARY, "test": {"headline": {}, "reports": {"qc": {
+        "f1": 0.7, "auc": 0.75, "n": 50, "at_threshold": {"f1": 0.72, "threshold": 0.4},
+        "by_seen": bucket, "by_branch": branches}}}}
+    (root / "single-qc" / "metrics.json").write_text(json.dumps(summary))
+    assert main(["report", str(root), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    section = text.split("## QC by category", 1)[1].split("\n## ", 1)[0]
+    assert "| `single-qc` | test | 0.9000 / 0.8000 (40) | 0.5000 / 0.6000 (10) |" in section
+    assert section.index("| toys | 20 | 9 |") < section.index("| food | 30 | 6 |")  # most errors first
+    assert (tmp_path / "out" / "qc_f1_by_branch.png").is_file()

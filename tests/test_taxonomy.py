@@ -220,3 +220,14 @@ def test_priors_dict_round_trip(priors):
     back = PrefixPriors.from_dict(d)
     assert back == priors
     np.testing.assert_array_equal(back.features(PATHS), priors.features(PATHS))
+
+
+def test_seen_buckets_say_how_much_of_a_path_training_saw():
+    tree = Taxonomy.from_paths(["home & garden,kitchen,cookware", "food,grocery,flour, baking and cooking"])
+    assert tree.seen("home & garden,kitchen,cookware", 2) == "seen path"
+    assert tree.seen("home & garden,kitchen", 2) == "seen path"  # an inner node of a seen path
+    assert tree.seen("home & garden,kitchen,bakeware", 2) == "seen group"
+    assert tree.seen("food,grocery,flour, baking and cooking,rye", 2) == "seen group"  # ", " stays inside a level
+    assert tree.seen("home & garden,bath,towels", 2) == "unseen group"
+    assert tree.seen("home & garden,bath,towels", 1) == "seen group"
+    assert tree.seen("toys", 2) == "unseen group"

@@ -16,7 +16,7 @@ from mtl import train as train_module
 from mtl.errors import Interrupted
 from mtl.config import load_config
 from mtl.errors import ConfigError, DataError, MtlError
-from tests.conftest import tiny_overrides
+from tests.conftest import make_records, tiny_overrides, write_jsonl
 
 
 def run(tiny_backbone, tiny_data, tmp_path, name, **extra):
@@ -70,6 +70,21 @@ def test_single_task_run_trains_and_evaluates_one_task(tiny_backbone, tiny_data,
     assert summary["tasks"] == ["qi"]
     assert set(summary["best"]["reports"]) == {"qi"}
     assert "eval/f1/qc" not in scalar_tags(tmp_path / "runs" / "single")
+
+
+def test_qc_reports_say_how_much_of_each_category_path_training_saw(tiny_backbone, tiny_data, tmp_path):
+    dev = make_records("qc", 40, seed=5)
+    for i, row in enumerate(dev[:16]):  # a new leaf under a known level-2 group, and a new top-level branch
+        row["category_path"] = "electronics,phones,feature phones" if i < 8 else "toys,dolls"
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, "seen", **{"train.mode": "single", "train.task": "qc",
+                                                                   "data.qc_dev": write_jsonl(tmp_path / "dev.txt",
+                                                                                              dev)})
+    by_seen = summary["best"]["reports"]["qc"]["by_seen"]
+    assert {k: v["n"] for k, v in by_seen.items()} == {"seen path": 24, "seen group": 8, "unseen group": 8}
+    branches = summary["best"]["reports"]["qc"]["by_branch"]
+    assert branches["toys"]["n"] == 8 and sum(b["n"] for b in branches.values()) == 40
+    assert sum(b["n"] for b in summary["test"]["reports"]["qc"]["by_seen"].values()) == \
+        summary["test"]["reports"]["qc"]["n"]  # the test split is carved from training: its paths are all known
 
 
 def test_tapt_stage_two_starts_from_stage_one(tiny_backbone, tiny_data, tmp_path, monkeypatch):
