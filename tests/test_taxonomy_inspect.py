@@ -1,8 +1,21 @@
 """`inspect_tree` and `mtl taxonomy`: what the category-tree report counts, on trees small enough to count by hand."""
 
+import json
+import logging
+
 import pytest
 
+from mtl.cli import main
 from mtl.taxonomy import Taxonomy, format_inspection, inspect_tree, name_key, near_duplicate_names
+from tests.conftest import make_records, write_jsonl
+
+
+def qc_rows(paths, labels=None):
+    rows = [{"id": i, "language": "en", "origin_query": f"q{i}", "category_path": path}
+            for i, path in enumerate(paths)]
+    for row, label in zip(rows, labels or []):
+        row["label"] = label
+    return rows
 
 
 def spellings(taxonomy):
@@ -77,3 +90,37 @@ def test_examples_are_capped_and_the_most_rows_come_first():
     examples = inspect_tree(Taxonomy.from_paths(paths), examples=2)["comma_names"]["examples"]
     assert examples == [{"path": "a,x, y", "rows": 3}, {"path": "a,m, n", "rows": 2}]
 
+
+def test_cli_prints_markdown_and_writes_the_same_facts_as_json(tmp_path, capsys):
+    source = write_jsonl(tmp_path / "qc.jsonl", qc_rows(
+        ["food,flour, baking and cooking", "food,grocery", "shoes,pumps", "shoes,Pumps（old）", " , "],
+        [1, 0, 1, 1, 0]))
+    out = tmp_path / "facts" / "taxonomy.json"
+    assert main(["-q", "taxonomy", str(source), "--json", str(out), "--examples", "1"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"# Category tree of {source}\n")
+    assert "- rows: 4, 75.0% positive (1 more without a category level, left out)" in text
+    assert "| food | 2 | 3 | 2 | 50.0% |" in text
+    assert "- `food > flour, baking and cooking` (1 row)" in text
+    assert "  - `Pumps（old）`: under `shoes`, depth 2, 1 row" in text
+    facts = json.loads(out.read_text(encoding="utf-8"))
+    assert facts["file"] == str(source) and facts["rows_without_category"] == 1
+    assert facts["rows"] == 4 and facts["paths"] == 4 and facts["near_duplicates"]["groups"] == 1
+    assert facts["nodes_per_depth"] == {"1": 2, "2": 4}
+
+
+def test_cli_refuses_a_qi_file_in_one_line(tmp_path, caplog):
+    source = write_jsonl(tmp_path / "qi.jsonl", make_records("qi", 5))
+    with caplog.at_level(logging.ERROR):
+        assert main(["taxonomy", str(source), "--json", str(tmp_path / "out.json")]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"{source}: a QI file (item_title, no category_path): mtl taxonomy reads QC records"]
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_cli_refuses_json_output_onto_its_input(tmp_path, caplog):
+    source = write_jsonl(tmp_path / "qc.jsonl", qc_rows(["a,b"]))
+    with caplog.at_level(logging.ERROR):
+        assert main(["taxonomy", str(source), "--json", str(source)]) == 2
+    assert "is the input file" in caplog.text
+    assert json.loads(source.read_text())["category_path"] == "a,b"
