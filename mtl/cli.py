@@ -5,6 +5,7 @@
     mtl predict   score a file with a trained model, in the submission format
     mtl evaluate  F1 / precision / recall (and per language) of a submission against labelled records
     mtl translate fill `translated_query` with English translations (cached, resumable)
+    mtl taxonomy  inspect a QC file's category tree: branches, names holding ", ", near-duplicate names
     mtl compare   run single / TAPT / joint (and the ablations) side by side under one log root
     mtl report    report.md + plots comparing the runs under a log root
 
@@ -75,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mtl", description=__doc__.split("\n\n")[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for add in (add_split, add_train, add_predict, add_evaluate, add_translate, add_compare, add_report):
+    for add in (add_split, add_train, add_predict, add_evaluate, add_translate, add_taxonomy, add_compare,
+                add_report):
         add(commands)
     return parser
 
@@ -181,6 +183,23 @@ def add_translate(commands) -> None:
     translate.add_argument("--no-detect-english", action="store_true",
                            help="translate non-en queries even when every word is a common English or brand word")
     translate.set_defaults(func=cmd_translate)
+
+
+def add_taxonomy(commands) -> None:
+    taxonomy = commands.add_parser(
+        "taxonomy", help="inspect a QC file's category tree",
+        description="Build the category tree of FILE's category_path values and print a markdown report: rows, "
+                    "distinct paths, nodes per depth and path depths; the top-level branches with their paths, "
+                    "nodes, rows and positive rate (when every record has a label); paths whose level names contain "
+                    "', ' (one level, not two); near-duplicate level names (equal up to case, whitespace, "
+                    "full-width forms or a trailing parenthesised note); and paths that are prefixes of other "
+                    "paths. Rows whose category_path has no level are counted and left out.",
+    )
+    taxonomy.add_argument("file", metavar="FILE", help="QC records (JSON lines or CSV); labels optional")
+    taxonomy.add_argument("--json", metavar="OUT", help="also write the same facts as JSON to OUT")
+    taxonomy.add_argument("--examples", type=int, default=5, metavar="N",
+                          help="examples per list (default: %(default)s)")
+    taxonomy.set_defaults(func=cmd_taxonomy)
 
 
 def add_compare(commands) -> None:
@@ -330,6 +349,38 @@ def cmd_translate(args) -> int:
     return 0
 
 
+def cmd_taxonomy(args) -> int:
+    import json
+
+    from mtl.data.records import read_records
+    from mtl.errors import DataError
+    from mtl.io import atomic_write_text, check_output_path
+    from mtl.taxonomy import Taxonomy, format_inspection, inspect_tree
+
+    if args.examples < 0:
+        raise ConfigError(f"--examples must be at least 0, got {args.examples}")
+    if args.json:
+        check_output_path(args.json, "--json", inputs=[args.file])
+    records, _ = read_records(args.file)
+    if records.attrs["task"] != "qc":
+        raise DataError(args.file, None, None, "a QI file (item_title, no category_path): mtl taxonomy reads QC "
+                                               "records")
+    kept = records[records["category_path"].map(_has_level)]
+    if kept.empty:
+        raise DataError(args.file, None, "category_path", "no record has a category level")
+    labelled = "label" in kept and kept["label"].notna().all()
+    if "label" in kept and not labelled:
+        log.warning("%s: some records have no label, so the report gives no positive rates", args.file)
+    taxonomy = Taxonomy.from_paths(kept["category_path"], kept["label"].astype(int) if labelled else None)
+    facts = {"file": str(args.file), "rows_without_category": len(records) - len(kept),
+             **inspect_tree(taxonomy, args.examples)}
+    print(format_inspection(facts, f"Category tree of {args.file}"), end="")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(facts, ensure_ascii=False, indent=2) + "\n")
+        log.info("wrote %s", args.json)
+    return 0
+
+
 def cmd_compare(args) -> int:
     from mtl import experiments
 
@@ -419,6 +470,16 @@ def summary_table(summary: dict) -> str:
     if test:
         text += f"\n\nTest by language (F1 at threshold 0.5):\n{format_language_table(test)}"
     return text
+
+
+def _has_level(path: str) -> bool:
+    from mtl.taxonomy import parse_path
+
+    try:
+        parse_path(path)
+    except ValueError:
+        return False
+    return True
 
 
 def _cuda() -> bool:

@@ -4,14 +4,19 @@ Category paths such as ``food,grocery,flour, baking and cooking,decorations`` se
 while a level name may itself contain ``", "``; every function here parses paths the same way so that node ids,
 group ids (used for leakage-free CV splits) and prefix features agree. Dev/test data contain paths never seen in
 training, so the tree answers lookups for unseen paths (complete / partial / none) instead of failing.
+`inspect_tree` reports what the tree holds (branches, names holding ", ", near-duplicate names, prefix paths) for
+`mtl taxonomy`.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
 import string
+import unicodedata
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,20 +97,24 @@ class Taxonomy:
         self.graph = graph
 
     @classmethod
-    def from_paths(cls, paths: Iterable[str]) -> Taxonomy:
-        """Build the tree; duplicates add to counts rather than nodes."""
+    def from_paths(cls, paths: Iterable[str], labels: Iterable[int] | None = None) -> Taxonomy:
+        """Build the tree; duplicates add to counts rather than nodes. With `labels` (0/1, one per path) every node
+        also counts its ``positives``, so a branch's positive rate is read off its node."""
         g = nx.DiGraph()
         g.add_node(ROOT, name=ROOT, depth=0, count=0)
-        for path in paths:
+        pairs = ((path, None) for path in paths) if labels is None else zip(paths, labels, strict=True)
+        for path, label in pairs:
             levels = parse_path(path)
-            g.nodes[ROOT]["count"] += 1
+            positive = None if label is None else _binary(label)
             parent = ROOT
-            for d, node in enumerate(_prefixes(levels), start=1):
-                if node in g:
-                    g.nodes[node]["count"] += 1
-                else:
-                    g.add_node(node, name=levels[d - 1], depth=d, count=1)
+            for d, node in enumerate([ROOT, *_prefixes(levels)]):
+                if node not in g:
+                    g.add_node(node, name=levels[d - 1], depth=d, count=0)
                     g.add_edge(parent, node)
+                attrs = g.nodes[node]
+                attrs["count"] += 1
+                if positive is not None:
+                    attrs["positives"] = attrs.get("positives", 0) + positive
                 parent = node
         return cls(g)
 
@@ -153,6 +162,14 @@ class Taxonomy:
     def leaves(self) -> list[str]:
         return sorted(n for n in self.graph if n != ROOT and self.graph.out_degree(n) == 0)
 
+    def path_rows(self) -> dict[str, int]:
+        """Rows whose path ends at each node, for the nodes some path ends at (an internal node may be one): a node's
+        count less its children's, as every row through a child passes through the node."""
+        g = self.graph
+        rows = {node: g.nodes[node]["count"] - sum(g.nodes[c]["count"] for c in g.successors(node))
+                for node in g if node != ROOT}
+        return {node: n for node, n in rows.items() if n > 0}
+
     def lookup(self, path: str) -> PathMatch:
         """How deep a (possibly unseen) path reaches into the tree."""
         prefixes = _prefixes(parse_path(path))
@@ -188,6 +205,185 @@ class Taxonomy:
         if ROOT not in graph:
             raise DataError(file, None, None, "taxonomy has no root node")
         return cls(graph)
+
+
+_NOTE = re.compile(r"\(([^()]*)\)$")
+"""A trailing parenthesised note of a level name, once full-width brackets are ASCII: `pumps(do not post ...)`."""
+
+
+def name_key(name: str) -> tuple[str, str | None]:
+    """(base, note) of a level name, to spot spellings of one name: NFKC (full-width `（）` become `()`, a no-break
+    space a space), case-folded, whitespace collapsed, and a trailing parenthesised note split off (None if none)."""
+    text = " ".join(unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold()).split())
+    found = _NOTE.search(text)
+    if found is None or found.start() == 0:
+        return text, None
+    return text[: found.start()].rstrip(), " ".join(found.group(1).split()) or None
+
+
+def near_duplicate_names(taxonomy: Taxonomy) -> list[dict]:
+    """Groups of level names that differ only in case, whitespace, full- or half-width forms, or a trailing note one
+    spelling has and another lacks (`pumps`, `Pumps（do not post in this category）`): the model reads them as
+    different names, though they may be one category; where each spelling occurs (parent, depth, rows) tells. Two
+    notes that differ (`wigs(for white)`, `wigs(for black)`) make different categories, so those spellings are
+    linked only through a spelling without a note. Groups with two spellings under one parent come first, then by
+    rows."""
+    g = taxonomy.graph
+    where: dict[str, list[str]] = defaultdict(list)
+    for node, name in g.nodes(data="name"):
+        if node != ROOT:
+            where[name].append(node)
+    keys = {name: name_key(name) for name in where}
+    by_base: dict[str, list[str]] = defaultdict(list)
+    for name, (base, _) in keys.items():
+        by_base[base].append(name)
+    links = nx.Graph()
+    for names in by_base.values():
+        for a, b in itertools.combinations(names, 2):
+            if keys[a][1] == keys[b][1] or keys[a][1] is None or keys[b][1] is None:
+                links.add_edge(a, b)
+    groups = []
+    for component in nx.connected_components(links):
+        spellings, under = [], defaultdict(set)
+        for name in sorted(component):
+            occurs = []
+            for node in sorted(where[name]):
+                (parent,) = g.predecessors(node)
+                under[parent].add(name)
+                occurs.append({"parent": parent, "depth": g.nodes[node]["depth"], "rows": g.nodes[node]["count"]})
+            spellings.append({"name": name, "rows": sum(o["rows"] for o in occurs), "occurs": occurs})
+        groups.append({"name": keys[spellings[0]["name"]][0], "rows": sum(s["rows"] for s in spellings),
+                       "same_parent": any(len(names) > 1 for names in under.values()), "spellings": spellings})
+    return sorted(groups, key=lambda grp: (not grp["same_parent"], -grp["rows"], grp["name"]))
+
+
+def inspect_tree(taxonomy: Taxonomy, examples: int = 5) -> dict:
+    """Facts about the tree that bear on what the QC model and its prefix priors read: size and depth, the
+    top-level branches (their rows and, when the tree counts labels, positive rates), paths whose level names hold
+    ", ", near-duplicate level names, names not in Unicode NFKC form (full-width brackets or commas, no-break
+    spaces) and paths that end at an internal node. Lists of examples keep the first `examples` items, the most rows
+    first; paths are canonical ids (`parse_path` reads them)."""
+    g = taxonomy.graph
+    ends = taxonomy.path_rows()
+    labelled = "positives" in g.nodes[ROOT]
+    depth = nx.get_node_attributes(g, "depth")
+    path_depths = Counter(depth[node] for node in ends)
+    by_rows = sorted(ends, key=lambda node: (-ends[node], node))
+
+    branches = []
+    for top in g.successors(ROOT):
+        subtree = nx.descendants(g, top) | {top}
+        attrs = g.nodes[top]
+        branch = {"category": attrs["name"], "paths": sum(node in ends for node in subtree), "nodes": len(subtree),
+                  "rows": attrs["count"]}
+        if labelled:
+            branch["positives"] = attrs["positives"]
+            branch["positive_rate"] = attrs["positives"] / attrs["count"]
+        branches.append(branch)
+    branches.sort(key=lambda b: (-b["rows"], b["category"]))
+
+    comma_nodes = [node for node, name in g.nodes(data="name") if ", " in name]
+    below_comma = set(comma_nodes).union(*(nx.descendants(g, node) for node in comma_nodes))
+    comma_paths = [node for node in by_rows if node in below_comma]
+    prefix_paths = [node for node in by_rows if g.out_degree(node) > 0]
+    near = near_duplicate_names(taxonomy)
+    name_rows: Counter[str] = Counter()
+    for node, attrs in g.nodes(data=True):
+        if node != ROOT:
+            name_rows[attrs["name"]] += attrs["count"]
+    odd = sorted((name for name in name_rows if unicodedata.normalize("NFKC", name) != name),
+                 key=lambda name: (-name_rows[name], name))
+    return {
+        "rows": g.nodes[ROOT]["count"],
+        "positive_rate": g.nodes[ROOT]["positives"] / g.nodes[ROOT]["count"] if labelled else None,
+        "paths": len(ends),
+        "nodes": len(taxonomy),
+        "nodes_per_depth": dict(sorted(Counter(d for node, d in depth.items() if node != ROOT).items())),
+        "path_depth": {"min": min(path_depths, default=0), "max": max(path_depths, default=0),
+                       "mean": sum(d * n for d, n in path_depths.items()) / max(len(ends), 1),
+                       "paths_per_depth": dict(sorted(path_depths.items()))},
+        "branches": branches,
+        "comma_names": {"names": len({g.nodes[node]["name"] for node in comma_nodes}), "paths": len(comma_paths),
+                        "rows": sum(ends[node] for node in comma_paths),
+                        "examples": [{"path": node, "rows": ends[node]} for node in comma_paths[:examples]]},
+        "near_duplicates": {"groups": len(near), "names": sum(len(grp["spellings"]) for grp in near),
+                            "same_parent": sum(grp["same_parent"] for grp in near), "examples": near[:examples]},
+        "unnormalised_names": {"names": len(odd), "examples": [{"name": name, "rows": name_rows[name]}
+                                                               for name in odd[:examples]]},
+        "prefix_paths": {"paths": len(prefix_paths), "rows": sum(ends[node] for node in prefix_paths),
+                         "examples": [{"path": node, "rows": ends[node],
+                                       "longer_paths": sum(d in ends for d in nx.descendants(g, node))}
+                                      for node in prefix_paths[:examples]]},
+    }
+
+
+def format_inspection(facts: dict, title: str = "the category tree") -> str:
+    """`inspect_tree`'s facts as markdown. Levels are shown joined by " > " so that names holding ", " stay
+    readable, and invisible whitespace in a name (a no-break space) as its escape."""
+    depth = facts["path_depth"]
+    rate = "" if facts["positive_rate"] is None else f", {facts['positive_rate']:.1%} positive"
+    lines = [
+        f"# {title}", "",
+        f"- rows: {facts['rows']}{rate}"
+        + (f" ({facts['rows_without_category']} more without a category level, left out)"
+           if facts.get("rows_without_category") else ""),
+        f"- distinct paths: {facts['paths']}; nodes: {facts['nodes']} ("
+        + ", ".join(f"depth {d}: {n}" for d, n in facts["nodes_per_depth"].items()) + ")",
+        f"- path depth: min {depth['min']}, max {depth['max']}, mean {depth['mean']:.2f} ("
+        + ", ".join(f"{n} paths of depth {d}" for d, n in depth["paths_per_depth"].items()) + ")",
+        "", f"## Top-level branches ({len(facts['branches'])}, by rows)", "",
+    ]
+    labelled = facts["positive_rate"] is not None
+    lines += ["| category | paths | nodes | rows |" + (" positive rate |" if labelled else ""),
+              "|---|---:|---:|---:|" + ("---:|" if labelled else "")]
+    for b in facts["branches"]:
+        lines.append(f"| {_cell(b['category'])} | {b['paths']} | {b['nodes']} | {b['rows']} |"
+                     + (f" {b['positive_rate']:.1%} |" if labelled else ""))
+    comma = facts["comma_names"]
+    lines += ["", '## Level names containing ", "', "",
+              f'{_count(comma["paths"], "path")} ({_count(comma["rows"], "row")}) have a level whose name contains '
+              f'", " ({_count(comma["names"], "such name")}); each is one level, not two.', ""]
+    lines += [f"- {_path(e['path'])} ({_count(e['rows'], 'row')})" for e in comma["examples"]]
+    near = facts["near_duplicates"]
+    lines += ["", "## Near-duplicate level names", "",
+              f"{_count(near['groups'], 'group')} of names equal up to case, whitespace, full-width forms or a "
+              f"trailing note ({_count(near['names'], 'spelling')}; {near['same_parent']} with two spellings under "
+              "one parent).", ""]
+    for grp in near["examples"]:
+        lines.append(f"- `{grp['name']}` ({_count(grp['rows'], 'row')}"
+                     + (", same parent" if grp["same_parent"] else "") + "):")
+        for s in grp["spellings"]:
+            places = "; ".join(f"under {_path(o['parent'])}, depth {o['depth']}, {_count(o['rows'], 'row')}"
+                               for o in s["occurs"])
+            lines.append(f"  - `{_shown(s['name'])}`: {places}")
+    odd = facts["unnormalised_names"]
+    lines += ["", f"{_count(odd['names'], 'level name')} not in Unicode NFKC form (full-width brackets or commas, "
+                  "no-break spaces)" + (":" if odd["examples"] else "."), ""]
+    lines += [f"- `{_shown(e['name'])}` ({_count(e['rows'], 'row')})" for e in odd["examples"]]
+    prefix = facts["prefix_paths"]
+    lines += ["", "## Paths that are prefixes of other paths", "",
+              f"{_count(prefix['paths'], 'path')} ({_count(prefix['rows'], 'row')}) end at a category that has "
+              "subcategories.", ""]
+    lines += [f"- {_path(e['path'])} ({_count(e['rows'], 'row')}; {_count(e['longer_paths'], 'longer path')} below)"
+              for e in prefix["examples"]]
+    return "\n".join(lines) + "\n"
+
+
+def _shown(name: str) -> str:
+    return "".join(c if c == " " or (c.isprintable() and not c.isspace()) else c.encode("unicode_escape").decode()
+                   for c in name)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _cell(name: str) -> str:
+    return _shown(name).replace("|", "\\|")
+
+
+def _path(node: str) -> str:
+    return "(top level)" if node == ROOT else f"`{_shown(render_levels(node))}`"
 
 
 @dataclass
