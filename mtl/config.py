@@ -77,8 +77,13 @@ class AugmentConfig:
 
 @dataclass
 class TaxonomyConfig:
-    features: bool = True
-    """Give the QC head hierarchy features (prefix priors, match depth) computed on the training fold only."""
+    features: Literal["none", "priors", "nodes", "both"] | bool = "priors"
+    """What the QC head reads from the category tree of the training fold beside the pooled pair: `priors` (smoothed
+    positive rate and count of each path prefix), `nodes` (a learned embedding per tree node, summed over the path's
+    known ancestors-or-self: an unseen path backs off to its deepest known ancestor), `both`, or `none`. Configs of
+    earlier runs said true (= priors) or false (= none)."""
+    node_dim: int = 16
+    """Width of the node embeddings (`features=nodes|both`)."""
     render: Literal["raw", "levels"] = "levels"
     """How a category path is written for the model: as in the data, or level by level (`a > b > c`)."""
     prior_depth: int = 3
@@ -86,8 +91,19 @@ class TaxonomyConfig:
     prior_strength: float = 20.0
     """Pseudo-count pulling a prefix's positive rate towards the global rate (m-estimate)."""
 
+    @property
+    def priors(self) -> bool:
+        return self.features in ("priors", "both")
+
+    @property
+    def nodes(self) -> bool:
+        return self.features in ("nodes", "both")
+
     def __post_init__(self):
+        if isinstance(self.features, bool):
+            self.features = "priors" if self.features else "none"
         check("taxonomy.prior_depth", self.prior_depth, self.prior_depth >= 1, ">= 1")
+        check("taxonomy.node_dim", self.node_dim, self.node_dim >= 1, ">= 1")
         check("taxonomy.prior_strength", self.prior_strength, math.isfinite(self.prior_strength) and self.prior_strength >= 0,
               "finite and >= 0")
 

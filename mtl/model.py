@@ -38,7 +38,7 @@ from mtl.taxonomy import PrefixPriors
 
 log = logging.getLogger(__name__)
 
-HEAD_PREFIXES = ("qc_head.", "qi_head.", "qc_norm.", "qi_norm.")
+HEAD_PREFIXES = ("qc_head.", "qi_head.", "qc_norm.", "qi_norm.", "qc_nodes.")
 """State-dict keys of the task-specific parameters, saved in `heads.safetensors`."""
 
 
@@ -63,7 +63,8 @@ class MultiTaskClassifier(nn.Module):
     it by ~0.5 and the head starts at zero (`init_heads`)."""
 
     def __init__(self, backbone: nn.Module, hidden_size: int, pooling: str, qc_feature_dim: int, head_dropout: float,
-                 head_norm: bool = False, arch: str = "decoder"):
+                 head_norm: bool = False, arch: str = "decoder", qc_nodes: tuple[int, int] = (0, 0),
+                 node_dim: int = 16):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
@@ -71,7 +72,14 @@ class MultiTaskClassifier(nn.Module):
         self.qc_feature_dim = qc_feature_dim
         self.head_norm = head_norm
         self.dropout = nn.Dropout(head_dropout)
-        self.qc_head = nn.Linear(hidden_size + qc_feature_dim, 1)
+        n_nodes, self.node_slots = qc_nodes
+        if n_nodes:  # the last `node_slots` feature columns are node ids (`NodeIndex.ids`), summed as embeddings
+            self.qc_nodes = nn.EmbeddingBag(n_nodes + 1, node_dim, mode="sum", padding_idx=0)
+            nn.init.normal_(self.qc_nodes.weight, std=0.02)
+            with torch.no_grad():
+                self.qc_nodes.weight[0].zero_()
+        qc_inputs = hidden_size + qc_feature_dim - self.node_slots + (node_dim if n_nodes else 0)
+        self.qc_head = nn.Linear(qc_inputs, 1)
         self.qi_head = nn.Linear(hidden_size, 1)
         if head_norm:
             self.qc_norm = nn.LayerNorm(hidden_size)
@@ -81,8 +89,18 @@ class MultiTaskClassifier(nn.Module):
         return {"qc": self.qc_head, "qi": self.qi_head}[task]
 
     def head_modules(self, task: str) -> list[nn.Module]:
-        """Everything that belongs to one task alone: its norm (if any) and its head."""
-        return ([getattr(self, f"{task}_norm")] if self.head_norm else []) + [self.head(task)]
+        """Everything that belongs to one task alone: its norm (if any), its node embeddings (QC, if any), its head."""
+        nodes = [self.qc_nodes] if task == "qc" and self.node_slots else []
+        return ([getattr(self, f"{task}_norm")] if self.head_norm else []) + nodes + [self.head(task)]
+
+    def _qc_features(self, features: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        """The QC head's extra inputs: the prior columns as they are, the node-id columns as summed embeddings."""
+        if features is None:
+            raise ValueError("this model's qc_head reads taxonomy features: pass `features`")
+        if not self.node_slots:
+            return features.to(dtype)
+        priors, ids = features[:, :-self.node_slots], features[:, -self.node_slots:]
+        return torch.cat([priors.to(dtype), self.qc_nodes(ids.round().long()).to(dtype)], dim=-1)
 
     def init_heads(self, positive_rates: dict[str, float]) -> None:
         """Zero head weights and the bias at the log-odds of the task's training positive rate: the first
@@ -121,9 +139,7 @@ class MultiTaskClassifier(nn.Module):
         head = self.head(task)
         pooled = self._head_input(task, pooled)
         if task == "qc" and self.qc_feature_dim:
-            if features is None:
-                raise ValueError("this model's qc_head reads taxonomy features: pass `features`")
-            pooled = torch.cat([pooled, features.to(pooled.dtype)], dim=-1)
+            pooled = torch.cat([pooled, self._qc_features(features, pooled.dtype)], dim=-1)
         return head(pooled).squeeze(-1)
 
     def forward_mixed(self, input_ids, attention_mask, is_qc: torch.Tensor, features=None) -> torch.Tensor:
@@ -135,9 +151,8 @@ class MultiTaskClassifier(nn.Module):
         is_qc = is_qc.to(device=pooled.device, dtype=torch.bool)
         qc_in, qi_in = self._head_input("qc", pooled[is_qc]), self._head_input("qi", pooled[~is_qc])
         if self.qc_feature_dim:
-            if features is None:
-                raise ValueError("this model's qc_head reads taxonomy features: pass `features`")
-            qc_in = torch.cat([qc_in, features.to(pooled.device, qc_in.dtype)[is_qc]], dim=-1)
+            features = None if features is None else features.to(pooled.device)[is_qc]
+            qc_in = torch.cat([qc_in, self._qc_features(features, qc_in.dtype)], dim=-1)
         logits = qc_in.new_empty(pooled.shape[0])
         logits[is_qc] = self.qc_head(qc_in).squeeze(-1)
         logits[~is_qc] = self.qi_head(qi_in).squeeze(-1)
@@ -159,6 +174,16 @@ class ModelInfo:
     """Whether the heads read a LayerNorm of the pooled vector (models saved before it existed did not)."""
     priors: dict | None = None
     metrics: dict = field(default_factory=dict)
+    nodes: list[str] | None = None
+    """The training tree's nodes whose embeddings the QC head sums (`mtl.taxonomy.NodeIndex`), if it does."""
+    node_slots: int = 0
+    """Node ids per path: the last `node_slots` of the `qc_feature_dim` feature columns."""
+
+    @property
+    def node_index(self):
+        from mtl.taxonomy import NodeIndex
+
+        return NodeIndex(self.nodes, self.node_slots) if self.nodes else None
 
 
 def resolve_dtype(name: str) -> torch.dtype:
@@ -175,7 +200,8 @@ def build_tokenizer(cfg: ExperimentConfig) -> tuple[PairTokenizer, Path]:
     return PairTokenizer(load_tokenizer(folder), arch, cfg.data.max_length), folder
 
 
-def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: str) -> MultiTaskClassifier:
+def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: str,
+                qc_nodes: tuple[int, int] = (0, 0)) -> MultiTaskClassifier:
     """Backbone from `folder` + fresh LoRA (seeded by the caller) + fresh heads; `model.init_from` loads saved ones."""
     backbone = load_backbone(folder, resolve_dtype(cfg.model.dtype), cfg.model.attn_implementation,
                              cfg.model.num_layers)
@@ -189,7 +215,7 @@ def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: 
     pooling = cfg.model.pooling if cfg.model.pooling != "auto" else ("last" if arch == "decoder" else "first")
     hidden = backbone.get_base_model().config.hidden_size
     model = MultiTaskClassifier(backbone, hidden, pooling, qc_feature_dim, cfg.model.head_dropout, cfg.model.head_norm,
-                                arch)
+                                arch, qc_nodes, cfg.taxonomy.node_dim)
     if cfg.model.init_from:
         load_init_from(model, Path(cfg.model.init_from), cfg.active_tasks)
     return model
@@ -260,6 +286,13 @@ def load_weights(model: MultiTaskClassifier, folder: Path, heads=TASKS) -> None:
         )
     saved = load_file(str(heads_file))
     for task in heads:
+        if task == "qc" and model.node_slots:
+            weight = saved.get("qc_nodes.weight")
+            if weight is None or weight.shape != model.qc_nodes.weight.shape:
+                raise CheckpointError(f"{folder}: no qc_nodes of shape {tuple(model.qc_nodes.weight.shape)} (the model "
+                                      "was saved with other taxonomy.features or another training tree)")
+            with torch.no_grad():
+                model.qc_nodes.weight.copy_(weight)
         if model.head_norm:
             norm = getattr(model, f"{task}_norm")
             weight, bias = saved.get(f"{task}_norm.weight"), saved.get(f"{task}_norm.bias")
@@ -304,9 +337,12 @@ def read_info(folder: str | Path) -> ModelInfo:
                                   f"got {task!r}: {threshold!r}")
     if info.qc_feature_dim < 0:
         raise CheckpointError(f"{path}: field 'qc_feature_dim': must be >= 0, got {info.qc_feature_dim}")
+    if (info.nodes is None) != (info.node_slots == 0) or info.node_slots < 0 or info.node_slots > info.qc_feature_dim:
+        raise CheckpointError(f"{path}: fields 'nodes' and 'node_slots' disagree ({len(info.nodes or [])} nodes, "
+                              f"{info.node_slots} slots of qc_feature_dim {info.qc_feature_dim})")
     if info.priors is not None:
         priors = check_schema(info.priors, PrefixPriors, path, "priors.")
-        if priors.depth < 1 or priors.n_features != info.qc_feature_dim or \
+        if priors.depth < 1 or priors.n_features != info.qc_feature_dim - info.node_slots or \
                 any(len(c) != 2 for c in priors.counts.values()):
             raise CheckpointError(f"{path}: field 'priors': depth {priors.depth} and counts do not fit qc_feature_dim "
                                   f"{info.qc_feature_dim}")
@@ -326,6 +362,6 @@ def load_trained(folder: str | Path, device: str | torch.device = "cpu"):
             f"{folder}: the backbone's tokenizer ({cfg.model.backbone}) is not the one this model was trained with "
             "(fingerprint differs): its token ids would mean something else"
         )
-    model = build_model(cfg, info.qc_feature_dim, backbone_folder, pairs.arch)
+    model = build_model(cfg, info.qc_feature_dim, backbone_folder, pairs.arch, (len(info.nodes or []), info.node_slots))
     load_weights(model, folder)
     return model.to(device).eval(), pairs, info, cfg

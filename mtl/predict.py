@@ -84,7 +84,7 @@ def _score(model_dir, records: pd.DataFrame, task: str, head: str, device: str, 
     """P(relevant) per record with the saved model (loaded here: the slow part, after every input check)."""
     model, pair_tokenizer, info, cfg = load_trained(model_dir, device)
     priors = PrefixPriors.from_dict(info.priors) if info.priors and task == "qc" else None
-    data = make_task_data(records, task, cfg, pair_tokenizer, priors)
+    data = make_task_data(records, task, cfg, pair_tokenizer, priors, nodes=info.node_index if task == "qc" else None)
     return predict_probs(model, data, pair_tokenizer.pad_id, batch_size, head=head)
 
 

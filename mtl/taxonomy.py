@@ -387,6 +387,36 @@ def _path(node: str) -> str:
 
 
 @dataclass
+class NodeIndex:
+    """Ids of the training tree's nodes for the QC head's node embeddings (`taxonomy.features=nodes|both`): id i + 1
+    is `nodes[i]`, 0 is padding. A path reads the ids of its prefixes that the tree knows, so an unseen path backs
+    off to its deepest known ancestor and paths that share ancestors share their embeddings. Saved with the model
+    (`ModelInfo.nodes`), so `mtl predict` maps paths exactly as training did."""
+
+    nodes: list[str]
+    slots: int
+    """Ids per path: the training tree's depth (no known node lies deeper)."""
+
+    @classmethod
+    def from_taxonomy(cls, taxonomy: Taxonomy) -> NodeIndex:
+        nodes = sorted(n for n in taxonomy.graph if n != ROOT)
+        depth = max((taxonomy.graph.nodes[n]["depth"] for n in nodes), default=1)
+        return cls(nodes, depth)
+
+    def ids(self, paths: Sequence[str]) -> np.ndarray:
+        """[paths, slots] float32 (the QC features travel as one float tensor; ids are exact in float32 far beyond
+        any tree's size), each row the known prefixes' ids from level 1 down, zero-padded."""
+        index = {node: i + 1 for i, node in enumerate(self.nodes)}
+        out = np.zeros((len(paths), self.slots), dtype=np.float32)
+        for row, path in enumerate(paths):
+            for slot, prefix in enumerate(_prefixes(parse_path(path))[: self.slots]):
+                if prefix not in index:
+                    break
+                out[row, slot] = index[prefix]
+        return out
+
+
+@dataclass
 class PrefixPriors:
     """Smoothed positive rate and count per category prefix (depth 1..depth), fitted on training records only.
 

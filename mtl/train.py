@@ -17,6 +17,7 @@ exit; `mtl train --resume <run>` continues exactly where it stopped.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -47,7 +48,7 @@ from mtl.metrics import f1_avg, format_breakdown, format_table, selection_score
 from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, read_info
 from mtl.packing import model_inputs, pack, resolve_batching
 from mtl.sampling import TaskStreams, shard, task_for_step
-from mtl.taxonomy import Taxonomy
+from mtl.taxonomy import NodeIndex, Taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,10 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
     priors = data.priors
 
     set_seed(cfg.train.seed)  # LoRA and head initialisation do not depend on what loading consumed
-    model = build_model(cfg, priors.n_features if priors else 0, backbone_folder, pair_tokenizer.arch)
+    nodes = data.nodes
+    qc_features = (priors.n_features if priors else 0) + (nodes.slots if nodes else 0)
+    model = build_model(cfg, qc_features, backbone_folder, pair_tokenizer.arch,
+                        (len(nodes.nodes), nodes.slots) if nodes else (0, 0))
     if cfg.model.head_init == "prior" and not cfg.model.init_from:
         model.init_heads({t: float(d.labels.mean()) for t, d in data.train.items()})
     params = count_parameters(model)
@@ -170,8 +174,9 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
         log.info("resumed from %s at step %d", checkpoint, state.step)
 
     info = ModelInfo(pair_tokenizer.fingerprint(), pair_tokenizer.arch, bare.pooling,
-                     bare.backbone.get_base_model().config.hidden_size, priors.n_features if priors else 0,
-                     list(cfg.active_tasks), priors=priors.to_dict() if priors else None, head_norm=cfg.model.head_norm)
+                     bare.backbone.get_base_model().config.hidden_size, qc_features, list(cfg.active_tasks),
+                     priors=priors.to_dict() if priors else None, head_norm=cfg.model.head_norm,
+                     nodes=nodes.nodes if nodes else None, node_slots=nodes.slots if nodes else 0)
     logger = build_logger(run_dir, cfg.log.tensorboard, accelerator.is_main_process,
                           purge_step=state.step + 1 if checkpoint is not None else None)
     log.info("training %s on %s: %s trainable of %s parameters, %d process(es), %d micro-batches per step",
@@ -267,6 +272,8 @@ class RunData:
     test: dict[str, TaskData]
     val_all: dict[str, TaskData]
     """On a CV fold: every validation record of the fold (`val` may be a `data.dev_limit` sample of it)."""
+    nodes: NodeIndex | None = None
+    """The training tree's node ids, when the QC head embeds nodes (`taxonomy.features=nodes|both`)."""
 
 
 def load_run_data(cfg: ExperimentConfig, pair_tokenizer) -> RunData:
@@ -277,14 +284,15 @@ def load_run_data(cfg: ExperimentConfig, pair_tokenizer) -> RunData:
     qc_train = splits["qc"].train if "qc" in tasks else None
     taxonomy = Taxonomy.from_paths(qc_train["category_path"]) if qc_train is not None else None
     priors = fit_priors(cfg, qc_train) if qc_train is not None else None
+    nodes = NodeIndex.from_taxonomy(taxonomy) if taxonomy is not None and cfg.taxonomy.nodes else None
+    data = functools.partial(make_task_data, cfg=cfg, pair_tokenizer=pair_tokenizer, priors=priors, nodes=nodes)
     return RunData(
         splits, taxonomy, priors,
-        train={t: make_task_data(splits[t].train, t, cfg, pair_tokenizer, priors, fitted_on=True) for t in tasks},
-        val={t: make_task_data(splits[t].val, t, cfg, pair_tokenizer, priors) for t in tasks},
-        test={t: make_task_data(splits[t].test, t, cfg, pair_tokenizer, priors) for t in tasks
-              if splits[t].test is not None},
-        val_all={t: make_task_data(splits[t].val_all, t, cfg, pair_tokenizer, priors) for t in tasks
-                 if cfg.cv.fold != "none"},
+        train={t: data(splits[t].train, t, fitted_on=True) for t in tasks},
+        val={t: data(splits[t].val, t) for t in tasks},
+        test={t: data(splits[t].test, t) for t in tasks if splits[t].test is not None},
+        val_all={t: data(splits[t].val_all, t) for t in tasks if cfg.cv.fold != "none"},
+        nodes=nodes,
     )
 
 

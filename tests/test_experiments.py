@@ -12,7 +12,8 @@ from tests.conftest import tiny_overrides
 
 MAIN = ["single-qc", "single-qi", "tapt-qi-to-qc", "tapt-qc-to-qi", "joint", "joint-ft-qc", "joint-ft-qi",
         "transfer-qc-to-qi", "transfer-qi-to-qc"]
-ABLATIONS = ["joint-no-translation", "joint-no-taxonomy", "joint-sampling-proportional", "joint-sampling-round-robin",
+ABLATIONS = ["joint-no-translation", "joint-no-taxonomy", "joint-taxonomy-nodes", "joint-taxonomy-both",
+             "joint-sampling-proportional", "joint-sampling-round-robin",
              "joint-cv-ca-fold0", "joint-cv-random-fold0", "joint-langout-fold0", "single-qc-langout-fold0",
              "single-qi-langout-fold0"]
 SHARED_KEYS = ("train.seed", "train.global_batch_size", "train.micro_batch_size", "train.lr", "data.", "model.backbone",

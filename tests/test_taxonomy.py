@@ -231,3 +231,19 @@ def test_seen_buckets_say_how_much_of_a_path_training_saw():
     assert tree.seen("home & garden,bath,towels", 2) == "unseen group"
     assert tree.seen("home & garden,bath,towels", 1) == "seen group"
     assert tree.seen("toys", 2) == "unseen group"
+
+
+def test_node_ids_back_off_to_the_deepest_known_ancestor():
+    from mtl.taxonomy import NodeIndex
+
+    tree = Taxonomy.from_paths(["home & garden,kitchen,cookware", "food,grocery,flour, baking and cooking"])
+    index = NodeIndex.from_taxonomy(tree)
+    assert index.slots == 3 and len(index.nodes) == 6
+    known, unseen_leaf, unseen_branch, inner = index.ids(["home & garden,kitchen,cookware",
+                                                          "home & garden,kitchen,bakeware", "toys,dolls",
+                                                          "food,grocery"])
+    assert (known > 0).all() and list(unseen_leaf) == [known[0], known[1], 0]  # shares its ancestors' ids
+    assert not unseen_branch.any()
+    assert list(inner[:2]) == [index.nodes.index("food") + 1, index.nodes.index("food,grocery") + 1]
+    assert index.ids(["food,grocery,flour, baking and cooking"])[0, 2] == \
+        index.nodes.index("food,grocery,flour, baking and cooking") + 1  # ", " stays inside the third level

@@ -87,6 +87,45 @@ def test_qc_reports_say_how_much_of_each_category_path_training_saw(tiny_backbon
         summary["test"]["reports"]["qc"]["n"]  # the test split is carved from training: its paths are all known
 
 
+@pytest.mark.parametrize("features", ["none", "priors", "nodes", "both"])
+def test_each_taxonomy_feature_mode_trains_and_predicts_as_it_trained(tiny_backbone, tiny_data, tmp_path, features):
+    from mtl.evaluate import predict_probs
+    from mtl.model import load_trained
+    from mtl.predict import predict_file
+
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, features, **{"train.mode": "single", "train.task": "qc",
+                                                                     "taxonomy.features": features})
+    best = tmp_path / "runs" / features / "best"
+    info = json.loads((best / "model.json").read_text())
+    assert (info["priors"] is not None) == (features in ("priors", "both"))
+    assert (info["nodes"] is not None) == (features in ("nodes", "both"))
+    assert info["qc_feature_dim"] == {"none": 0, "priors": 7, "nodes": 3, "both": 10}[features]
+    heads = load_file(str(best / "heads.safetensors"))
+    assert ("qc_nodes.weight" in heads) == (features in ("nodes", "both"))
+    if "qc_nodes.weight" in heads:  # the embeddings trained, and id 0 (padding) stayed zero
+        assert heads["qc_nodes.weight"][1:].abs().sum() > 0 and not heads["qc_nodes.weight"][0].any()
+    # mtl predict rebuilds the features from model.json and scores the dev file as the run's validation did
+    out = tmp_path / f"pred-{features}.txt"
+    predict_file(best, tiny_data["qc_dev"], out, with_scores=True, threshold=0.5)
+    scores = [json.loads(line)["score"] for line in out.read_text().splitlines()]
+    model, pairs, saved, cfg = load_trained(best)
+    from mtl.data.tasks import load_split, make_task_data
+    from mtl.taxonomy import PrefixPriors
+
+    split = load_split(cfg, "qc")
+    priors = PrefixPriors.from_dict(saved.priors) if saved.priors else None
+    data = make_task_data(split.val, "qc", cfg, pairs, priors, nodes=saved.node_index)
+    expected = predict_probs(model, data, pairs.pad_id, 32)
+    assert scores == pytest.approx([round(float(p), 6) for p in expected], abs=2e-6)
+
+
+def test_a_saved_config_with_a_boolean_taxonomy_flag_still_loads(tmp_path):
+    for old, mode in (("true", "priors"), ("false", "none")):
+        path = tmp_path / f"{old}.yaml"
+        path.write_text(f"taxonomy:\n  features: {old}\n")
+        assert load_config(path).taxonomy.features == mode
+
+
 def test_tapt_stage_two_starts_from_stage_one(tiny_backbone, tiny_data, tmp_path, monkeypatch):
     built = []
     original = model_module.transfer_head

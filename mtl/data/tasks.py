@@ -28,7 +28,7 @@ from mtl.data.records import LINE, LoadReport, TARGET_FIELD, load_task_records
 from mtl.errors import ConfigError, DataError, LeakageError, MtlError
 from mtl.io import input_problem
 from mtl.splits import assign_folds, carve_test, check_leakage, split_groups
-from mtl.taxonomy import PrefixPriors
+from mtl.taxonomy import NodeIndex, PrefixPriors
 
 log = logging.getLogger(__name__)
 
@@ -266,25 +266,30 @@ def subsample(records: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
 
 
 def fit_priors(cfg: ExperimentConfig, qc_train: pd.DataFrame) -> PrefixPriors | None:
-    if not cfg.taxonomy.features:
+    if not cfg.taxonomy.priors:
         return None
     return PrefixPriors.fit(qc_train["category_path"].tolist(), qc_train["label"].tolist(),
                             depth=cfg.taxonomy.prior_depth, strength=cfg.taxonomy.prior_strength)
 
 
 def make_task_data(records: pd.DataFrame, task: str, cfg: ExperimentConfig, pair_tokenizer: PairTokenizer,
-                   priors: PrefixPriors | None = None, fitted_on: bool = False) -> TaskData:
-    """`fitted_on`: these are the records `priors` were fitted on (the training split), which get out-of-fold
-    features; other records get the priors' features as they are."""
+                   priors: PrefixPriors | None = None, fitted_on: bool = False,
+                   nodes: NodeIndex | None = None) -> TaskData:
+    """QC features: the prefix priors' columns, then the node ids (`NodeIndex.ids`), of whichever is given.
+    `fitted_on`: these are the records `priors` were fitted on (the training split), which get out-of-fold priors;
+    other records get the priors' features as they are. Node ids carry no label, so every split reads them alike."""
     pairs = build_pairs(records, task, cfg.augment.translation, cfg.taxonomy.render)
     input_ids = tokenize_pairs(pairs, pair_tokenizer, cfg.data.cache_dir)
     queries = pd.factorize(pairs["text_a"])[0]
-    features = None
+    parts = []
+    paths = records[TARGET_FIELD["qc"]].tolist() if task == "qc" else []
     if task == "qc" and priors is not None:
-        paths = records[TARGET_FIELD["qc"]].tolist()
         if fitted_on:
-            features = priors.out_of_fold_features(paths, records["label"].tolist(), queries,
-                                                   seed=cfg.data.split_seed)
+            parts.append(priors.out_of_fold_features(paths, records["label"].tolist(), queries,
+                                                     seed=cfg.data.split_seed))
         else:
-            features = priors.features(paths)
+            parts.append(priors.features(paths))
+    if task == "qc" and nodes is not None:
+        parts.append(nodes.ids(paths))
+    features = np.concatenate(parts, axis=1).astype(np.float32) if parts else None
     return TaskData(task, records, input_ids, features, queries=queries)
