@@ -32,8 +32,14 @@ RESUMABLE = ("train.max_steps", "train.eval_every", "train.save_every", "train.k
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mtl import card
+
     args = parse_args(build_parser(), argv)
-    return run_command(args)
+    card.COMMAND = ["mtl", *(sys.argv[1:] if argv is None else argv)]  # what the model cards of this run quote
+    try:
+        return run_command(args)
+    finally:
+        card.COMMAND = None
 
 
 def run_command(args: argparse.Namespace) -> int:
