@@ -25,14 +25,15 @@ def prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool) -> None:
     save_config(cfg, run_dir / "config.yaml")
 
 
-def write_model(accelerator, model, folder: Path, cfg, info: ModelInfo, reports: dict, taxonomy) -> None:
-    """Save a model folder with the thresholds tuned on validation (`best/`, `final/`)."""
+def write_model(accelerator, model, folder: Path, cfg, info: ModelInfo, reports: dict, taxonomy,
+                card: str = "") -> None:
+    """Save a model folder with the thresholds tuned on validation (`best/`, `final/`) and its model card."""
     state_dict = accelerator.get_state_dict(model)  # collective under ZeRO-3: every process must call it
     if accelerator.is_main_process:
         info = copy.deepcopy(info)
         info.thresholds = {t: r.get("tuned", {}).get("threshold", 0.5) for t, r in reports.items()}
         info.metrics = reports
-        save_model(accelerator.unwrap_model(model), folder, cfg, info, taxonomy, state_dict)
+        save_model(accelerator.unwrap_model(model), folder, cfg, info, taxonomy, state_dict, card)
     accelerator.wait_for_everyone()
 
 

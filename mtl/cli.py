@@ -2,7 +2,7 @@
 
     mtl split     write CV folds for a QC or QI file
     mtl train     train the joint model (or a single-task / TAPT baseline)
-    mtl predict   score a file with a trained model, in the submission format
+    mtl predict   score a file with a trained model or a fold ensemble, in the submission format
     mtl evaluate  F1 / precision / recall (and per language) of a submission against labelled records
     mtl translate fill `translated_query` with English translations (cached, resumable)
     mtl taxonomy  inspect a QC file's category tree: branches, names holding ", ", near-duplicate names
@@ -33,8 +33,14 @@ RESUMABLE = ("train.max_steps", "train.eval_every", "train.save_every", "train.k
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mtl import card
+
     args = parse_args(build_parser(), argv)
-    return run_command(args)
+    card.COMMAND = ["mtl", *(sys.argv[1:] if argv is None else argv)]  # what the model cards of this run quote
+    try:
+        return run_command(args)
+    finally:
+        card.COMMAND = None
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -120,14 +126,24 @@ def add_train(commands) -> None:
 
 def add_predict(commands) -> None:
     predict = commands.add_parser(
-        "predict", help="score a file with a trained model",
-        description="Write {id, prediction} JSON lines for every record of --input, in input order.",
+        "predict", help="score a file with a trained model or a fold ensemble",
+        description="Write {id, prediction} JSON lines for every record of --input, in input order. Several --model "
+                    "folders (repeated, or a glob such as runs/<run>/fold-*/best) are an ensemble: one backbone "
+                    "load, each model's adapter and heads in turn, their probabilities averaged, at the out-of-fold "
+                    "threshold of the run's cv.json. A QC and a QI file can be scored in one call: --input twice, "
+                    "--output twice, in the same order.",
     )
-    predict.add_argument("--model", required=True, help="a saved model folder (runs/<run>/best)")
-    predict.add_argument("--input", required=True, help="QC or QI records; labels not needed")
-    predict.add_argument("--output", required=True)
+    predict.add_argument("--model", required=True, nargs="+", action="extend",
+                         help="saved model folder(s) (runs/<run>/best; several: an ensemble)")
+    predict.add_argument("--input", required=True, action="append",
+                         help="QC or QI records, labels not needed; give it twice for a QC and a QI file")
+    predict.add_argument("--output", required=True, action="append", help="one per --input, in the same order")
     predict.add_argument("--task", choices=["qc", "qi"], help="default: inferred from the columns")
-    predict.add_argument("--threshold", default="tuned", help="`tuned` (saved with the model) or a number")
+    predict.add_argument("--threshold", default="tuned",
+                         help="`tuned` (saved with the model; for an ensemble, the out-of-fold threshold in the run's "
+                              "cv.json) or a number")
+    predict.add_argument("--average", choices=["probabilities", "logits"], default="probabilities",
+                         help="what an ensemble averages (default: %(default)s)")
     predict.add_argument("--head", choices=["qc", "qi"], help="score with another task's head (transfer)")
     predict.add_argument("--with-scores", action="store_true", help="also write each pair's probability")
     predict.add_argument("--batch-size", type=int, default=64)
@@ -304,7 +320,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from mtl.predict import predict_file
+    from mtl.predict import predict_files
 
     threshold = args.threshold
     if threshold != "tuned":
@@ -312,10 +328,13 @@ def cmd_predict(args) -> int:
             threshold = float(threshold)
         except ValueError:
             raise ConfigError(f"--threshold must be 'tuned' or a number in [0, 1], got {threshold!r}") from None
-    summary = predict_file(args.model, args.input, args.output, args.task, threshold, args.head, args.with_scores,
-                           args.batch_size, args.device)
-    print(f"{args.output}: {summary['rows']} rows ({summary['defaulted_to_0']} unreadable, predicted 0), "
-          f"threshold {summary['threshold']:.3f}, {summary['positive_rate']:.1%} predicted relevant")
+    summaries = predict_files(args.model, args.input, args.output, args.task, threshold, args.head, args.with_scores,
+                              args.batch_size, args.device, args.average)
+    for output, s in zip(args.output, summaries):
+        models = f"{s['models']} models ({s['average']} averaged)" if s["models"] > 1 else "1 model"
+        print(f"{output}: {s['rows']} {s['task'].upper()} rows ({s['defaulted_to_0']} unreadable, predicted 0), "
+              f"{models}, threshold {s['threshold']:.3f} from {s['threshold_from']}, {s['positive_rate']:.1%} "
+              "predicted relevant")
     return 0
 
 

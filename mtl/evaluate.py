@@ -16,8 +16,9 @@ from mtl.taxonomy import parse_path
 
 @torch.no_grad()
 def predict_probs(model, data: TaskData, pad_id: int, batch_size: int, accelerator=None, head: str | None = None,
-                  progress: bool = True, row_tokens: int = 128) -> np.ndarray:
-    """P(relevant) for every pair of `data`, in row order, using `head` (default: the task's own head).
+                  progress: bool = True, row_tokens: int = 128, as_logits: bool = False) -> np.ndarray:
+    """P(relevant) for every pair of `data`, in row order, using `head` (default: the task's own head); its logit
+    instead with `as_logits` (an ensemble that averages logits needs them unsquashed).
 
     On a model whose logits prefix-tree rows reproduce (`mtl.packing.why_not_packable`: a rotary decoder pooling
     its last token), a batch holds whole queries, scored as prefix-tree rows of about `row_tokens` tokens that
@@ -43,7 +44,7 @@ def predict_probs(model, data: TaskData, pad_id: int, batch_size: int, accelerat
             inputs["features"] = torch.zeros(len(rows), _qc_feature_dim(model), device=device)
         logits = model(task=head, **inputs)
         if i < len(batches):
-            scored.append((rows, torch.sigmoid(logits.float()).cpu().numpy()))
+            scored.append((rows, (logits.float() if as_logits else torch.sigmoid(logits.float())).cpu().numpy()))
     if was_training:
         model.train()
     if world > 1:

@@ -10,7 +10,8 @@ encoders. The QC head also reads the taxonomy features (prefix priors) when `tax
 in float32 whatever the backbone's dtype.
 
 A saved model folder holds `adapter/` (PEFT format), `heads.safetensors`, `config.yaml`, `model.json` (tokenizer
-fingerprint, thresholds, priors, shapes) and `taxonomy.json`; `load_trained` restores it exactly.
+fingerprint, thresholds, priors, shapes), `taxonomy.json` and, for `best/` and `final/`, a model card `README.md`;
+`load_trained` restores it exactly, and `load_weights` swaps another folder's adapter and heads into a built model.
 """
 
 from __future__ import annotations
@@ -256,9 +257,9 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
 
 
 def save_model(model: MultiTaskClassifier, folder: str | Path, cfg: ExperimentConfig, info: ModelInfo,
-               taxonomy=None, state_dict: dict | None = None) -> None:
+               taxonomy=None, state_dict: dict | None = None, card: str = "") -> None:
     """Write a model folder atomically. `state_dict` comes from `accelerator.get_state_dict` under ZeRO-3, where
-    parameters are sharded across processes."""
+    parameters are sharded across processes; `card`, the folder's README.md (`mtl.card`), if any."""
     state_dict = model.state_dict() if state_dict is None else state_dict
     heads = {k: v.detach().float().cpu().contiguous() for k, v in state_dict.items() if k.startswith(HEAD_PREFIXES)}
     backbone_state = {k[len("backbone."):]: v for k, v in state_dict.items() if k.startswith("backbone.")}
@@ -269,6 +270,8 @@ def save_model(model: MultiTaskClassifier, folder: str | Path, cfg: ExperimentCo
         atomic_write_text(tmp / "model.json", json.dumps(info.__dict__, indent=1, ensure_ascii=False))
         if taxonomy is not None:
             taxonomy.save(tmp / "taxonomy.json")
+        if card:
+            atomic_write_text(tmp / "README.md", card)
 
 
 def load_weights(model: MultiTaskClassifier, folder: Path, heads=TASKS) -> None:

@@ -1,91 +1,270 @@
 """Prediction and scoring of submission files.
 
     mtl predict --model runs/mtl-.../best --input test_QC.txt --output submit_QC.txt
+    mtl predict --model runs/<run>/fold-*/best --input test_QC.txt --input test_QI.txt \
+        --output submit_QC.txt --output submit_QI.txt
     mtl evaluate --pred submit_QC.txt --gold dev_QC.txt
 
-One joint model serves both tasks: the input's columns say which head to use. The output is JSON lines
-`{"id": ..., "prediction": 0|1}` in input order with every input id exactly once, each id as the input gives it; a
-row the model cannot read (empty query or title) is predicted 0 and counted. The input and output are checked before
-the model loads, so a bad file fails in seconds rather than after a 12B load. The decision threshold is the one
-tuned on validation and saved with the model, or 0.5 (`--threshold 0.5`, the paper's argmax).
+One joint model serves both tasks: the input's columns say which head to use, and a QC and a QI file can be scored
+in one call, with one model load. Several models (the fold models of a CV run) make an ensemble: the backbone is
+loaded once, each model's adapter and heads are loaded into it in turn, and the pairs' probabilities (or logits) are
+averaged. The output is JSON lines `{"id": ..., "prediction": 0|1}` in input order with every input id exactly once,
+each id as the input gives it; a row the model cannot read (empty query or title) is predicted 0 and counted. The
+inputs, outputs, model folders and threshold are checked before the first model loads, so a bad call fails in
+seconds rather than after a 12B load. The decision threshold is the one tuned on validation and saved with the
+model; for an ensemble, the out-of-fold threshold of the run's `cv.json`; or `--threshold` (0.5: the paper's argmax).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from mtl.backbone import check_device
-from mtl.config import load_config
-from mtl.data.records import clean_records, is_blank, parse_id, read_json_lines, read_records
-from mtl.data.tasks import make_task_data
+from mtl.config import ExperimentConfig, flatten, load_config, to_dict
+from mtl.cv import CV_FILE
+from mtl.data.records import TARGET_FIELD, clean_records, is_blank, parse_id, read_json_lines, read_records
+from mtl.data.tasks import TaskData, make_task_data
 from mtl.errors import CheckpointError, ConfigError, DataError
 from mtl.evaluate import predict_probs
-from mtl.io import atomic_open, check_output_path
+from mtl.io import atomic_open, check_output_path, read_json
 from mtl.metrics import classification_report, format_language_table, majority_baseline
-from mtl.model import load_trained, read_info
+from mtl.model import ModelInfo, load_trained, load_weights, read_info
 from mtl.taxonomy import PrefixPriors
 from mtl.translate.backends import base_language
 
 log = logging.getLogger(__name__)
 
+AVERAGES = ("probabilities", "logits")
 
-def predict_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, task: str | None = None,
+SHARED_INFO = ("tokenizer_fingerprint", "arch", "tasks", "pooling", "hidden_size", "qc_feature_dim", "head_norm")
+SHARED_CONFIG = ("model.backbone", "model.gguf_file", "model.num_layers", "model.dtype", "lora.r", "lora.alpha",
+                 "lora.target_modules", "data.max_length", "data.clean", "data.lowercase", "augment.translation",
+                 "taxonomy.render")
+"""What the models of an ensemble must share (`model.json` fields, config keys): they run on one loaded backbone
+with one LoRA layout (alpha scales the loaded weights), and the input is read and tokenized once, as the first
+model's config says."""
+
+
+@dataclass
+class Job:
+    """One input file and the output it gets."""
+
+    input: Path
+    output: Path
+    raw: pd.DataFrame
+    task: str
+    head: str
+    records: pd.DataFrame | None = None
+    dropped: dict | None = None
+
+
+def predict_file(model_dir, input_path: str | Path, output_path: str | Path, task: str | None = None,
                  threshold: str | float = "tuned", head: str | None = None, with_scores: bool = False,
-                 batch_size: int = 64, device: str = "cpu") -> dict:
-    """Score every record of `input_path` and write the submission file atomically; returns counts."""
+                 batch_size: int = 64, device: str = "cpu", average: str = "probabilities") -> dict:
+    """Score every record of `input_path` with one model folder, or an ensemble (a list of them), and write the
+    submission file atomically; returns counts."""
+    models = [model_dir] if isinstance(model_dir, (str, Path)) else list(model_dir)
+    return predict_files(models, [input_path], [output_path], task, threshold, head, with_scores, batch_size, device,
+                         average)[0]
+
+
+def predict_files(model_dirs, inputs, outputs, task: str | None = None, threshold: str | float = "tuned",
+                  head: str | None = None, with_scores: bool = False, batch_size: int = 64, device: str = "cpu",
+                  average: str = "probabilities") -> list[dict]:
+    """Score each input (one file, or a QC and a QI file) with the models of `model_dirs` (one, or an ensemble
+    whose scores are averaged) and write the output at the same position; returns one summary per output."""
+    _check_options(model_dirs, inputs, outputs, task, threshold, head, batch_size, average)
+    check_device(device)
+    for output in outputs:
+        check_output_path(output, "--output", inputs=inputs)
+    if len(outputs) == 2 and Path(outputs[0]).resolve() == Path(outputs[1]).resolve():
+        raise ConfigError(f"--output {outputs[1]} is given twice; give one output per input")
+    jobs = []
+    for input_path, output_path in zip(inputs, outputs):
+        raw, _ = read_records(input_path, task)
+        jobs.append(Job(Path(input_path), Path(output_path), raw, raw.attrs["task"], head or raw.attrs["task"]))
+    if len(jobs) == 2 and jobs[0].task == jobs[1].task:
+        raise ConfigError(f"--input {jobs[0].input} and --input {jobs[1].input} are both {jobs[0].task.upper()} "
+                          "files; give one QC and one QI file")
+    models = [Path(m) for m in model_dirs]
+    infos, cfgs = check_ensemble(models)
+    for job in jobs:
+        if job.head not in infos[0].tasks:
+            raise CheckpointError(f"{models[0]}: trained for {'+'.join(infos[0].tasks)}, its {job.head}_head is "
+                                  f"untrained; pass --head {infos[0].tasks[0]} to score {job.task.upper()} pairs "
+                                  "with it (transfer)")
+    cuts = [choose_threshold(threshold, models, infos, job.head) for job in jobs]
+    for job in jobs:
+        job.records, job.dropped = _clean(job, cfgs[0])
+
+    scores = _score(models, infos, jobs, device, batch_size, average)
+    return [_write(job, probs, *cut, with_scores, len(models), average) for job, probs, cut in zip(jobs, scores, cuts)]
+
+
+def _check_options(model_dirs, inputs, outputs, task, threshold, head, batch_size, average) -> None:
+    if not model_dirs:
+        raise ConfigError("--model: give at least one model folder")
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     if threshold != "tuned" and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                  or not 0 <= threshold <= 1):
         raise ConfigError(f"--threshold must be 'tuned' or a number in [0, 1], got {threshold!r}")
-    check_device(device)
-    check_output_path(output_path, "--output", inputs=[input_path])
-    raw, _ = read_records(input_path, task)
-    task = raw.attrs["task"]
-    head = head or task
-    info = read_info(model_dir)
-    if head not in info.tasks:
-        raise CheckpointError(f"{model_dir}: trained for {'+'.join(info.tasks)}, its {head}_head is untrained; "
-                              f"pass --head {info.tasks[0]} to score {task.upper()} pairs with it (transfer)")
-    cfg = load_config(Path(model_dir) / "config.yaml")
-    records, dropped = clean_records(raw, cfg.data.clean, cfg.data.lowercase)
-    if len(records) < len(raw):
-        log.warning("%s: %d of %d rows have an empty query or target and are predicted 0 (%s)", input_path,
-                    len(raw) - len(records), len(raw), ", ".join(f"{n} with {why}" for why, n in dropped.items() if n))
+    if average not in AVERAGES:
+        raise ConfigError(f"--average must be one of {', '.join(AVERAGES)}, got {average!r}")
+    if len(inputs) != len(outputs) or not 1 <= len(inputs) <= 2:
+        raise ConfigError(f"--input given {len(inputs)} times and --output {len(outputs)}: give one or two inputs "
+                          "(a QC and a QI file) and one output for each, in the same order")
+    if len(inputs) == 2 and (task or head):
+        raise ConfigError(f"--{'task' if task else 'head'} applies to one --input; with two, each file's columns "
+                          "say its task")
+
+
+def check_ensemble(models: list[Path]) -> tuple[list[ModelInfo], list[ExperimentConfig]]:
+    """Each model folder's `model.json` and config; several models must agree on `SHARED_INFO` and
+    `SHARED_CONFIG`, and the one that does not (against what most of them have) is named."""
+    infos = [read_info(m) for m in models]
+    cfgs = [load_config(m / "config.yaml") for m in models]
+    rows = [{**{k: repr(getattr(info, k)) for k in SHARED_INFO},
+             **{k: repr(flatten(to_dict(cfg))[k]) for k in SHARED_CONFIG}} for info, cfg in zip(infos, cfgs)]
+    for key in SHARED_INFO + SHARED_CONFIG:
+        values = [row[key] for row in rows]
+        common = Counter(values).most_common(1)[0][0]
+        odd = next((i for i, value in enumerate(values) if value != common), None)
+        if odd is not None:
+            raise CheckpointError(f"{models[odd]}: {key} is {values[odd]} where the ensemble's other models have "
+                                  f"{common}; an ensemble's models must share backbone, tokenizer, tasks, LoRA "
+                                  "layout and input settings")
+    return infos, cfgs
+
+
+def choose_threshold(threshold, models: list[Path], infos: list[ModelInfo], head: str) -> tuple[float, str]:
+    """(threshold, where it comes from): `--threshold`; else one model's own tuned threshold; else, for an
+    ensemble, the out-of-fold threshold of its run's cv.json."""
+    if threshold != "tuned":
+        return float(threshold), "--threshold"
+    if len(models) == 1:
+        if head in infos[0].thresholds:
+            return infos[0].thresholds[head], f"{models[0] / 'model.json'}"
+        return 0.5, "0.5 (none saved with the model)"
+    return oof_threshold(models, head)
+
+
+def oof_threshold(models: list[Path], task: str) -> tuple[float, str]:
+    """The out-of-fold threshold of `task` in the cv.json of the CV run whose fold models `models` are: the first
+    cv.json above each model folder, the same for all, each model under one of its `fold-k/` folders. The ensemble's
+    averaged scores are not the single fold models' scores it was tuned on, but it is the one threshold tuned on
+    records no model trained on."""
+    found = {m: next((p for p in (m.resolve(), *m.resolve().parents) if (p / CV_FILE).is_file()), None)
+             for m in models}
+    lost = next((m for m, root in found.items() if root is None), None)
+    if lost is not None:
+        raise ConfigError(f"--model {lost}: no {CV_FILE} in any folder above it, so no out-of-fold threshold for "
+                          "an ensemble; pass --threshold")
+    roots = list(dict.fromkeys(found.values()))
+    if len(roots) > 1:
+        a, b = (next(m for m, root in found.items() if root == r) for r in roots[:2])
+        raise ConfigError(f"--model {a} and {b} are under different CV runs ({roots[0] / CV_FILE}, "
+                          f"{roots[1] / CV_FILE}); pass --threshold")
+    path = roots[0] / CV_FILE
+    entry = read_json(path).get(task)
+    value = entry.get("oof_threshold") if isinstance(entry, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError(f"{path}: field '{task}.oof_threshold': missing or not a number in [0, 1]; pass --threshold")
+    folds = [f"fold-{k}" for k in entry.get("folds", [])]
+    used = {m: m.resolve().relative_to(roots[0]).parts[:1] for m in models}
+    outside = next((m for m, part in used.items() if not part or part[0] not in folds), None)
+    if outside is not None:
+        raise ConfigError(f"--model {outside}: not under a fold folder of {path} ({', '.join(folds) or 'none'} for "
+                          f"{task}); pass --threshold")
+    missing = sorted(set(folds) - {part[0] for part in used.values()})
+    if missing:
+        log.warning("the ensemble leaves out %s of %s: its out-of-fold threshold was tuned on all %d folds",
+                    ", ".join(missing), path, len(folds))
+    return float(value), f"{path} ({task}.oof_threshold)"
+
+
+def _clean(job: Job, cfg: ExperimentConfig) -> tuple[pd.DataFrame, dict]:
+    records, dropped = clean_records(job.raw, cfg.data.clean, cfg.data.lowercase)
+    if len(records) < len(job.raw):
+        log.warning("%s: %d of %d rows have an empty query or target and are predicted 0 (%s)", job.input,
+                    len(job.raw) - len(records), len(job.raw),
+                    ", ".join(f"{n} with {why}" for why, n in dropped.items() if n))
     if cfg.augment.translation:
-        _warn_untranslated(records, input_path)
+        _warn_untranslated(records, job.input)
+    return records, dropped
 
-    probs = np.zeros(0)
-    if len(records):
-        probs = _score(model_dir, records, task, head, device, batch_size)
-    cut = info.thresholds.get(head, 0.5) if threshold == "tuned" else float(threshold)
 
-    score_by_id = dict(zip(records["id"].map(str), probs))
-    with atomic_open(output_path) as f:
-        for record_id in raw["id"]:
+def _score(models: list[Path], infos: list[ModelInfo], jobs: list[Job], device: str, batch_size: int,
+           average: str) -> list[np.ndarray]:
+    """Each job's P(relevant) per record, averaged over the models (loaded here: the slow part, after every check).
+    The first model is loaded whole; each further one loads its adapter and heads into the same backbone
+    (`load_weights`), so an ensemble costs one backbone in memory and one load."""
+    scores = [[] for _ in jobs]
+    if not any(len(job.records) for job in jobs):
+        return [np.zeros(0) for _ in jobs]
+    model = data = pad_id = loaded = None
+    for number, (folder, info) in enumerate(zip(models, infos), 1):
+        if model is None or (info.nodes, info.node_slots) != loaded:
+            # A model with node embeddings has its own training tree's node list: its `qc_nodes` and `qc_head`
+            # shapes differ from another fold's, so it is built afresh rather than loaded into the last one.
+            model, pair_tokenizer, _, cfg = load_trained(folder, device)
+            pad_id, loaded = pair_tokenizer.pad_id, (info.nodes, info.node_slots)
+            data = [make_task_data(job.records, job.task, cfg, pair_tokenizer) if len(job.records) else None
+                    for job in jobs]
+        else:
+            load_weights(model, folder)
+        if len(models) > 1:
+            log.info("scoring with model %d of %d: %s", number, len(models), folder)
+        for job, task_data, out in zip(jobs, data, scores):
+            if task_data is not None:
+                out.append(predict_probs(model, _with_features(task_data, info), pad_id, batch_size,
+                                         head=job.head, as_logits=average == "logits"))
+    return [_mean(out, average) for out in scores]
+
+
+def _with_features(data: TaskData, info: ModelInfo) -> TaskData:
+    """QC pairs read the taxonomy features of the model that scores them (its prefix priors, then its node ids):
+    each fold's model fitted its own on its own training tree."""
+    if data.task != "qc" or not (info.priors or info.nodes):
+        return data
+    paths = data.records[TARGET_FIELD["qc"]].tolist()
+    parts = ([PrefixPriors.from_dict(info.priors).features(paths)] if info.priors else []) + \
+        ([info.node_index.ids(paths)] if info.nodes else [])
+    return dataclasses.replace(data, features=np.concatenate(parts, axis=1).astype(np.float32))
+
+
+def _mean(scores: list[np.ndarray], average: str) -> np.ndarray:
+    if not scores:
+        return np.zeros(0)
+    mean = np.mean(scores, axis=0)
+    return torch.sigmoid(torch.from_numpy(mean)).numpy() if average == "logits" else mean
+
+
+def _write(job: Job, probs: np.ndarray, cut: float, source: str, with_scores: bool, models: int,
+           average: str) -> dict:
+    score_by_id = dict(zip(job.records["id"].map(str), probs))
+    with atomic_open(job.output) as f:
+        for record_id in job.raw["id"]:
             score = score_by_id.get(str(record_id))
             row = {"id": _plain(record_id), "prediction": int(score is not None and score >= cut)}
             if with_scores:
                 row["score"] = None if score is None else round(float(score), 6)
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    summary = {"task": task, "head": head, "threshold": cut, "rows": len(raw), "scored": len(records),
-               "defaulted_to_0": len(raw) - len(records), "dropped": dropped,
+    summary = {"task": job.task, "head": job.head, "models": models, "average": average,
+               "threshold": cut, "threshold_from": source, "rows": len(job.raw), "scored": len(job.records),
+               "defaulted_to_0": len(job.raw) - len(job.records), "dropped": job.dropped,
                "positive_rate": float(np.mean(probs >= cut)) if len(probs) else 0.0}
-    log.info("wrote %s: %s", output_path, summary)
+    log.info("wrote %s: %s", job.output, summary)
     return summary
-
-
-def _score(model_dir, records: pd.DataFrame, task: str, head: str, device: str, batch_size: int) -> np.ndarray:
-    """P(relevant) per record with the saved model (loaded here: the slow part, after every input check)."""
-    model, pair_tokenizer, info, cfg = load_trained(model_dir, device)
-    priors = PrefixPriors.from_dict(info.priors) if info.priors and task == "qc" else None
-    data = make_task_data(records, task, cfg, pair_tokenizer, priors, nodes=info.node_index if task == "qc" else None)
-    return predict_probs(model, data, pair_tokenizer.pad_id, batch_size, head=head)
 
 
 def _warn_untranslated(records: pd.DataFrame, path) -> None:

@@ -35,9 +35,10 @@ from accelerate.utils import DeepSpeedPlugin, DistributedType, set_seed
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from mtl.card import data_hashes, model_card
 from mtl.checkpoint import latest_checkpoint, prepare_run_dir, restore_checkpoint, save_checkpoint, write_model
 from mtl.config import ExperimentConfig, TASKS, flatten, to_dict
-from mtl.data.tasks import TaskData, collate, fit_priors, load_splits, make_task_data
+from mtl.data.tasks import TaskData, collate, fit_priors, input_keys, load_splits, make_task_data
 from mtl.errors import CheckpointError, ConfigError, Interrupted, MtlError
 from mtl.evaluate import predict_probs, task_report
 from mtl.io import atomic_write_text
@@ -130,6 +131,14 @@ class Run:
     pad_id: int
     attention: tuple[bool, int]
     """(causal, sliding window) of the backbone: what the query-key pair counts need."""
+    hashes: dict
+    """{data key: (path, SHA-256)} of the files the run reads, for the model cards (main process only)."""
+
+    def card(self, cfg: ExperimentConfig, reports: dict, role: str) -> str:
+        """The model card of a folder saved now (`mtl.card`); written by the main process only."""
+        if not self.accelerator.is_main_process:
+            return ""
+        return model_card(cfg, reports, self.hashes, self.state.step, self.state.train_seconds, role)
 
 
 def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
@@ -183,8 +192,9 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
              "+".join(cfg.active_tasks), cfg.model.backbone, f"{params['trainable']:,}", f"{params['total']:,}",
              accelerator.num_processes, accelerator.gradient_accumulation_steps)
     attention = (pair_tokenizer.arch == "decoder", getattr(bare.backbone.get_base_model().config, "sliding_window", 0))
+    hashes = data_hashes(cfg, input_keys(cfg, cfg.active_tasks)) if accelerator.is_main_process else {}
     return Run(accelerator, model, optimizer, scheduler, streams, state, data, info, logger, params, batching,
-               pair_tokenizer.pad_id, (attention[0], attention[1] or 0))
+               pair_tokenizer.pad_id, (attention[0], attention[1] or 0), hashes)
 
 
 def fit(run: Run, cfg: ExperimentConfig, run_dir: Path, resume_dir: Path) -> tuple[dict, dict]:
@@ -223,7 +233,9 @@ def fit(run: Run, cfg: ExperimentConfig, run_dir: Path, resume_dir: Path) -> tup
                 score = selection_score(reports, cfg.eval.select)
                 if score > state.best_score:
                     state.best_score, state.best_step, best_reports = score, state.step, reports
-                    write_model(accelerator, run.model, run_dir / "best", cfg, run.info, reports, run.data.taxonomy)
+                    card = run.card(cfg, reports, f"best/: the step with the best validation {cfg.eval.select.upper()}")
+                    write_model(accelerator, run.model, run_dir / "best", cfg, run.info, reports, run.data.taxonomy,
+                                card)
             if is_last or (cfg.train.save_every and state.step % cfg.train.save_every == 0):
                 save_checkpoint(accelerator, run.model, run_dir, state.step, cfg, run.info, run.data.taxonomy)
             if not is_last and stop.requested(accelerator):
@@ -241,7 +253,8 @@ def finish(run: Run, cfg: ExperimentConfig, run_dir: Path, best_reports: dict, r
     if not reports:  # resumed from the checkpoint of the last step, whose evaluation is logged already
         reports = validate(run.model, run.data.val, accelerator, cfg, run.pad_id, NullLogger(), state.step,
                            run.data.taxonomy)
-    write_model(accelerator, run.model, run_dir / "final", cfg, run.info, reports, run.data.taxonomy)
+    write_model(accelerator, run.model, run_dir / "final", cfg, run.info, reports, run.data.taxonomy,
+                run.card(cfg, reports, "final/: the last step"))
     if not best_reports:  # resumed after the best checkpoint was written: read its metrics back
         best_reports = read_info(run_dir / "best").metrics
     test_reports, oof = score_best(run_dir, run.data, cfg, accelerator, run.pad_id)

@@ -1,15 +1,17 @@
 import dataclasses
 import json
 import logging
+import re
+import shutil
 
 import pytest
 
 from mtl import stages
 from mtl.config import load_config
-from mtl.errors import CheckpointError, DataError
+from mtl.errors import CheckpointError, ConfigError, DataError
 from mtl.cli import main
 from mtl.model import ModelInfo, read_info
-from mtl.predict import evaluate_files, predict_file, read_predictions
+from mtl.predict import evaluate_files, predict_file, predict_files, read_predictions
 from tests.conftest import make_records, tiny_overrides, write_jsonl
 
 
@@ -116,6 +118,163 @@ def test_a_model_whose_tokenizer_changed_is_refused(trained, tmp_path):
     source = write_jsonl(tmp_path / "qi.txt", make_records("qi", 4, seed=1, with_label=False))
     with pytest.raises(CheckpointError, match="not the one this model was trained with"):
         predict_file(copy, source, tmp_path / "out.txt")
+
+
+@pytest.fixture(scope="module")
+def cv_run(tiny_backbone, tiny_data, tmp_path_factory):
+    """A 2-fold CV run of the joint model: fold-0/best and fold-1/best, and cv.json at the run root."""
+    root = tmp_path_factory.mktemp("cv")
+    stages.run(load_config(None, tiny_overrides(tiny_backbone, tiny_data, root, **{
+        "log.run_name": "cv", "cv.fold": "all", "cv.n_folds": 2, "data.dev_limit": 16})))
+    return root / "runs" / "cv"
+
+
+def scores(path):
+    return [r["score"] for r in read_jsonl(path)]
+
+
+def test_an_ensemble_of_one_model_twice_scores_exactly_as_that_model(trained, tmp_path):
+    source = write_jsonl(tmp_path / "qi.txt", make_records("qi", 30, seed=11, with_label=False))
+    best = trained / "joint" / "best"
+    predict_file(best, source, tmp_path / "one.txt", threshold=0.5, with_scores=True)
+    summary = predict_file([best, best], source, tmp_path / "two.txt", threshold=0.5, with_scores=True)
+    assert summary["models"] == 2
+    assert read_jsonl(tmp_path / "two.txt") == read_jsonl(tmp_path / "one.txt")
+
+
+@pytest.mark.parametrize("task", ["qc", "qi"])
+def test_an_ensemble_averages_its_models_probabilities_on_one_loaded_backbone(cv_run, tmp_path, monkeypatch, task):
+    """QC too: each fold's model reads the QC prefix priors it was trained with."""
+    import mtl.predict
+
+    source = write_jsonl(tmp_path / "in.txt", make_records(task, 40, seed=12, with_label=False))
+    folds = [cv_run / "fold-0" / "best", cv_run / "fold-1" / "best"]
+    for k, fold in enumerate(folds):
+        predict_file(fold, source, tmp_path / f"fold{k}.txt", with_scores=True)
+    a, b = scores(tmp_path / "fold0.txt"), scores(tmp_path / "fold1.txt")
+    assert max(abs(x - y) for x, y in zip(a, b)) > 1e-3, "the fold models must differ for the mean to mean much"
+    loads = []
+    original = mtl.predict.load_trained
+    monkeypatch.setattr("mtl.predict.load_trained", lambda *args, **kw: loads.append(args) or original(*args, **kw))
+    summary = predict_file(folds, source, tmp_path / "ensemble.txt", with_scores=True)
+    assert summary["models"] == 2 and len(loads) == 1
+    assert scores(tmp_path / "ensemble.txt") == pytest.approx([(x + y) / 2 for x, y in zip(a, b)], abs=2e-6)
+    predict_file(folds, source, tmp_path / "logits.txt", with_scores=True, average="logits")
+    for x, y, z in zip(a, b, scores(tmp_path / "logits.txt")):
+        assert min(x, y) - 1e-6 <= z <= max(x, y) + 1e-6
+
+
+def test_a_fold_model_predicts_its_out_of_fold_scores(cv_run, tmp_path):
+    """The scores the OOF threshold in cv.json was tuned on are the scores `mtl predict` gives those records."""
+    from mtl.data.tasks import load_splits
+
+    records = load_splits(load_config(cv_run / "fold-1" / "config.yaml"), ["qc"])["qc"].val_all
+    source = write_jsonl(tmp_path / "qc.txt", records.drop(columns="label").to_dict("records"))
+    predict_file(cv_run / "fold-1" / "best", source, tmp_path / "out.txt", with_scores=True)
+    oof = {r["id"]: r["score"] for r in read_jsonl(cv_run / "fold-1" / "oof_qc.jsonl")}
+    assert [r["score"] for r in read_jsonl(tmp_path / "out.txt")] == pytest.approx(
+        [oof[i] for i in records["id"]], abs=1e-6)
+
+
+def test_qc_pairs_read_the_priors_saved_with_the_model(cv_run, tmp_path):
+    """As the trainer scores them. (A fold's own validation categories are unseen by its priors under
+    category-aware CV and read zeros, so records drawn from all categories are scored here.)"""
+    from mtl.data.records import clean_records, read_records
+    from mtl.data.tasks import make_task_data
+    from mtl.evaluate import predict_probs
+    from mtl.model import load_trained
+    from mtl.taxonomy import PrefixPriors
+
+    source = write_jsonl(tmp_path / "qc.txt", make_records("qc", 30, seed=16, with_label=False))
+    predict_file(cv_run / "fold-1" / "best", source, tmp_path / "out.txt", with_scores=True)
+    model, pairs, info, cfg = load_trained(cv_run / "fold-1" / "best")
+    records, _ = clean_records(read_records(source)[0], cfg.data.clean, cfg.data.lowercase)
+    data = make_task_data(records, "qc", cfg, pairs, PrefixPriors.from_dict(info.priors))
+    assert data.features.any()
+    assert scores(tmp_path / "out.txt") == pytest.approx(predict_probs(model, data, pairs.pad_id, 64), abs=1e-6)
+
+
+def test_an_ensemble_thresholds_at_the_out_of_fold_threshold_of_its_cv_json(cv_run, tmp_path, caplog):
+    run = tmp_path / "run"
+    shutil.copytree(cv_run, run)
+    cv = json.loads((run / "cv.json").read_text())
+    cv["qi"]["oof_threshold"] = 0.4321
+    (run / "cv.json").write_text(json.dumps(cv))
+    source = write_jsonl(tmp_path / "qi.txt", make_records("qi", 40, seed=13, with_label=False))
+    folds = [run / "fold-0" / "best", run / "fold-1" / "best"]
+    summary = predict_file(folds, source, tmp_path / "out.txt", with_scores=True)
+    assert summary["threshold"] == 0.4321 and str(run / "cv.json") in summary["threshold_from"]
+    assert all(r["prediction"] == int(r["score"] >= 0.4321) for r in read_jsonl(tmp_path / "out.txt"))
+    assert predict_file(folds, source, tmp_path / "out.txt", threshold=0.7)["threshold"] == 0.7
+    with caplog.at_level(logging.WARNING):
+        predict_file([folds[0], folds[0]], source, tmp_path / "out.txt")
+    assert "leaves out fold-1" in caplog.text
+    (run / "cv.json").unlink()
+    with pytest.raises(ConfigError, match="fold-0/best: no cv.json in any folder above it.*pass --threshold"):
+        predict_file(folds, source, tmp_path / "out.txt")
+
+
+def test_fold_models_of_different_runs_need_a_threshold(cv_run, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(cv_run, other)
+    source = write_jsonl(tmp_path / "qi.txt", make_records("qi", 4, seed=13, with_label=False))
+    with pytest.raises(ConfigError, match="are under different CV runs .*pass --threshold"):
+        predict_file([cv_run / "fold-0" / "best", other / "fold-1" / "best"], source, tmp_path / "out.txt")
+
+
+def copy_with(folder, tmp_path, name, **config):
+    """A copy of a model folder whose config.yaml sets `config` ({"lora.alpha": 4}, ...)."""
+    from mtl.config import save_config
+
+    copy = tmp_path / name
+    shutil.copytree(folder, copy)
+    cfg = load_config(copy / "config.yaml", [f"{k}={v}" for k, v in config.items()])
+    save_config(cfg, copy / "config.yaml")
+    return copy
+
+
+@pytest.mark.parametrize("odd, message", [
+    ("qi-only", r"qi-only/best: tasks is \['qi'\] where the ensemble's other models have \['qc', 'qi'\]"),
+    ("alpha", r"alpha: lora.alpha is 4 where the ensemble's other models have 8"),
+    ("backbone", r"backbone: model.backbone is '/elsewhere' where the ensemble's other models have"),
+])
+def test_an_ensemble_of_models_that_do_not_match_is_refused_naming_the_odd_one(trained, tmp_path, no_model_load,
+                                                                              caplog, odd, message):
+    joint = trained / "joint" / "best"
+    folder = {"qi-only": lambda: trained / "qi-only" / "best",
+              "alpha": lambda: copy_with(joint, tmp_path, "alpha", **{"lora.alpha": 4}),
+              "backbone": lambda: copy_with(joint, tmp_path, "backbone", **{"model.backbone": "/elsewhere"})}[odd]()
+    source = write_jsonl(tmp_path / "qi.txt", make_records("qi", 4, seed=1, with_label=False))
+    with caplog.at_level(logging.ERROR):
+        assert main(["predict", "--model", str(joint), str(folder), "--model", str(joint), "--input", str(source),
+                     "--output", str(tmp_path / "out.txt"), "--threshold", "0.5"]) == 2
+    assert re.search(message, caplog.text) and caplog.text.count(str(folder)) == 1
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_a_qc_and_a_qi_file_are_scored_in_one_call(trained, tmp_path, capsys):
+    qc = write_jsonl(tmp_path / "test_QC.txt", make_records("qc", 25, seed=14, with_label=False))
+    qi = write_jsonl(tmp_path / "test_QI.txt", make_records("qi", 35, seed=15, with_label=False))
+    best = str(trained / "joint" / "best")
+    assert main(["predict", "--model", best, "--input", str(qc), "--input", str(qi), "--output",
+                 str(tmp_path / "submit_QC.txt"), "--output", str(tmp_path / "submit_QI.txt"), "--with-scores"]) == 0
+    for task, source in (("QC", qc), ("QI", qi)):
+        both = read_jsonl(tmp_path / f"submit_{task}.txt")
+        assert [r["id"] for r in both] == [r["id"] for r in read_jsonl(source)]
+        predict_file(best, source, tmp_path / f"alone_{task}.txt", with_scores=True)
+        assert both == read_jsonl(tmp_path / f"alone_{task}.txt")
+    printed = capsys.readouterr().out
+    assert "25 QC rows" in printed and "35 QI rows" in printed and "1 model" in printed
+
+
+def test_two_inputs_of_one_task_are_refused(trained, tmp_path, no_model_load):
+    a = write_jsonl(tmp_path / "a.txt", make_records("qi", 3, seed=1, with_label=False))
+    b = write_jsonl(tmp_path / "b.txt", make_records("qi", 3, seed=2, with_label=False))
+    with pytest.raises(ConfigError, match="a.txt and --input .*b.txt are both QI files; give one QC and one QI"):
+        predict_files([trained / "joint" / "best"], [a, b], [tmp_path / "x.txt", tmp_path / "y.txt"])
+    with pytest.raises(ConfigError, match="--input given 2 times and --output 1"):
+        predict_files([trained / "joint" / "best"], [a, b], [tmp_path / "x.txt"])
+    assert not (tmp_path / "x.txt").exists()
 
 
 def test_evaluate_scores_a_submission_against_gold(tmp_path):

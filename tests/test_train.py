@@ -1,5 +1,6 @@
 """End-to-end runs of the real training entry point on the tiny backbone (a few seconds each)."""
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -51,6 +52,27 @@ def test_joint_run_writes_models_metrics_and_tensorboard(tiny_backbone, tiny_dat
         assert test["reports"][task]["at_threshold"]["threshold"] == pytest.approx(thresholds[task])
         assert 0 < test["reports"][task]["n"] < 40
     assert json.loads((run_dir / "metrics.json").read_text())["best_step"] in (3, 6)
+
+
+def test_best_and_final_carry_a_model_card_naming_data_hashes_and_scores(tiny_backbone, tiny_data, tmp_path):
+    from mtl.cli import main
+
+    assert main(["train", *tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"log.run_name": "card"})]) == 0
+    run_dir = tmp_path / "runs" / "card"
+    steps = {"best": json.loads((run_dir / "metrics.json").read_text())["best_step"], "final": 6}
+    for folder in ("best", "final"):
+        card = (run_dir / folder / "README.md").read_text()
+        for key in ("qc_train", "qi_dev"):
+            digest = hashlib.sha256(tiny_data[key].read_bytes()).hexdigest()
+            assert f"| `data.{key}` | `{tiny_data[key]}` | `{digest}` |" in card
+        assert "[config.yaml](config.yaml)" in card and "`mtl train model.backbone=" in card
+        reports = json.loads((run_dir / folder / "model.json").read_text())["metrics"]
+        assert f"Written by `mtl train` at step {steps[folder]} of 6" in card
+        for task, r in reports.items():
+            assert f"| {task.upper()} | {r['n']} | {r['f1']:.4f} |" in card
+            assert f"| {r['auc']:.4f} |" in card and f"| {r['tuned']['threshold']:.3f} |" in card
+        assert "| language | QC F1 | QI F1 | QC AUC | QI AUC |" in card
+    assert not (run_dir / "step-000006" / "README.md").exists()
 
 
 def test_training_changes_adapter_and_heads_but_not_the_backbone(tiny_backbone, tiny_data, tmp_path):

@@ -95,9 +95,7 @@ def check_inputs(cfg: ExperimentConfig) -> None:
     run that blocks both a rerun and --resume (and a TAPT run finds bad target-task data before its first stage
     trains). The records are read twice, here and when training loads them: seconds, next to a run."""
     tasks = (cfg.train.task,) if cfg.train.mode == "single" else TASKS  # tapt trains the other task first
-    files = [f"data.{t}_train" for t in tasks] + ([f"data.{t}_dev" for t in tasks] if cfg.cv.fold == "none" else [])
-    files += [f"data.{t}_test" for t in tasks if getattr(cfg.data, f"{t}_test")]
-    for key in files:
+    for key in input_keys(cfg, tasks):
         _check_path(key, getattr(cfg.data, key.split(".")[1]), "file")
     if cfg.model.init_from:
         from mtl.model import read_info
@@ -117,6 +115,13 @@ def check_inputs(cfg: ExperimentConfig) -> None:
             load_split(first_fold, task)
     finally:
         log.setLevel(level)
+
+
+def input_keys(cfg: ExperimentConfig, tasks) -> list[str]:
+    """The `data.*` keys of the files a run of `tasks` reads: the training files, the dev files without CV, and the
+    test files where set."""
+    keys = [f"data.{t}_train" for t in tasks] + ([f"data.{t}_dev" for t in tasks] if cfg.cv.fold == "none" else [])
+    return keys + [f"data.{t}_test" for t in tasks if getattr(cfg.data, f"{t}_test")]
 
 
 def _check_path(key: str, value: str, kind: str) -> None:
