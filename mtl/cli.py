@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for add in (add_split, add_train, add_predict, add_evaluate, add_translate, add_taxonomy, add_compare,
-                add_report):
+                add_report, add_plan):
         add(commands)
     return parser
 
@@ -262,6 +262,42 @@ def add_report(commands) -> None:
     report.add_argument("root", metavar="RUN_ROOT", help="log root holding the runs (e.g. runs/compare)")
     report.add_argument("--out", help="folder for report.md and the PNGs (default: RUN_ROOT)")
     report.set_defaults(func=cmd_report)
+
+
+def add_plan(commands) -> None:
+    plan = commands.add_parser(
+        "plan", help="per-GPU memory of a LoRA run and the largest micro-batch that fits", epilog=EPILOG_OVERRIDES,
+        description="Estimate, before anything loads, what one GPU holds for a training run of the config: frozen "
+                    "weights, adapters and heads, their gradients and optimizer states (trainable parameters only), "
+                    "activations at micro-batch x data.max_length with or without gradient checkpointing, under DDP, "
+                    "ZeRO-2 or ZeRO-3; and the largest micro-batch that fits. See mtl/plan.py for the model.",
+    )
+    plan.add_argument("--config", help="YAML delta on the defaults (e.g. configs/gemma3_12b.yaml)")
+    plan.add_argument("--shape", help="a Hugging Face config.json with the backbone's sizes (default: the "
+                                      "backbone's own; configs/shapes/ has Gemma-3 1B and 12B)")
+    plan.add_argument("--gpus", type=int, default=1)
+    plan.add_argument("--gpu-memory", type=float, default=80.0, metavar="GIB", help="memory per GPU (default 80)")
+    plan.add_argument("--overhead", type=float, default=2.0, metavar="GIB",
+                      help="CUDA context, workspaces, fragmentation (default 2)")
+    plan.add_argument("--zero", type=int, choices=[0, 2, 3], help="default: read from train.deepspeed")
+    plan.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
+    plan.add_argument("overrides", nargs="*", metavar="key=value")
+    plan.set_defaults(func=cmd_plan)
+
+
+def cmd_plan(args) -> int:
+    import json
+
+    from mtl.config import load_config
+    from mtl.io import atomic_write_text
+    from mtl.plan import format_plan, plan, shape_of
+
+    cfg = load_config(args.config, args.overrides)
+    result = plan(cfg, shape_of(cfg, args.shape), args.gpus, args.gpu_memory, args.overhead, args.zero)
+    print(format_plan(result))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
+    return 0
 
 
 def cmd_split(args) -> int:
