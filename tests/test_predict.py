@@ -441,3 +441,27 @@ def test_a_model_folder_that_is_a_symlink_loop_is_refused(tmp_path, no_model_loa
     with caplog.at_level(logging.ERROR):
         assert main(predict_argv(tmp_path, tmp_path / "loop")) == 2
     assert "loop/model.json: cannot read: a symbolic link loop" in caplog.text
+
+
+def test_an_ensemble_of_node_embedding_folds_builds_each_fold_model_on_its_own_tree(tiny_backbone, tiny_data,
+                                                                                   tmp_path, monkeypatch):
+    """Category-aware folds train on different category trees, so each fold's node list, `qc_nodes` and `qc_head`
+    differ in shape: each fold model is built whole, and reads its own node ids."""
+    import mtl.predict
+
+    stages.run(load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{
+        "log.run_name": "nodes", "cv.fold": "all", "cv.n_folds": 2, "data.dev_limit": 16,
+        "taxonomy.features": "both", "train.mode": "single", "train.task": "qc"})))
+    folds = [tmp_path / "runs" / "nodes" / f"fold-{k}" / "best" for k in (0, 1)]
+    nodes = [json.loads((f / "model.json").read_text())["nodes"] for f in folds]
+    assert nodes[0] != nodes[1]
+    source = write_jsonl(tmp_path / "qc.txt", make_records("qc", 30, seed=17, with_label=False))
+    for k, fold in enumerate(folds):
+        predict_file(fold, source, tmp_path / f"fold{k}.txt", with_scores=True)
+    loads = []
+    original = mtl.predict.load_trained
+    monkeypatch.setattr("mtl.predict.load_trained", lambda *args, **kw: loads.append(args) or original(*args, **kw))
+    predict_file(folds, source, tmp_path / "both.txt", with_scores=True)
+    assert len(loads) == 2
+    a, b = scores(tmp_path / "fold0.txt"), scores(tmp_path / "fold1.txt")
+    assert scores(tmp_path / "both.txt") == pytest.approx([(x + y) / 2 for x, y in zip(a, b)], abs=2e-6)
