@@ -292,6 +292,10 @@ def cmd_plan(args) -> int:
     from mtl.io import atomic_write_text
     from mtl.plan import format_plan, plan, shape_of
 
+    from mtl.io import check_output_path
+
+    if args.json:
+        check_output_path(args.json, "--json", inputs=[p for p in (args.shape, args.config) if p])
     cfg = load_config(args.config, args.overrides)
     result = plan(cfg, shape_of(cfg, args.shape), args.gpus, args.gpu_memory, args.overhead, args.zero)
     print(format_plan(result))

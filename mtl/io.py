@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import re
 import shutil
@@ -129,15 +130,33 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def loads_json(text: str):
+def loads_json(text: str, finite: bool = False):
     """`json.loads` refusing what it would otherwise take, or take silently: a key repeated in an object
-    (DuplicateKey), a lone surrogate in a string (LoneSurrogate), nesting deeper than MAX_DEPTH (TooDeep); other
-    errors as json.loads raises them."""
-    value = json.loads(text, object_pairs_hook=_unique_keys)
+    (DuplicateKey), a lone surrogate in a string (LoneSurrogate), nesting deeper than MAX_DEPTH (TooDeep), and with
+    `finite` NaN, Infinity and numbers beyond a float's range (NotFinite: not JSON, and written back as null); other
+    errors as json.loads raises them. The project's own files may hold NaN (an AUC with one class), so only data
+    files ask for `finite`."""
+    extra = {"parse_constant": _not_finite, "parse_float": _finite_float} if finite else {}
+    value = json.loads(text, object_pairs_hook=_unique_keys, **extra)
     if text.count("[") + text.count("{") > MAX_DEPTH:  # else it cannot be that deep
         _check_depth(value)
     if _SURROGATE_ESCAPE.search(text):  # only a \\uD800-\\uDFFF escape can put a surrogate in a decoded string
         _check_surrogates(value, None)
+    return value
+
+
+class NotFinite(ValueError):
+    """NaN, Infinity or a number too large for a float: Python's json reads them, JSON has no such numbers."""
+
+
+def _not_finite(name: str):
+    raise NotFinite(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NotFinite(f"{text[:40]} is beyond a float's range")
     return value
 
 
@@ -184,6 +203,8 @@ def json_problem(err: Exception) -> tuple[int | None, str | None, str]:
         return None, err.key, str(err)
     if isinstance(err, TooDeep):
         return None, None, f"not valid JSON here: {err}"
+    if isinstance(err, NotFinite):
+        return None, None, f"not valid JSON: {err}"
     if isinstance(err, RecursionError):
         return None, None, "not valid JSON: nested too deeply"
     return None, None, f"not valid JSON: {err}"[:300]  # e.g. an integer longer than Python's 4300-digit limit

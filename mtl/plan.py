@@ -20,11 +20,13 @@ CUDA context and library workspaces (a fixed `--overhead`, default 2 GiB), and t
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from mtl.config import ExperimentConfig
 from mtl.errors import ConfigError
+from mtl.io import read_json
 
 GIB = 1024 ** 3
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -45,13 +47,18 @@ class Shape:
     @classmethod
     def read(cls, path: str | Path) -> Shape:
         """From a Hugging Face `config.json` (a multimodal one's `text_config` is the text stack)."""
-        try:
-            config = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise ConfigError(f"{path}: not a readable config.json ({err})") from None
+        config = read_json(path)  # a file, UTF-8, one JSON object: else a DataError naming it
         config = config.get("text_config", config)
-        config.setdefault("head_dim", config.get("hidden_size", 0) // max(config.get("num_attention_heads", 1), 1))
-        missing = [f for f in cls.__dataclass_fields__ if not isinstance(config.get(f), int) or config[f] < 1]
+        if not isinstance(config, dict):
+            raise ConfigError(f"{path}: field 'text_config': expected an object, got {type(config).__name__}")
+
+        def positive(name):
+            value = config.get(name)
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+        if "head_dim" not in config and positive("hidden_size") and positive("num_attention_heads"):
+            config = {**config, "head_dim": config["hidden_size"] // config["num_attention_heads"]}
+        missing = [f for f in cls.__dataclass_fields__ if not positive(f)]
         if missing:
             raise ConfigError(f"{path}: field {missing[0]!r}: missing or not a positive integer")
         return cls(**{f: config[f] for f in cls.__dataclass_fields__})
@@ -88,8 +95,12 @@ def plan(cfg: ExperimentConfig, shape: Shape, gpus: int, gpu_memory_gib: float, 
          zero: int | None = None) -> dict:
     """Per-GPU bytes of each part, their total, whether it fits `gpu_memory_gib`, and the largest micro-batch that
     does. `zero`: 0 (DDP), 2 or 3; default: read from `train.deepspeed`'s file name."""
-    if gpus < 1 or gpu_memory_gib <= 0:
-        raise ConfigError(f"--gpus must be >= 1 and --gpu-memory > 0, got {gpus} and {gpu_memory_gib}")
+    if gpus < 1:
+        raise ConfigError(f"--gpus must be at least 1, got {gpus}")
+    if not (math.isfinite(gpu_memory_gib) and gpu_memory_gib > 0):
+        raise ConfigError(f"--gpu-memory must be a finite number of GiB above 0, got {gpu_memory_gib}")
+    if not (math.isfinite(overhead_gib) and overhead_gib >= 0):
+        raise ConfigError(f"--overhead must be a finite number of GiB, at least 0, got {overhead_gib}")
     zero = stage_of(cfg) if zero is None else zero
     layers = cfg.model.num_layers or shape.num_hidden_layers
     width = 2 if cfg.model.dtype in ("bfloat16", "auto") else 4  # auto is bfloat16 on CUDA

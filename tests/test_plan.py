@@ -66,3 +66,26 @@ def test_a_backbone_without_a_config_needs_a_shape(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 8}))
     with pytest.raises(ConfigError, match="field 'intermediate_size': missing"):
         Shape.read(tmp_path / "config.json")
+
+
+@pytest.mark.parametrize("content, args, message", [
+    ("[1, 2]", [], "expected a JSON object, got array"),
+    ('{"text_config": "x"}', [], "field 'text_config': expected an object, got str"),
+    (None, ["--gpu-memory", "nan"], "--gpu-memory must be a finite number of GiB above 0, got nan"),
+    (None, ["--overhead", "-100"], "--overhead must be a finite number of GiB, at least 0, got -100"),
+    ("bool", [], "field 'num_hidden_layers': missing or not a positive integer"),
+    (None, ["--json", "{shape}"], "--json {shape} is the input file"),
+    (None, ["--json", "{tmp}"], "--json {tmp} is a folder"),
+], ids=["list", "text_config string", "nan memory", "negative overhead", "bool layers", "json onto shape",
+        "json a folder"])
+def test_a_bad_shape_or_option_is_one_line_naming_it(tmp_path, caplog, content, args, message):
+    shape = tmp_path / "shape.json"
+    if content == "bool":
+        content = json.dumps({**json.loads((SHAPES / "gemma3-1b.json").read_text()), "num_hidden_layers": True})
+    shape.write_text(content if content is not None else (SHAPES / "gemma3-1b.json").read_text())
+    before = shape.read_text()
+    args = [a.format(shape=shape, tmp=tmp_path) for a in args]
+    with caplog.at_level("ERROR"):
+        assert main(["plan", "--shape", str(shape), *args]) == 2
+    assert message.format(shape=shape, tmp=tmp_path) in caplog.text
+    assert shape.read_text() == before

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -144,7 +145,7 @@ def test_bad_ids_name_file_line_and_field(tmp_path, given):
 
 def test_nan_id_is_refused(tmp_path):
     path = write(tmp_path, qc().replace('"id": 1', '"id": NaN') + "\n")
-    with pytest.raises(DataError, match=r":1: field 'id': expected an integer or string id, got nan"):
+    with pytest.raises(DataError, match=r":1: not valid JSON: NaN is not a JSON number"):
         read_records(path)
 
 
@@ -266,6 +267,15 @@ def test_a_key_repeated_in_a_json_record_is_refused_naming_line_and_key(tmp_path
     assert "appears twice in one object" in str(err.value)
 
 
+@pytest.mark.parametrize("value, problem", [("NaN", "NaN is not a JSON number"),
+                                            ("-Infinity", "-Infinity is not a JSON number"),
+                                            ("1e999", "1e999 is beyond a float's range")])
+def test_a_number_json_does_not_have_is_refused_not_written_back_as_null(tmp_path, value, problem):
+    line = '{"id": 1, "language": "en", "origin_query": "a", "category_path": "b", "label": 0, "score": %s}' % value
+    with pytest.raises(DataError, match=f"x.jsonl:2: not valid JSON: {re.escape(problem)}"):
+        read_records(write(tmp_path, qc() + "\n" + line + "\n", "x.jsonl"))
+
+
 @pytest.mark.parametrize("field, raw", [
     ("origin_query", '"origin_query": "\\ud800"'),
     ("id", '"id": "a\\udfff"'),
@@ -333,3 +343,12 @@ def test_json_nested_100_levels_is_read_and_written_back(tmp_path):
     records, _ = read_records(write(tmp_path, nested + "\n"))
     write_records(records, tmp_path / "out.jsonl")
     assert json.loads((tmp_path / "out.jsonl").read_text()) == json.loads(nested)
+
+
+def test_an_unclosed_quote_before_later_quoted_cells_names_the_line_where_it_opened(tmp_path):
+    rows = ["id,language,origin_query,category_path,label"]
+    bad = '"1 oops'
+    rows += [f'{i},fr,query {i},"toys,sub0,leaf4",{bad if i == 150 else 1}' for i in range(200)]
+    with pytest.raises(DataError, match=r"x.csv:152: not valid CSV: this row runs on to line 153 .*a quoted cell here "
+                                        "may open and never close"):
+        read_records(write(tmp_path, "\n".join(rows) + "\n", "x.csv"))

@@ -490,6 +490,19 @@ def test_a_cache_that_is_not_a_translation_cache_is_refused(records_file, tmp_pa
     assert not (tmp_path / "out.jsonl").exists()
 
 
+def test_another_sqlite_database_as_cache_is_refused_and_left_as_it_was(records_file, tmp_path):
+    import sqlite3
+
+    cache = tmp_path / "other.sqlite"
+    with sqlite3.connect(cache) as conn:
+        conn.execute("CREATE TABLE foo (x)")
+    before = cache.read_bytes()
+    with pytest.raises(ConfigError, match="cannot use it as a cache: a sqlite database without a translations table "
+                                          r"\(it has foo\)"):
+        run(records_file, "out.jsonl", FakeTranslator(), cache)
+    assert cache.read_bytes() == before and not (tmp_path / "other.sqlite-wal").exists()
+
+
 def test_a_query_of_invisible_characters_is_empty_and_not_translated(tmp_path):
     rows = ROWS + [{"id": 20, "language": "es", "origin_query": "\u200b\u200d", "item_title": "x", "label": 0}]
     fake = FakeTranslator()

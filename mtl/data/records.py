@@ -226,7 +226,7 @@ def read_json_lines(path: str | Path):
             if not text:
                 continue
             try:
-                obj = loads_json(text)
+                obj = loads_json(text, finite=True)
             except (ValueError, RecursionError) as err:
                 _, key, problem = json_problem(err)
                 raise DataError(path, number, key, problem) from None
@@ -280,6 +280,9 @@ def _csv_error(path: Path, text: str, delimiter: str, done: int, header: list[st
     it names the line and column where the unclosed quote opened: the row is re-read leniently, and each line break
     in its earlier cells (quoted, so part of a cell) moves the quote one line down."""
     if "unexpected end of data" not in str(err):
+        if line > done + 1:  # the row took in line breaks: most often a quote on its first line that never closed
+            return DataError(path, done + 1, None, f"not valid CSV: this row runs on to line {line} ({err} there): "
+                                                   "a quoted cell here may open and never close")
         return DataError(path, line, None, f"not valid CSV: {err}")
     tail = "".join(list(io.StringIO(text, newline=""))[done:])
     cells = next(csv.reader(io.StringIO(tail, newline=""), delimiter=delimiter))

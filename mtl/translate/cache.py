@@ -41,6 +41,11 @@ class TranslationCache:
             path.parent.mkdir(parents=True, exist_ok=True)
         # A second run writing to the same cache waits for the first's commit instead of failing.
         self.path, self.conn = str(path), sqlite3.connect(str(path), timeout=60)
+        tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "translations" not in tables:  # someone else's database: look, but change nothing
+            self.conn.close()
+            raise sqlite3.DatabaseError(f"a sqlite database without a translations table (it has "
+                                        f"{', '.join(sorted(tables)[:3])})")
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")  # one fsync per batch: nothing next to a model's batch time
         self.conn.execute(
