@@ -21,10 +21,15 @@ import yaml
 HERE = Path(__file__).resolve().parent
 
 
-def curves(root: Path, task: str) -> dict[int, list[tuple[int, float, float]]]:
+def fold_dirs(root: Path, folds: list[int]) -> list[Path]:
+    """The folds the root's cv.json summarises (a fold still training is left out)."""
+    return [root / f"fold-{k}" for k in folds]
+
+
+def curves(root: Path, task: str, folds: list[int]) -> dict[int, list[tuple[int, float, float]]]:
     """{fold: [(pairs seen, validation F1, validation AUC)]} from each fold's metrics.jsonl."""
     out = {}
-    for fold_dir in sorted(root.glob("fold-*")):
+    for fold_dir in fold_dirs(root, folds):
         run_dir = fold_dir / f"target-{task}" if (fold_dir / f"target-{task}").is_dir() else fold_dir
         config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
         batch = config["train"]["global_batch_size"]
@@ -37,10 +42,10 @@ def curves(root: Path, task: str) -> dict[int, list[tuple[int, float, float]]]:
     return out
 
 
-def held_out(root: Path, task: str) -> dict[int, dict]:
+def held_out(root: Path, task: str, folds: list[int]) -> dict[int, dict]:
     """{fold: the held-out test split's report} from each fold's metrics.json (its best model, scored once)."""
     out = {}
-    for fold_dir in sorted(root.glob("fold-*")):
+    for fold_dir in fold_dirs(root, folds):
         run_dir = fold_dir / f"target-{task}" if (fold_dir / f"target-{task}").is_dir() else fold_dir
         summary = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
         report = summary.get("test", {}).get("reports", {}).get(task)
@@ -110,7 +115,7 @@ def main() -> None:
         keep = ("cv_f1_mean", "cv_f1_std", "cv_auc_mean", "cv_auc_std", "cv_ap_mean", "cv_ap_std", "folds",
                 "oof_threshold", "oof_f1", "oof_auc", "by_language")
         summary[task] = {k: cv[k] for k in keep if k in cv}
-        by_fold, test = curves(root, task), held_out(root, task)
+        by_fold, test = curves(root, task, cv["folds"]), held_out(root, task, cv["folds"])
         if test:
             summary[task].update(zip(("test_f1_mean", "test_f1_std"),
                                      mean_std([r.get("at_threshold", r)["f1"] for r in test.values()])))
