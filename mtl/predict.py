@@ -32,7 +32,7 @@ from mtl.backbone import check_device
 from mtl.config import ExperimentConfig, flatten, load_config, to_dict
 from mtl.cv import CV_FILE
 from mtl.data.records import TARGET_FIELD, clean_records, is_blank, parse_id, read_json_lines, read_records
-from mtl.data.tasks import TaskData, make_task_data
+from mtl.data.tasks import TaskData, make_task_data, qc_features
 from mtl.errors import CheckpointError, ConfigError, DataError
 from mtl.evaluate import predict_probs
 from mtl.io import atomic_open, check_output_path, read_json
@@ -236,10 +236,9 @@ def _with_features(data: TaskData, info: ModelInfo) -> TaskData:
     each fold's model fitted its own on its own training tree."""
     if data.task != "qc" or not (info.priors or info.nodes):
         return data
-    paths = data.records[TARGET_FIELD["qc"]].tolist()
-    parts = ([PrefixPriors.from_dict(info.priors).features(paths)] if info.priors else []) + \
-        ([info.node_index.ids(paths)] if info.nodes else [])
-    return dataclasses.replace(data, features=np.concatenate(parts, axis=1).astype(np.float32))
+    priors = PrefixPriors.from_dict(info.priors) if info.priors else None
+    return dataclasses.replace(data, features=qc_features(data.records[TARGET_FIELD["qc"]].tolist(), priors,
+                                                          info.node_index))
 
 
 def _mean(scores: list[np.ndarray], average: str) -> np.ndarray:

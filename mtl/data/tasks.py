@@ -286,15 +286,18 @@ def make_task_data(records: pd.DataFrame, task: str, cfg: ExperimentConfig, pair
     pairs = build_pairs(records, task, cfg.augment.translation, cfg.taxonomy.render)
     input_ids = tokenize_pairs(pairs, pair_tokenizer, cfg.data.cache_dir)
     queries = pd.factorize(pairs["text_a"])[0]
-    parts = []
-    paths = records[TARGET_FIELD["qc"]].tolist() if task == "qc" else []
-    if task == "qc" and priors is not None:
-        if fitted_on:
-            parts.append(priors.out_of_fold_features(paths, records["label"].tolist(), queries,
-                                                     seed=cfg.data.split_seed))
-        else:
-            parts.append(priors.features(paths))
-    if task == "qc" and nodes is not None:
-        parts.append(nodes.ids(paths))
-    features = np.concatenate(parts, axis=1).astype(np.float32) if parts else None
+    features = None
+    if task == "qc":
+        paths = records[TARGET_FIELD["qc"]].tolist()
+        prior_features = priors.out_of_fold_features(paths, records["label"].tolist(), queries,
+                                                     seed=cfg.data.split_seed) if priors is not None and fitted_on else None
+        features = qc_features(paths, priors, nodes, prior_features)
     return TaskData(task, records, input_ids, features, queries=queries)
+
+
+def qc_features(paths, priors: PrefixPriors | None, nodes: NodeIndex | None, prior_features=None):
+    """The QC head's feature columns: the priors' (or `prior_features` computed otherwise), then the node ids; None
+    when the head reads neither. One layout for training, validation and `mtl predict`."""
+    parts = ([priors.features(paths) if prior_features is None else prior_features] if priors is not None else []) + \
+        ([nodes.ids(paths)] if nodes is not None else [])
+    return np.concatenate(parts, axis=1).astype(np.float32) if parts else None
