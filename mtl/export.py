@@ -249,11 +249,12 @@ def export_card(plan: TaskPlan, extra: dict, cfg: ExperimentConfig, info: ModelI
     """README.md of an exported task folder: how to load and call it, and where it differs from `mtl predict`."""
     remote = plan.kind == "remote"
     load = f"AutoModelForSequenceClassification.from_pretrained(folder{', trust_remote_code=True' if remote else ''})"
+    layers = f" (its first {cfg.model.num_layers} layers)" if cfg.model.num_layers else ""
     lines = [
         f"# mtl {plan.task.upper()} model, exported for serving",
         "",
         f"Exported by `mtl export` from a `{cfg.model.backbone}` model (train.mode={cfg.train.mode}); the LoRA adapter "
-        f"is merged into the backbone's weights{f' (its first {cfg.model.num_layers} layers)' if cfg.model.num_layers else ''}.",
+        f"is merged into the backbone's weights{layers}.",
         "",
         f"- Load: `{load}`; one logit per pair, label `{LABEL}`.",
         "- Input: `preprocess.pair(query, target, translated_query)` (`preprocess.py`, standard library only) gives "
@@ -264,8 +265,9 @@ def export_card(plan: TaskPlan, extra: dict, cfg: ExperimentConfig, info: ModelI
     ]
     if remote:
         lines.append(f"- Remote code: `modeling_mtl.py` computes the logit as mtl does ({', '.join(plan.reasons)}); "
-                     "a serving stack that refuses remote code cannot serve this folder. Logits, probabilities and "
-                     f"predictions equal `mtl predict`'s; the threshold is the tuned one.")
+                     "a serving stack that refuses remote code cannot serve this folder, and transformers without "
+                     "trust_remote_code falls back to the stock class with a random classifier. Logits, "
+                     "probabilities and predictions equal `mtl predict`'s; the threshold is the tuned one.")
     else:
         lines.append(f"- Stock classifier, no bias: the head's bias ({extra['mtl_head_bias']:.6g}, `mtl_head_bias`) "
                      "is not in the logit but in the threshold, so predictions equal `mtl predict`'s while the "

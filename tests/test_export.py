@@ -15,7 +15,7 @@ from mtl.config import load_config
 from mtl.data.pairs import build_pairs
 from mtl.data.records import TARGET_FIELD, clean_records, read_records
 from mtl.data.tasks import collate, make_task_data, qc_features
-from mtl.errors import CheckpointError, ConfigError
+from mtl.errors import ConfigError
 from mtl.export import export_model, shifted_threshold
 from mtl.model import load_trained
 from mtl.predict import predict_file

@@ -5,7 +5,7 @@ settings it was trained with in `preprocess.json`; it needs only the Python stan
     import preprocess                                    # from the exported task folder
     from transformers import pipeline
     classify = pipeline("text-classification", model=folder)
-    inputs = preprocess.pair("Zapatos  Nike", "clothing, shoes & accessories,shoes,running", translated_query="nike shoes")
+    inputs = preprocess.pair("Zapatos  Nike", "nike air zoom pegasus", translated_query="nike shoes")
     score = classify(inputs)[0]["score"]                 # relevant iff score >= config.json's mtl_threshold
 
 `pair` gives the (text, text_pair) inputs on which the saved tokenizer's template yields exactly the token ids mtl
