@@ -56,7 +56,7 @@ def model_card(cfg: ExperimentConfig, reports: dict, hashes: dict[str, tuple[str
         "",
         f"- Backbone: `{cfg.model.backbone}`{f' ({cfg.model.gguf_file})' if cfg.model.gguf_file else ''}, frozen; "
         f"this folder holds a LoRA adapter (r={cfg.lora.r}, alpha={cfg.lora.alpha}) and the task heads. Score "
-        "with `mtl predict --model <this folder>`.",
+        "with `mtl predict --model <this folder>`; `mtl export` writes it as Hugging Face folders for serving.",
         f"- Training: {step} steps, {seconds:.0f} s of training steps (evaluation and saving not counted).",
         f"- Command: {command}.",
         "- Config: [config.yaml](config.yaml). Key settings: "

@@ -3,6 +3,7 @@
     mtl split     write CV folds for a QC or QI file
     mtl train     train the joint model (or a single-task / TAPT baseline)
     mtl predict   score a file with a trained model or a fold ensemble, in the submission format
+    mtl export    write a trained model as Hugging Face folders that serving stacks load without mtl
     mtl evaluate  F1 / precision / recall (and per language) of a submission against labelled records
     mtl translate fill `translated_query` with English translations (cached, resumable)
     mtl taxonomy  inspect a QC file's category tree: branches, names holding ", ", near-duplicate names
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mtl", description=__doc__.split("\n\n")[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for add in (add_split, add_train, add_predict, add_evaluate, add_translate, add_taxonomy, add_compare,
+    for add in (add_split, add_train, add_predict, add_export, add_evaluate, add_translate, add_taxonomy, add_compare,
                 add_report, add_plan):
         add(commands)
     return parser
@@ -149,6 +150,30 @@ def add_predict(commands) -> None:
     predict.add_argument("--batch-size", type=int, default=64)
     predict.add_argument("--device", default="cuda" if _cuda() else "cpu")
     predict.set_defaults(func=cmd_predict)
+
+
+def add_export(commands) -> None:
+    export = commands.add_parser(
+        "export", help="write a trained model as Hugging Face folders for serving without mtl",
+        description="Write OUT/qc/ and OUT/qi/ (the tasks the model trained, or --task): each a folder that "
+                    "AutoModelForSequenceClassification loads, with the LoRA merged, the task head as the "
+                    "classifier, the tokenizer with mtl's pair template, preprocess.py (mtl's cleaning and text "
+                    "rendering) and the decision threshold in config.json (mtl_threshold). Where the stock class "
+                    "cannot compute the model (mean/first pooling, model.head_norm, an encoder) the folder carries "
+                    "modeling_mtl.py and needs trust_remote_code=True. See docs/training.md, Serving.",
+    )
+    export.add_argument("--model", required=True, help="a saved model folder (runs/<run>/best)")
+    export.add_argument("--out", required=True, help="a new or empty folder")
+    export.add_argument("--task", choices=["qc", "qi"], action="append", help="export only this task (repeatable)")
+    export.add_argument("--without-taxonomy", action="store_true",
+                        help="export a QC head that reads taxonomy features without them: every category path is "
+                             "scored as unseen, so predictions differ from mtl predict's")
+    export.add_argument("--stock-only", action="store_true",
+                        help="refuse a model the stock classifier cannot compute rather than export remote code")
+    export.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="weights' dtype (default: %(default)s, what mtl scores with on CPU; bfloat16 halves the "
+                             "folder and moves scores by its rounding)")
+    export.set_defaults(func=cmd_export)
 
 
 def add_evaluate(commands) -> None:
@@ -375,6 +400,17 @@ def cmd_predict(args) -> int:
         print(f"{output}: {s['rows']} {s['task'].upper()} rows ({s['defaulted_to_0']} unreadable, predicted 0), "
               f"{models}, threshold {s['threshold']:.3f} from {s['threshold_from']}, {s['positive_rate']:.1%} "
               "predicted relevant")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from mtl.export import export_model
+
+    for s in export_model(args.model, args.out, args.task, args.without_taxonomy, args.stock_only, args.dtype):
+        kind = ("stock (head bias folded into the threshold)" if s["kind"] == "stock"
+                else f"remote code, trust_remote_code=True ({', '.join(s['reasons'])})")
+        print(f"{s['folder']}: {s['task'].upper()}, {kind}, mtl_threshold {s['mtl_threshold']:.4f}"
+              + (", without taxonomy features" if s["mtl_without_taxonomy"] else ""))
     return 0
 
 

@@ -7,7 +7,7 @@ from mtl.cli import build_parser, main
 from mtl.errors import MtlError
 from tests.conftest import make_records, write_jsonl
 
-COMMANDS = ["split", "train", "predict", "evaluate", "translate", "taxonomy", "compare", "report", "plan"]
+COMMANDS = ["split", "train", "predict", "export", "evaluate", "translate", "taxonomy", "compare", "report", "plan"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
