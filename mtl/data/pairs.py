@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import datasets
 import pandas as pd
 
 from mtl.data.records import TARGET_FIELD
@@ -86,6 +85,8 @@ class PairTokenizer:
 def tokenize_pairs(pairs: pd.DataFrame, pair_tokenizer: PairTokenizer, cache_dir: str | Path | None) -> list[list[int]]:
     """Token ids per pair. With a cache_dir, the result is saved as a `datasets` folder keyed by the pairs' content
     and the tokenizer fingerprint, so a second run (or another fold) on the same data skips tokenization."""
+    import datasets  # imported here: code that batches pairs tokenized elsewhere (benchmarks/gpu_bench.py, on a
+    # machine without `datasets`) imports this module too
     content = pd.util.hash_pandas_object(pairs[["text_a", "text_b"]], index=False).values.tobytes()
     key = hashlib.sha256(content + pair_tokenizer.fingerprint().encode()).hexdigest()[:20]
     folder = Path(cache_dir) / "tokenized" / key if cache_dir else None
