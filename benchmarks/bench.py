@@ -336,6 +336,15 @@ def model_facts(cfg: ExperimentConfig, data: dict) -> tuple[dict, str, str | Non
     """Read off a freshly built model (backbone + LoRA as configured): the sizes the FLOP formula needs, the
     batching the trainer resolves `train.batching` to, and why shared batching is refused for it (None if not)."""
     model = build_model(cfg, data["priors"].n_features if data["priors"] else 0, data["folder"], data["pairs"].arch)
+    batching, refused = resolve_batching(cfg.train.batching, model), why_not_packable(model)
+    counts = flop_sizes(model, data["pairs"].arch == "decoder")
+    del model
+    return counts, batching, refused
+
+
+def flop_sizes(model, causal: bool) -> dict:
+    """What `model_flops` needs of a built model (backbone + LoRA): its linear weights, frozen and LoRA, and the
+    attention layers' width, kinds and window."""
     frozen = lora = 0
     for name, module in model.backbone.named_modules():
         if isinstance(module, torch.nn.Linear):
@@ -349,14 +358,12 @@ def model_facts(cfg: ExperimentConfig, data: dict) -> tuple[dict, str, str | Non
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     layer_types = getattr(config, "layer_types", None) or ["full_attention"] * layers
     position_encoding = "rotary" if is_rotary(model.backbone.get_base_model()) else "other"
-    batching, refused = resolve_batching(cfg.train.batching, model), why_not_packable(model)
-    del model
     return {"formula": "L*(4*frozen_linear_params + 6*lora_params) + sum_layers 12*attention_width*P(L)",
             "frozen_linear_params": frozen, "lora_params": lora, "layers": layers,
             "attention_width": config.num_attention_heads * head_dim,
             "sliding_window": getattr(config, "sliding_window", None) or 0,
             "sliding_layers": sum(t == "sliding_attention" for t in layer_types[:layers]),
-            "causal": data["pairs"].arch == "decoder", "position_encoding": position_encoding}, batching, refused
+            "causal": causal, "position_encoding": position_encoding}
 
 
 def model_flops(tokens: float, full_pairs: float, sliding_pairs: float, counts: dict) -> float:

@@ -206,6 +206,16 @@ def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: 
     """Backbone from `folder` + fresh LoRA (seeded by the caller) + fresh heads; `model.init_from` loads saved ones."""
     backbone = load_backbone(folder, resolve_dtype(cfg.model.dtype), cfg.model.attn_implementation,
                              cfg.model.num_layers)
+    model = wrap_backbone(cfg, backbone, qc_feature_dim, arch, qc_nodes)
+    if cfg.model.init_from:
+        load_init_from(model, Path(cfg.model.init_from), cfg.active_tasks)
+    return model
+
+
+def wrap_backbone(cfg: ExperimentConfig, backbone: nn.Module, qc_feature_dim: int, arch: str,
+                  qc_nodes: tuple[int, int] = (0, 0)) -> MultiTaskClassifier:
+    """A built bare backbone + fresh LoRA + fresh heads as `cfg` says: `build_model` after loading, and the way in
+    for a backbone built otherwise (random weights at a released shape: `benchmarks/gpu_bench.py`)."""
     if cfg.model.gradient_checkpointing:
         backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
@@ -215,11 +225,8 @@ def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: 
         use_bits_dropout(backbone)
     pooling = cfg.model.pooling if cfg.model.pooling != "auto" else ("last" if arch == "decoder" else "first")
     hidden = backbone.get_base_model().config.hidden_size
-    model = MultiTaskClassifier(backbone, hidden, pooling, qc_feature_dim, cfg.model.head_dropout, cfg.model.head_norm,
-                                arch, qc_nodes, cfg.taxonomy.node_dim)
-    if cfg.model.init_from:
-        load_init_from(model, Path(cfg.model.init_from), cfg.active_tasks)
-    return model
+    return MultiTaskClassifier(backbone, hidden, pooling, qc_feature_dim, cfg.model.head_dropout, cfg.model.head_norm,
+                               arch, qc_nodes, cfg.taxonomy.node_dim)
 
 
 def load_init_from(model: MultiTaskClassifier, folder: Path, tasks) -> None:
