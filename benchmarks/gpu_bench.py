@@ -295,20 +295,27 @@ def run_shape(shape: str, base, args, device: str, budget: Budget, results: Resu
 def build(cfg, config: dict, header: dict, train: dict, device: str):
     """A random-weight Gemma-3 text stack of `config` built on `device` in the trainer's dtype, wrapped with LoRA and
     heads as the trainer wraps a loaded one, heads at the class prior, prepared by the trainer's accelerator."""
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoModel
 
     from mtl.model import resolve_dtype, wrap_backbone
     from mtl.train import build_accelerator
 
     accelerator = build_accelerator(cfg)
     torch.manual_seed(cfg.train.seed)
-    hf_config = AutoConfig.for_model(**{**config, "pad_token_id": header["pad_id"] % config["vocab_size"]})
     with torch.device(device):  # weights are drawn where they live: a 12B stack never passes through host memory
-        backbone = AutoModel.from_config(hf_config, dtype=resolve_dtype(cfg.model.dtype),
+        backbone = AutoModel.from_config(backbone_config(config, header["pad_id"]),
+                                         dtype=resolve_dtype(cfg.model.dtype),
                                          attn_implementation=cfg.model.attn_implementation)
     model = wrap_backbone(cfg, backbone.to(device), header["qc_feature_dim"], "decoder")
     model.init_heads({t: float(d.labels.mean()) for t, d in train.items()})
     return accelerator.prepare(model), accelerator
+
+
+def backbone_config(config: dict, pad_id: int):
+    """The Hugging Face config of a shape (its `model_type` picks the class: Gemma3TextConfig)."""
+    from transformers import AutoConfig
+
+    return AutoConfig.for_model(**{**config, "pad_token_id": pad_id % config["vocab_size"]})
 
 
 def describe(cfg, config: dict, model, seconds: float, data: dict) -> dict:

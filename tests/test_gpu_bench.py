@@ -97,6 +97,20 @@ def test_the_pairs_file_holds_ours_and_the_references_token_ids():
         assert row["task"] != "qc" or len(row["features"]) == header["qc_feature_dim"]
 
 
+@pytest.mark.parametrize("shape", ["1b", "12b"])
+def test_the_shapes_build_the_released_gemma3_text_stacks(shape):
+    """On the meta device (no memory): the parameter counts configs/shapes/README.md gives for each."""
+    import torch
+    from transformers import AutoModel
+
+    config = json.loads((REPO / gpu_bench.SHAPES[shape]["config"]).read_text())
+    with torch.device("meta"):
+        model = AutoModel.from_config(gpu_bench.backbone_config(config, pad_id=0), dtype=torch.bfloat16)
+    assert type(model).__name__ == "Gemma3TextModel"
+    assert sum(p.numel() for p in model.parameters()) == {"1b": 999_885_952, "12b": 11_766_034_176}[shape]
+    assert model.config.layer_types == config["layer_types"] and model.config.sliding_window == config["sliding_window"]
+
+
 def test_runs_without_datasets_gguf_deepspeed_or_pydantic(tmp_path):
     """The GPU machine has none of them: hidden here, the dry run must not need them."""
     script = textwrap.dedent("""
