@@ -59,6 +59,18 @@ def test_group_prefix_and_longer_than_depth():
         group("a,b", 0)
 
 
+def test_subtree_roots_are_the_ancestors_at_a_depth_and_shallower_nodes_themselves():
+    tree = Taxonomy.from_paths([FOUR_LEVELS, "food,drinks", "toys"])
+    roots = tree.subtree_roots(3)
+    assert roots[FOUR_LEVELS] == roots["food,grocery,flour, baking and cooking"] == \
+        "food,grocery,flour, baking and cooking"
+    assert (roots["food,grocery"], roots["food"], roots["toys"], roots[ROOT]) == ("food,grocery", "food", "toys", ROOT)
+    assert tree.subtree_roots(1)[FOUR_LEVELS] == "food"
+    assert set(tree.subtree_roots(1)) == set(tree.graph)
+    with pytest.raises(ValueError):
+        tree.subtree_roots(0)
+
+
 def test_render_levels():
     assert render_levels(FOUR_LEVELS) == "food > grocery > flour, baking and cooking > decorations"
     assert render_levels("a,b", sep="/") == "a/b"
