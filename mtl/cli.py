@@ -92,16 +92,16 @@ def add_split(commands) -> None:
     split = commands.add_parser(
         "split", help="write CV folds for a QC or QI file",
         description="Assign a fold to every record and write the records plus a `fold` column. ca: QI grouped by "
-                    "query, QC grouped by the first N category levels (both stratified by language and label); "
-                    "language: whole languages held out; random: the leaky baseline. A leakage check runs after "
-                    "every grouped split.",
+                    "query, QC by the subtrees at depth N of the file's category tree (both stratified by language "
+                    "and label); language: whole languages held out; random: the leaky baseline. A leakage check "
+                    "runs after every grouped split.",
     )
     split.add_argument("--input", required=True, help="QC or QI records (JSON lines or CSV)")
     split.add_argument("--output", required=True, help="where to write records + fold (format from the suffix)")
     split.add_argument("--task", choices=["qc", "qi"], help="default: inferred from the columns")
     split.add_argument("--strategy", choices=["ca", "random", "language"], default="ca")
     split.add_argument("--n-folds", type=int, default=5)
-    split.add_argument("--group-levels", type=int, default=2, help="QC: group by the first N category levels")
+    split.add_argument("--group-levels", type=int, default=2, help="QC: keep each subtree at depth N whole")
     split.add_argument("--seed", type=int, default=42)
     split.set_defaults(func=cmd_split)
 
@@ -328,14 +328,14 @@ def cmd_split(args) -> int:
     overlap = overlap_report(records, task, folds, args.group_levels)
     print(f"{report.summary()}\n{task.upper()} {args.strategy} split into {args.n_folds} folds -> {args.output}")
     print(fold_summary(records, folds).to_string())
-    unit = "category group" if task == "qc" else "query"
+    unit = "category subtree" if task == "qc" else "query"
     print(f"validation rows whose {unit} also occurs in training folds: "
           + ", ".join(f"fold {k}: {v:.1%}" for k, v in overlap.items()))
     if args.strategy == "random":
         print("leakage check: not run, the random split is leaky on purpose")
     else:
         groups = split_groups(records, task, args.strategy, args.group_levels).nunique()
-        units = "languages" if args.strategy == "language" else {"qc": "category groups", "qi": "queries"}[task]
+        units = "languages" if args.strategy == "language" else {"qc": "category subtrees", "qi": "queries"}[task]
         print(f"leakage check passed: each of {groups} {units} is in exactly one of {args.n_folds} folds")
     return 0
 

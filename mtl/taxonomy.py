@@ -55,13 +55,6 @@ def join_levels(levels: Sequence[str]) -> str:
     return ",".join(levels)
 
 
-def group(path: str, n: int) -> str:
-    """Canonical id of the first `n` levels (the whole path if it is shorter)."""
-    if n < 1:
-        raise ValueError(f"group level must be >= 1, got {n}")
-    return join_levels(parse_path(path)[:n])
-
-
 def render_levels(path: str, sep: str = " > ") -> str:
     """Human-readable path whose level boundaries stay visible even when names contain ", "."""
     return sep.join(parse_path(path))

@@ -123,3 +123,22 @@ def test_check_inputs_refuses_an_empty_path(monkeypatch):
     monkeypatch.chdir(REPO)
     with pytest.raises(ConfigError, match=r"^data.qc_train='': empty; give a file$"):
         check_inputs(load_config(None, ["data.qc_train="]))
+
+
+def two_branch_qc(tmp_path, n=240):
+    """Half the rows under food > grocery (one depth-2 subtree), half over 20 subtrees under toys."""
+    rows = make_records("qc", n, seed=3)
+    for i, row in enumerate(rows):
+        row["category_path"] = "food,grocery,flour" if i % 2 else f"toys,kind {i % 20},dolls"
+    return write_jsonl(tmp_path / "train_QC.txt", rows)
+
+
+def test_a_qc_fold_column_that_splits_a_subtree_is_refused_by_the_tree_walk(tmp_path):
+    source = two_branch_qc(tmp_path)
+    out = tmp_path / "train_QC.random.txt"
+    assert main(["-q", "split", "--input", str(source), "--output", str(out), "--strategy", "random",
+                 "--n-folds", "3"]) == 0
+    with pytest.raises(LeakageError, match=r"fold column leaks groups under cv.strategy=ca: \d+ category subtrees "
+                                           r"\(depth 2\) have records in more than one fold, e.g. `food > grocery` in "
+                                           r"folds 0, 1, 2.*--group-levels 2"):
+        load_split(fold_config(out, "data.qc_train=" + str(out)), "qc")

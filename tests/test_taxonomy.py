@@ -7,7 +7,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from mtl.taxonomy import ROOT, PathMatch, PrefixPriors, Taxonomy, group, join_levels, parse_path, render_levels
+from mtl.taxonomy import ROOT, PathMatch, PrefixPriors, Taxonomy, join_levels, parse_path, render_levels
 
 FOUR_LEVELS = "food,grocery,flour, baking and cooking,decorations"
 
@@ -49,14 +49,6 @@ def test_join_levels_is_canonical_id():
 
 def test_comma_space_inside_level_is_not_a_separator():
     assert parse_path("food , grocery") == ["food , grocery"]
-
-
-def test_group_prefix_and_longer_than_depth():
-    assert group(FOUR_LEVELS, 1) == "food"
-    assert group(FOUR_LEVELS, 3) == "food,grocery,flour, baking and cooking"
-    assert group("a,b", 5) == "a,b"
-    with pytest.raises(ValueError):
-        group("a,b", 0)
 
 
 def test_subtree_roots_are_the_ancestors_at_a_depth_and_shallower_nodes_themselves():

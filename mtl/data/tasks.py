@@ -27,7 +27,7 @@ from mtl.data.pairs import PairTokenizer, build_pairs, tokenize_pairs
 from mtl.data.records import LINE, LoadReport, TARGET_FIELD, load_task_records
 from mtl.errors import ConfigError, DataError, LeakageError, MtlError
 from mtl.io import input_problem
-from mtl.splits import assign_folds, carve_test, check_leakage, split_groups
+from mtl.splits import assign_folds, carve_test, check_split
 from mtl.taxonomy import NodeIndex, PrefixPriors
 
 log = logging.getLogger(__name__)
@@ -229,9 +229,8 @@ def check_fold_column_leakage(records: pd.DataFrame, folds: np.ndarray, task: st
                               path) -> None:
     """A precomputed split must keep the configured strategy's groups apart (a `--strategy random` file used under
     cv.strategy=ca would report leaky, optimistic F1)."""
-    groups = split_groups(records, task, cfg.cv.strategy, cfg.cv.qc_group_levels)
     try:
-        check_leakage(groups, folds)
+        check_split(records, task, cfg.cv.strategy, folds, cfg.cv.qc_group_levels)
     except LeakageError as err:
         levels = f" --group-levels {cfg.cv.qc_group_levels}" if task == "qc" and cfg.cv.strategy == "ca" else ""
         raise LeakageError(
