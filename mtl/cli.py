@@ -94,7 +94,8 @@ def add_split(commands) -> None:
         description="Assign a fold to every record and write the records plus a `fold` column. ca: QI grouped by "
                     "query, QC by the subtrees at depth N of the file's category tree (both stratified by language "
                     "and label); language: whole languages held out; random: the leaky baseline. A leakage check "
-                    "runs after every grouped split.",
+                    "runs after every grouped split; the report gives each fold's rows, groups and positive rate "
+                    "and warns when one group is too large for balanced folds.",
     )
     split.add_argument("--input", required=True, help="QC or QI records (JSON lines or CSV)")
     split.add_argument("--output", required=True, help="where to write records + fold (format from the suffix)")
@@ -308,7 +309,7 @@ def cmd_split(args) -> int:
     from mtl.config import check_seed
     from mtl.data.records import read_records, write_records
     from mtl.io import check_output_path
-    from mtl.splits import assign_folds, fold_summary, overlap_report, split_groups
+    from mtl.splits import assign_folds, format_split_report, plural, split_report
 
     if args.n_folds < 2:
         raise ConfigError(f"--n-folds must be at least 2, got {args.n_folds}")
@@ -325,18 +326,16 @@ def cmd_split(args) -> int:
         write_records(out, args.output, columns=("fold",))
     except OSError as err:
         raise MtlError(f"--output {args.output}: cannot write: {err.strerror or err}") from None
-    overlap = overlap_report(records, task, folds, args.group_levels)
+    split = split_report(records, task, args.strategy, folds, args.group_levels)
+    if split["warning"]:
+        log.warning(split["warning"])
     print(f"{report.summary()}\n{task.upper()} {args.strategy} split into {args.n_folds} folds -> {args.output}")
-    print(fold_summary(records, folds).to_string())
-    unit = "category subtree" if task == "qc" else "query"
-    print(f"validation rows whose {unit} also occurs in training folds: "
-          + ", ".join(f"fold {k}: {v:.1%}" for k, v in overlap.items()))
+    print(format_split_report(split))
     if args.strategy == "random":
         print("leakage check: not run, the random split is leaky on purpose")
     else:
-        groups = split_groups(records, task, args.strategy, args.group_levels).nunique()
-        units = "languages" if args.strategy == "language" else {"qc": "category subtrees", "qi": "queries"}[task]
-        print(f"leakage check passed: each of {groups} {units} is in exactly one of {args.n_folds} folds")
+        print(f"leakage check passed: each of {split['groups']} {plural(split['unit'])} is in exactly one of "
+              f"{args.n_folds} folds")
     return 0
 
 

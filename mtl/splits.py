@@ -9,7 +9,8 @@
     mtl split --input data/sample/train_QI.txt --output runs/splits/train_QI.folds.txt --strategy ca
 
 The leakage check runs after every grouped split and raises if a group sits in more than one fold (for QC CA it walks
-the tree).
+the tree). `split_report` says what came out: per fold its rows, groups and positive rate, and the largest group's
+share of the file, with a warning when that group alone is more than a fold's share.
 """
 
 from __future__ import annotations
@@ -191,7 +192,10 @@ def check_category_leakage(nodes: pd.Series, folds: np.ndarray, levels: int) -> 
 def overlap_report(records: pd.DataFrame, task: str, folds: np.ndarray, qc_group_levels: int = 2) -> dict:
     """Share of each fold's validation rows whose query (QI) / category subtree (QC) also occurs in its training
     folds: 0 for a clean grouped split, large for the random split."""
-    groups = split_groups(records, task, "ca", qc_group_levels).to_numpy()
+    return _overlap(split_groups(records, task, "ca", qc_group_levels).to_numpy(), folds)
+
+
+def _overlap(groups: np.ndarray, folds: np.ndarray) -> dict:
     shares = {}
     for fold in np.unique(folds):
         seen = set(groups[folds != fold])
@@ -200,11 +204,68 @@ def overlap_report(records: pd.DataFrame, task: str, folds: np.ndarray, qc_group
     return shares
 
 
-def fold_summary(records: pd.DataFrame, folds: np.ndarray) -> pd.DataFrame:
-    """Rows, positive rate and language count per fold: what `mtl split` prints."""
-    frame = pd.DataFrame({"fold": folds, "label": records["label"].to_numpy(), "language": records["language"].to_numpy()})
-    return frame.groupby("fold").agg(rows=("label", "size"), positive_rate=("label", "mean"),
-                                     languages=("language", "nunique"))
+def fold_summary(records: pd.DataFrame, folds: np.ndarray, groups: pd.Series) -> pd.DataFrame:
+    """Per fold: rows, positive rate, languages, groups (the split's unit) and the share of all rows that the
+    fold's largest group holds."""
+    frame = pd.DataFrame({"fold": folds, "label": records["label"].to_numpy(),
+                          "language": records["language"].to_numpy(), "group": groups.to_numpy()})
+    largest = frame.groupby(["fold", "group"]).size().groupby(level="fold").max() / len(frame)
+    summary = frame.groupby("fold").agg(rows=("label", "size"), positive_rate=("label", "mean"),
+                                        languages=("language", "nunique"), groups=("group", "nunique"))
+    return summary.assign(largest_group_share=largest)
+
+
+def split_report(records: pd.DataFrame, task: str, strategy: str, folds: np.ndarray,
+                 qc_group_levels: int = 2) -> dict:
+    """What a split did, JSON-ready, for `mtl split` to print and a CV run to keep in metrics.json (`split`): per fold
+    `fold_summary` and the overlap with the training folds (`overlap_report`); the file's largest group (the
+    random split's unit is the `ca` group, for comparison); and `warning`, set when under `ca` that group holds more
+    than 1/n_folds of the rows, so its fold is bound to be larger than the others (a language split's folds are
+    languages, unequal by design)."""
+    by_language = strategy == "language"
+    groups = split_groups(records, task, "language" if by_language else "ca", qc_group_levels)
+    unit = "language" if by_language else {"qc": f"depth-{qc_group_levels} category subtree", "qi": "query"}[task]
+    sizes = groups.value_counts()
+    n_folds = int(len(np.unique(folds)))
+    name, rows = str(sizes.index[0]), int(sizes.iloc[0])
+    share = rows / len(records)
+    summary = fold_summary(records, folds, groups)
+    summary["overlap"] = pd.Series(_overlap(groups.to_numpy(), folds))
+    warning = None
+    if strategy == "ca" and share > 1 / n_folds:
+        advice = "use fewer folds" + (" or group by more category levels (cv.qc_group_levels, --group-levels)"
+                                      if task == "qc" else "")
+        warning = (f"{task.upper()} {strategy} split: the largest {unit}, {_group_name(name, task, strategy)}, holds "
+                   f"{share:.1%} of the {len(records)} rows, more than a fold's share (1/{n_folds} = "
+                   f"{1 / n_folds:.1%}): its fold is bound to be larger than the others; {advice}")
+    return {
+        "task": task, "strategy": strategy, "n_folds": n_folds, "rows": len(records), "unit": unit,
+        "groups": int(len(sizes)), "largest_group": {"name": name, "rows": rows, "share": share},
+        "folds": {str(fold): row for fold, row in summary.to_dict(orient="index").items()},
+        "warning": warning,
+    }
+
+
+def format_split_report(report: dict) -> str:
+    """`split_report` as `mtl split` prints it: the fold table, the largest group, the overlap per fold."""
+    table = pd.DataFrame.from_dict(report["folds"], orient="index").rename_axis("fold").drop(columns="overlap")
+    largest = report["largest_group"]
+    name = _group_name(largest["name"], report["task"], report["strategy"])
+    overlap = ", ".join(f"fold {k}: {v['overlap']:.1%}" for k, v in report["folds"].items())
+    return "\n".join([
+        table.to_string(float_format=lambda x: f"{x:.3f}"),
+        f"{report['groups']} {plural(report['unit'])}; the largest, {name}, holds {largest['rows']} rows "
+        f"({largest['share']:.1%} of the file)",
+        f"validation rows whose {report['unit']} also occurs in training folds: {overlap}",
+    ])
+
+
+def plural(unit: str) -> str:
+    return "queries" if unit == "query" else unit + "s"
+
+
+def _group_name(name: str, task: str, strategy: str) -> str:
+    return _subtree(name) if task == "qc" and strategy in ("ca", "random") else repr(name)
 
 
 def _subtree(node: str) -> str:

@@ -4,8 +4,8 @@ import pytest
 
 from mtl.data.records import read_records
 from mtl.errors import ConfigError, LeakageError, MtlError
-from mtl.splits import (assign_folds, category_nodes, check_category_leakage, check_leakage, normalise_query,
-                        overlap_report, split_groups)
+from mtl.splits import (assign_folds, category_nodes, check_category_leakage, check_leakage, format_split_report,
+                        normalise_query, overlap_report, split_groups, split_report)
 from mtl.taxonomy import join_levels, parse_path
 from tests.conftest import REPO
 
@@ -238,3 +238,50 @@ def test_tree_groups_of_the_sample_file_are_its_first_levels_and_its_split_does_
     folds = assign_folds(sample_qc, "qc", "ca", n_folds=5, qc_group_levels=levels)
     check_category_leakage(category_nodes(sample_qc), folds, levels)
     assert pd.Series(folds).groupby(groups.to_numpy()).nunique().max() == 1
+
+
+def test_split_report_counts_rows_groups_and_positives_per_fold(sample_qc):
+    folds = assign_folds(sample_qc, "qc", "ca", n_folds=5, qc_group_levels=2)
+    report = split_report(sample_qc, "qc", "ca", folds, 2)
+    groups = sample_qc["category_path"].map(lambda p: sliced(p, 2))
+    sizes = groups.value_counts()
+    assert (report["rows"], report["groups"], report["unit"]) == (len(sample_qc), len(sizes),
+                                                                   "depth-2 category subtree")
+    assert report["largest_group"] == {"name": sizes.index[0], "rows": int(sizes.iloc[0]),
+                                       "share": sizes.iloc[0] / len(sample_qc)}
+    for fold, row in report["folds"].items():
+        part = folds == int(fold)
+        assert row["rows"] == part.sum()
+        assert row["groups"] == groups[part].nunique()
+        assert row["positive_rate"] == pytest.approx(sample_qc["label"][part].mean())
+        assert row["largest_group_share"] == groups[part].value_counts().iloc[0] / len(sample_qc)
+        assert row["overlap"] == 0.0
+    assert sum(row["rows"] for row in report["folds"].values()) == len(sample_qc)
+    assert report["warning"] is None
+    assert "the largest, `food > grocery`, holds" in format_split_report(report)
+
+
+def test_split_report_warns_when_one_subtree_is_more_than_a_folds_share():
+    records = generated("qc")
+    third = len(records) // 3  # a third of the rows under electronics, spread over ten of its subcategories
+    records.loc[:third, "category_path"] = [f"electronics,phones {i % 10},cases" for i in range(third + 1)]
+    folds = assign_folds(records, "qc", "ca", n_folds=4, qc_group_levels=1)
+    report = split_report(records, "qc", "ca", folds, 1)
+    assert report["largest_group"]["name"] == "electronics"
+    assert report["warning"].startswith("QC ca split: the largest depth-1 category subtree, `electronics`, holds ")
+    assert "more than a fold's share (1/4 = 25.0%)" in report["warning"]
+    assert "group by more category levels" in report["warning"]
+    # Grouped deeper, no subtree is that large; the random split is not grouped, so never warned about.
+    assert split_report(records, "qc", "ca", assign_folds(records, "qc", "ca", 4, qc_group_levels=2), 2)["warning"] \
+        is None
+    assert split_report(records, "qc", "random", assign_folds(records, "qc", "random", 4), 1)["warning"] is None
+
+
+def test_split_report_of_qi_and_language_splits_names_their_units():
+    records = generated("qi")
+    folds = assign_folds(records, "qi", "language", n_folds=5)
+    report = split_report(records, "qi", "language", folds)
+    assert report["unit"] == "language" and report["groups"] == 5
+    assert report["warning"] is None  # one language per fold: unequal folds by design, not worth a warning
+    assert all(row["groups"] == 1 for row in report["folds"].values())
+    assert split_report(records, "qi", "ca", assign_folds(records, "qi", "ca", 5))["unit"] == "query"
