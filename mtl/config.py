@@ -271,7 +271,7 @@ class CVConfig:
     strategy: Literal["ca", "random", "language"] = "ca"
     """ca: query-grouped QI, category-aware QC (no leakage); random: leaky baseline; language: hold out languages."""
     qc_group_levels: int = 2
-    """QC folds are grouped by the first N category levels."""
+    """QC folds keep each subtree rooted at depth N of the category tree whole (a shorter path is its own group)."""
 
     def __post_init__(self):
         check("cv.n_folds", self.n_folds, self.n_folds >= 2, ">= 2")

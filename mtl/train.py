@@ -549,6 +549,7 @@ def summarize(cfg, state: TrainState, best: dict, last: dict, params: dict, spli
         "parameters": params, "processes": accelerator.num_processes,
         "distributed": str(accelerator.distributed_type).split(".")[-1],
         "data": {t: [r.summary() for r in s.reports] for t, s in splits.items()},
+        "split": {t: s.split for t, s in splits.items() if s.split is not None},
     }
 
 

@@ -181,6 +181,13 @@ def test_tapt_from_qc_with_taxonomy_features_into_qi(tiny_backbone, tiny_data, t
 def test_cross_validation_fold_trains_on_the_other_folds(tiny_backbone, tiny_data, tmp_path):
     _, summary = run(tiny_backbone, tiny_data, tmp_path, "fold", **{"cv.fold": "1", "cv.n_folds": 4})
     assert 20 < summary["best"]["reports"]["qi"]["n"] < 60
+    # metrics.json keeps what the split did: per fold its rows, groups and positive rate, and the largest group
+    for task, split in summary["split"].items():
+        assert sorted(split["folds"]) == ["0", "1", "2", "3"]
+        rows = sum(f["rows"] for f in split["folds"].values())
+        assert rows == summary["train_sizes"][task] + split["folds"]["1"]["rows"]
+        assert split["unit"] == {"qc": "depth-2 category subtree", "qi": "query"}[task]
+        assert all(f["overlap"] == 0.0 for f in split["folds"].values())
 
 
 def test_a_new_run_refuses_a_folder_that_holds_a_run(tiny_backbone, tiny_data, tmp_path):
