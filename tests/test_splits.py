@@ -258,7 +258,8 @@ def test_split_report_counts_rows_groups_and_positives_per_fold(sample_qc):
         assert row["overlap"] == 0.0
     assert sum(row["rows"] for row in report["folds"].values()) == len(sample_qc)
     assert report["warning"] is None
-    assert "the largest, `food > grocery`, holds" in format_split_report(report)
+    shown = " > ".join(parse_path(sizes.index[0]))
+    assert f"the largest, `{shown}`, holds {int(sizes.iloc[0])} rows" in format_split_report(report)
 
 
 def test_split_report_warns_when_one_subtree_is_more_than_a_folds_share():
