@@ -218,12 +218,13 @@ class TrainConfig:
     """Decay after warm-up (transformers' schedulers)."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm (0 = off)."""
-    batching: Literal["auto", "shared", "bucket", "random"] = "auto"
+    batching: Literal["auto", "shared", "packed", "bucket", "random"] = "auto"
     """shared: a query's pairs in one batch, as prefix-tree rows that compute the query once (`mtl.packing`; decoders
-    with rotary positions); bucket: batches of similar length (little padding); random: shuffled batches padded to
-    the longest; auto: shared where the backbone allows it, else bucket."""
+    with rotary positions); packed: shuffled batches, several pairs per row without padding between them, nothing
+    shared (same models as shared); bucket: batches of similar length (little padding); random: shuffled batches
+    padded to the longest; auto: shared where the backbone allows it (CPU and CUDA), else bucket."""
     row_tokens: int = 128
-    """shared batching: tokens per prefix-tree row (its rows are as wide as the fullest one)."""
+    """shared and packed batching: tokens per row (its rows are as wide as the fullest one)."""
     eval_every: int = 80
     """Evaluate (and keep the best model) every N steps and at the end (0 = only at the end)."""
     save_every: int = 0

@@ -18,9 +18,14 @@ models that take a mapping: Gemma-3's `full_attention`, and `sliding_attention` 
 within-pair distances), for the `sdpa` and `eager` kernels. Causal decoders with last-token pooling only: an
 encoder's tokens also see later tokens, which differ between the pairs that share a prefix.
 
+Packed rows (`pack(..., share=False)`) are the same rows with nothing merged: each pair its own chain of nodes at
+positions 0, 1, ..., so the same `subtree_end` expresses a block-diagonal causal mask (padding-free packing, as
+flash-attention's varlen does, but through the 4D mask that sdpa and eager take).
+
 Packing is exact whatever rows it is given; the trainer's `shared` batching (`mtl.sampling`) draws batches that
-keep a query's pairs together, so that there is something to share. `benchmarks/bench.py` measures it against
-bucketing.
+keep a query's pairs together, so that there is something to share, and `packed` batching shuffled batches laid
+out as packed rows. `benchmarks/bench.py` measures them against bucketing; `resolve_batching` says what `auto`
+picks.
 """
 
 from __future__ import annotations
@@ -31,9 +36,13 @@ import torch
 from mtl.data.tasks import TaskData
 from mtl.errors import ConfigError
 
+TREE_BATCHINGS = ("shared", "packed")
+"""The `train.batching` values whose batches are laid out by `pack` (shared: prefixes merged; packed: not)."""
 
-def pack(data: TaskData, rows, pad_id: int, row_tokens: int) -> dict:
-    """Tensors for `rows` of one task as prefix-tree rows of about `row_tokens` nodes each.
+
+def pack(data: TaskData, rows, pad_id: int, row_tokens: int, share: bool = True) -> dict:
+    """Tensors for `rows` of one task as prefix-tree rows of about `row_tokens` nodes each; with `share` off, packed
+    rows: each pair its own chain of nodes, nothing merged (a block-diagonal causal mask).
 
     Returns `input_ids`, `position_ids` (node depth) and `subtree_end` [n_rows, width]; `pool_at` [len(rows), 2],
     the (row, column) of each pair's last token in the order of `rows`; `labels`/`features` in that order;
@@ -42,7 +51,7 @@ def pack(data: TaskData, rows, pad_id: int, row_tokens: int) -> dict:
     rows = np.asarray(rows)
     sequences = [tuple(data.input_ids[r]) for r in rows]
     order = sorted(range(len(rows)), key=lambda i: sequences[i])  # pairs with a common prefix become neighbours
-    units = split_units([sequences[i] for i in order], order)
+    units = split_units([sequences[i] for i in order], order, share)
     n_rows = max(1, -(-sum(cost for cost, _ in units) // row_tokens))
     # Longest unit first onto the least-filled row: rows come out nearly equal, so little is left to pad.
     fill, members = [0] * n_rows, [[] for _ in range(n_rows)]
@@ -51,7 +60,7 @@ def pack(data: TaskData, rows, pad_id: int, row_tokens: int) -> dict:
         fill[target] += cost
         members[target].extend(unit)
     members = [sorted(m, key=lambda i: sequences[i]) for m in members if m]
-    trees = [prefix_tree([sequences[i] for i in m]) for m in members]
+    trees = [prefix_tree([sequences[i] for i in m], share) for m in members]
     width = max(len(tree[0]) for tree in trees)
 
     input_ids = torch.full((len(trees), width), pad_id, dtype=torch.long)
@@ -83,13 +92,14 @@ def model_inputs(batch: dict, device) -> dict:
     return {name: batch[name].to(device) for name in names if name in batch}
 
 
-def split_units(sorted_sequences: list[tuple], indices: list[int]) -> list[tuple[int, list[int]]]:
+def split_units(sorted_sequences: list[tuple], indices: list[int], share: bool = True) -> list[tuple[int, list[int]]]:
     """Runs of sorted pairs that share more than their first token (which every pair of a row shares anyway),
-    each with the nodes it adds to a row: a unit stays in one row so its shared prefix is computed once."""
+    each with the nodes it adds to a row: a unit stays in one row so its shared prefix is computed once. Without
+    `share`, every pair is a unit of its own length."""
     units: list[tuple[int, list[int]]] = []
     previous: tuple = ()
     for seq, i in zip(sorted_sequences, indices):
-        common = common_prefix(previous, seq)
+        common = common_prefix(previous, seq) if share else 0
         if units and common > 1:
             cost, members = units[-1]
             units[-1] = (cost + len(seq) - common, members + [i])
@@ -99,15 +109,16 @@ def split_units(sorted_sequences: list[tuple], indices: list[int]) -> list[tuple
     return units
 
 
-def prefix_tree(sorted_sequences: list[tuple]) -> tuple[list[int], list[int], list[int], list[int]]:
+def prefix_tree(sorted_sequences: list[tuple], share: bool = True) -> tuple[list[int], list[int], list[int], list[int]]:
     """Nodes of the trie of `sorted_sequences` in depth-first order: token ids, depths, subtree ends (one past the
     last descendant), and the node where each sequence ends. Sorted input lists the trie depth first, and a
-    sequence shares with the trie exactly what it shares with the sequence before it."""
+    sequence shares with the trie exactly what it shares with the sequence before it. Without `share`, a forest of
+    one chain per sequence: its nodes' subtrees all end where the chain does."""
     tokens, depth, end, last = [], [], [], []
     path: list[int] = []  # the nodes of the previous sequence, root first
     previous: tuple = ()
     for seq in sorted_sequences:
-        common = common_prefix(previous, seq)
+        common = common_prefix(previous, seq) if share else 0
         for node in path[common:]:
             end[node] = len(tokens)
         del path[common:]
@@ -167,13 +178,17 @@ def tree_masks(position_ids: torch.Tensor, subtree_end: torch.Tensor, config, dt
 
 
 def resolve_batching(batching: str, model) -> str:
-    """`train.batching` for `model`: `auto` is shared where prefix-tree rows reproduce the model's logits, bucket
-    elsewhere; `shared` on a model they would not reproduce is refused."""
+    """`train.batching` for `model`: `auto` is shared where tree rows reproduce the model's logits, bucket elsewhere;
+    `shared` or `packed` on a model they would not reproduce is refused.
+
+    `auto` picks shared on CPU and on CUDA alike: shared rows are packed rows with common prefixes merged, built by
+    the same code and run through the same masks and kernels, so they never compute more tokens or attention pairs
+    (unmeasured on a GPU here: `benchmarks/bench.py` runs packed and bucket beside it to check)."""
     reason = why_not_packable(model)
     if batching == "auto":
         return "bucket" if reason else "shared"
-    if batching == "shared" and reason:
-        raise ConfigError(f"train.batching=shared {reason}: use train.batching=bucket")
+    if batching in TREE_BATCHINGS and reason:
+        raise ConfigError(f"train.batching={batching} {reason}: use train.batching=bucket")
     return batching
 
 
