@@ -15,7 +15,7 @@ mask needs one number per node. Each pair is pooled at the node of its last toke
 Why hand-written: transformers' packed-sequence support (flash-attention varlen, or packed `position_ids`) keeps
 sequences apart; it has no way for two sequences to share a prefix. The masks are 4D (one per layer type for
 models that take a mapping: Gemma-3's `full_attention`, and `sliding_attention` with the window applied to
-within-pair distances), for the `sdpa` and `eager` kernels. Causal decoders with last-token pooling only: an
+within-pair distances), for the `sdpa` and `eager` kernels. Causal decoders pooling the last token or the mean only: an
 encoder's tokens also see later tokens, which differ between the pairs that share a prefix.
 
 Packed rows (`pack(..., share=False)`) are the same rows with nothing merged: each pair its own chain of nodes at
