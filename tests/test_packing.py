@@ -202,7 +202,8 @@ def test_a_training_step_on_tree_rows_matches_the_bucket_step_and_counts_what_it
     from mtl.train import TrainState, build_accelerator, train_step
 
     no_dropout = {"lora.dropout": 0.0, "model.head_dropout": 0.0}
-    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"train.row_tokens": 64, **no_dropout}))
+    overrides = {"train.row_tokens": 64, **no_dropout}
+    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **overrides))
     data = shared_prefix_data("qi")
     rows = np.random.default_rng(2).permutation(len(data))
     steps = {}
@@ -220,7 +221,8 @@ def test_a_training_step_on_tree_rows_matches_the_bucket_step_and_counts_what_it
     for name, weight in lora.items():
         torch.testing.assert_close(weight, bucket_lora[name], atol=1e-6, rtol=1e-4)
     tokens = sum(len(data.input_ids[r]) for r in rows)
-    assert counts["pairs"] == bucket_counts["pairs"] == len(rows) and counts["tokens"] == bucket_counts["tokens"] == tokens
+    assert counts["pairs"] == bucket_counts["pairs"] == len(rows)
+    assert counts["tokens"] == bucket_counts["tokens"] == tokens
     layout = pack(data, rows, 0, 64, share=batching == "shared")
     assert counts["slots"] == layout["input_ids"].numel() < bucket_counts["slots"]
     if batching == "packed":
