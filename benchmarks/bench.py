@@ -120,9 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "(tokens/s, pairs/s, padding, MFU, peak memory, F1 on the dev subset); the same with each "
                     "other batching (bucket, shared prefix-tree rows, packed rows); the paper-style reference (one "
                     "model per task, N steps each, random batches padded to the longest, max_length 2048, the "
-                    "tokenizer's own pair template); inference pairs/s per task and parameter memory of one joint model vs two "
-                    "single-task models. Writes NAME.md and NAME.json under --output-dir. Give it the machine to "
-                    "itself: on a shared machine wrap it in `flock /tmp/mtl-heavy.lock`.",
+                    "tokenizer's own pair template); inference pairs/s per task and parameter memory of one joint "
+                    "model vs two single-task models. Writes NAME.md and NAME.json under --output-dir. Give it the "
+                    "machine to itself: on a shared machine wrap it in `flock /tmp/mtl-heavy.lock`.",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     parser.add_argument("--config", help="YAML delta on the defaults (backbone, data, batch)")
