@@ -122,8 +122,11 @@ class ModelConfig:
     """Backbone weights' dtype (adapters and heads stay float32). `auto`: bfloat16 on CUDA (fp16 overflows on
     Gemma-3), float32 on CPU: bfloat16 trains 1.4-1.9x faster on a CPU with AVX-512 BF16 but one 270M seed in five
     did not learn (benchmarks/results/dtype-seeds-cpu-gemma3-270m.md)."""
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
-    """Attention kernel passed to transformers."""
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2", "flex_attention"] = "sdpa"
+    """Attention kernel passed to transformers. flex_attention (torch's `torch.nn.attention.flex_attention`)
+    skips the 128 x 128 blocks of shared and packed rows that see nothing of each other (so only rows of several
+    blocks, `train.row_tokens` >= 256, have any to skip); it trains on CUDA only (torch has no flex-attention
+    backward on CPU), and transformers compiles it on first use (a minute per shape on a 2-core CPU)."""
     num_layers: int = 0
     """Use only the first N transformer layers of the backbone (0 = all): fewer layers train and serve faster, and a
     middle layer's features can classify as well as the last's."""

@@ -15,7 +15,8 @@ mask needs one number per node. Each pair is pooled at the node of its last toke
 Why hand-written: transformers' packed-sequence support (flash-attention varlen, or packed `position_ids`) keeps
 sequences apart; it has no way for two sequences to share a prefix. The masks are 4D (one per layer type for
 models that take a mapping: Gemma-3's `full_attention`, and `sliding_attention` with the window applied to
-within-pair distances), for the `sdpa` and `eager` kernels. Causal decoders pooling the last token or the mean only: an
+within-pair distances), for the `sdpa` and `eager` kernels, and the same rule as `BlockMask`s for
+`flex_attention` (see `flex_masks`). Causal decoders pooling the last token or the mean only: an
 encoder's tokens also see later tokens, which differ between the pairs that share a prefix.
 
 Packed rows (`pack(..., share=False)`) are the same rows with nothing merged: each pair its own chain of nodes at
@@ -35,6 +36,9 @@ import torch
 
 from mtl.data.tasks import TaskData
 from mtl.errors import ConfigError
+
+MASKED_KERNELS = ("sdpa", "eager", "flex_attention")
+"""Attention kernels that take the masks `tree_masks` builds (flash-attention takes none)."""
 
 TREE_BATCHINGS = ("shared", "packed")
 """The `train.batching` values whose batches are laid out by `pack` (shared: prefixes merged; packed: not)."""
@@ -153,21 +157,26 @@ def path_weights(subtree_end: torch.Tensor, pool_at: torch.Tensor) -> torch.Tens
 
 def tree_masks(position_ids: torch.Tensor, subtree_end: torch.Tensor, config, dtype: torch.dtype):
     """Ancestor-or-self masks [rows, 1, width, width] for prefix-tree rows: boolean (True = attend) for sdpa,
-    additive for eager; a mapping per layer type for models that have several."""
-    width = position_ids.shape[1]
-    node = torch.arange(width, device=position_ids.device)
-    allowed = (node[None, None, :] <= node[None, :, None]) & (node[None, :, None] < subtree_end[:, None, :])
-    kinds = {"full_attention": allowed}
-    if getattr(config, "sliding_window", None):
-        distance = position_ids[:, :, None] - position_ids[:, None, :]  # within a pair: query - key position
-        kinds["sliding_attention"] = allowed & (distance < config.sliding_window)  # transformers' convention
+    additive for eager, a `BlockMask` for flex attention; a mapping per layer type for models that have several."""
     implementation = config._attn_implementation
-    if implementation not in ("sdpa", "eager"):
-        raise ValueError(f"prefix-tree rows need sdpa or eager attention; this model uses {implementation!r}")
-    if implementation == "eager":
-        kinds = {k: torch.zeros(m.shape, dtype=dtype, device=m.device).masked_fill(~m, torch.finfo(dtype).min)
-                 for k, m in kinds.items()}
-    kinds = {k: m[:, None] for k, m in kinds.items()}
+    if implementation not in MASKED_KERNELS:
+        raise ValueError(f"prefix-tree rows need {' or '.join(MASKED_KERNELS)} attention; this model uses "
+                         f"{implementation!r}")
+    window = getattr(config, "sliding_window", None)
+    if implementation == "flex_attention":
+        kinds = flex_masks(position_ids, subtree_end, window)
+    else:
+        width = position_ids.shape[1]
+        node = torch.arange(width, device=position_ids.device)
+        allowed = (node[None, None, :] <= node[None, :, None]) & (node[None, :, None] < subtree_end[:, None, :])
+        kinds = {"full_attention": allowed}
+        if window:
+            distance = position_ids[:, :, None] - position_ids[:, None, :]  # within a pair: query - key position
+            kinds["sliding_attention"] = allowed & (distance < window)  # transformers' convention
+        if implementation == "eager":
+            kinds = {k: torch.zeros(m.shape, dtype=dtype, device=m.device).masked_fill(~m, torch.finfo(dtype).min)
+                     for k, m in kinds.items()}
+        kinds = {k: m[:, None] for k, m in kinds.items()}
     layer_types = getattr(config, "layer_types", None)
     if not layer_types:
         return kinds["full_attention"]
@@ -175,6 +184,24 @@ def tree_masks(position_ids: torch.Tensor, subtree_end: torch.Tensor, config, dt
     if unknown:
         raise ValueError(f"prefix-tree rows have no mask for layer types {sorted(unknown)}")
     return {t: kinds[t] for t in set(layer_types)}
+
+
+def flex_masks(position_ids: torch.Tensor, subtree_end: torch.Tensor, window: int | None) -> dict:
+    """The same rule as a flex-attention `mask_mod` (`create_block_mask`), which transformers passes through to
+    `flex_attention` as it is: blocks of nodes that see none of each other (other pairs of a packed row) are
+    skipped rather than computed and masked."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    rows, width = position_ids.shape
+
+    def ancestor(b, h, q, kv):
+        return (kv <= q) & (q < subtree_end[b, kv])
+
+    def in_window(b, h, q, kv):
+        return ancestor(b, h, q, kv) & (position_ids[b, q] - position_ids[b, kv] < window)
+
+    kinds = {"full_attention": ancestor, **({"sliding_attention": in_window} if window else {})}
+    return {k: create_block_mask(m, rows, None, width, width, device=position_ids.device) for k, m in kinds.items()}
 
 
 def resolve_batching(batching: str, model) -> str:
@@ -196,13 +223,13 @@ def why_not_packable(model) -> str | None:
     """Why prefix-tree rows would not reproduce `model`'s logits (None: they do): pooling other than the last token
     or the mean of a decoder's tokens (a causal token's state depends on its prefix only, so a shared node is the
     same for every pair through it), positions not encoded by rotary embeddings (the only kind the tests compare
-    against padded batches), or an attention kernel that takes no 4D mask."""
+    against padded batches), or an attention kernel that takes no mask (flash-attention)."""
     if model.pooling not in ("last", "mean") or getattr(model, "arch", "decoder") != "decoder":
         return f"needs a decoder pooling its last token or its mean; this model pools {model.pooling!r}"
     base = model.backbone.get_base_model()
     implementation = getattr(base.config, "_attn_implementation", None)
-    if implementation not in ("sdpa", "eager"):
-        return f"needs sdpa or eager attention (a 4D mask); this model uses {implementation!r}"
+    if implementation not in MASKED_KERNELS:
+        return f"needs sdpa, eager or flex attention (a mask); this model uses {implementation!r}"
     if not is_rotary(base):
         return (f"supports rotary position embeddings only; {type(base).__name__} encodes positions otherwise, "
                 "which no test here checks (see mtl.packing)")

@@ -144,6 +144,9 @@ class Run:
 def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
     """Accelerator, data, model, optimizer and schedule, sampler, and the checkpoint's state when resuming."""
     accelerator = build_accelerator(cfg)
+    if cfg.model.attn_implementation == "flex_attention" and accelerator.device.type != "cuda":
+        raise ConfigError("model.attn_implementation=flex_attention trains on CUDA only (torch has no flex-attention "
+                          "backward on CPU): use sdpa")
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
         raise CheckpointError(f"{run_dir}: nothing to resume (no complete step-N/ checkpoint)")

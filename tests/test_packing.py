@@ -103,6 +103,44 @@ def test_packed_rows_hold_each_pair_whole_with_positions_restarting_and_nothing_
     assert packed["input_ids"].shape[0] == -(-packed["tokens"] // 64)
 
 
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+@pytest.mark.parametrize("share", [True, False])
+def test_flex_attention_block_masks_give_the_logits_of_padded_pairs(tiny_backbone, tiny_data, tmp_path, share,
+                                                                    monkeypatch):
+    """Checks the `BlockMask`s (`flex_masks`) on CPU, where torch runs flex attention forward only. transformers
+    compiles flex attention, which takes minutes per row width on CPU: the test runs torch's uncompiled flex
+    attention, the same computation."""
+    from torch.nn.attention import flex_attention as torch_flex
+    from transformers.integrations import flex_attention as hf_flex
+
+    monkeypatch.setattr(hf_flex, "compile_friendly_flex_attention",
+                        lambda q, k, v, training=False, **kwargs: torch_flex.flex_attention(q, k, v, **kwargs))
+    flex, pad_id = tiny_model(tiny_backbone, tiny_data, tmp_path / "flex", "flex_attention")
+    sdpa, _ = tiny_model(tiny_backbone, tiny_data, tmp_path / "sdpa")  # the same seed: the same weights
+    batching = "shared" if share else "packed"
+    assert resolve_batching(batching, flex) == batching
+    data = shared_prefix_data("qi")
+    rows = np.random.default_rng(1).permutation(len(data))
+    batch = collate(data, rows, pad_id)
+    packed = pack(data, rows, pad_id, row_tokens=64, share=share)
+    with torch.no_grad():
+        padded = sdpa(task="qi", input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        together = flex(task="qi", **tree_inputs(packed))
+    torch.testing.assert_close(together, padded, atol=1e-5, rtol=1e-4)
+
+
+def test_flex_attention_training_is_refused_without_cuda(tiny_backbone, tiny_data, tmp_path):
+    from mtl import stages
+
+    if torch.cuda.is_available():
+        pytest.skip("flex attention trains on CUDA")
+    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path,
+                                           **{"model.attn_implementation": "flex_attention"}))
+    with pytest.raises(ConfigError, match="flex_attention trains on CUDA only"):
+        stages.run(cfg)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_each_pair_sees_exactly_its_own_tokens_at_its_own_positions():
     data = shared_prefix_data("qi")
     rows = np.arange(len(data))
@@ -177,7 +215,7 @@ def test_auto_batching_falls_back_to_buckets_with_flash_attention(model_and_pad,
     monkeypatch.setattr(model.backbone.get_base_model().config, "_attn_implementation", "flash_attention_2")
     assert resolve_batching("auto", model) == "bucket"
     for batching in ("shared", "packed"):
-        with pytest.raises(ConfigError, match=f"train.batching={batching} needs sdpa or eager attention"):
+        with pytest.raises(ConfigError, match=f"train.batching={batching} needs sdpa, eager or flex"):
             resolve_batching(batching, model)
 
 
