@@ -160,8 +160,8 @@ def tree_masks(position_ids: torch.Tensor, subtree_end: torch.Tensor, config, dt
     additive for eager, a `BlockMask` for flex attention; a mapping per layer type for models that have several."""
     implementation = config._attn_implementation
     if implementation not in MASKED_KERNELS:
-        raise ValueError(f"prefix-tree rows need {' or '.join(MASKED_KERNELS)} attention; this model uses "
-                         f"{implementation!r}")
+        raise ValueError(f"prefix-tree rows need a kernel that takes a mask ({', '.join(MASKED_KERNELS)}); this "
+                         f"model uses {implementation!r}")
     window = getattr(config, "sliding_window", None)
     if implementation == "flex_attention":
         kinds = flex_masks(position_ids, subtree_end, window)
