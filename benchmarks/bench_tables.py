@@ -45,8 +45,7 @@ def training_table(r: dict) -> list[str]:
              "peak memory | other load | test F1 avg | F1 QC | F1 QI | F1 avg | F1 avg (tuned) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows = [(f"ours: joint model, {_batching(s['batching'], s)}", train["ours"])]
-    if "other" in train:
-        rows.append((f"ours: joint model, {_batching(s['other_batching'], s)}", train["other"]))
+    rows += [(f"ours: joint model, {_batching(name, s)}", p) for name, p in train["others"].items()]
     rows += [(f"reference: QC model, random batches, max_length {s['reference_max_length']}", ref["qc"]),
              (f"reference: QI model, random batches, max_length {s['reference_max_length']}", ref["qi"]),
              ("reference: both models", ref["total"])]
@@ -94,7 +93,7 @@ def targets_section(r: dict) -> list[str]:
              f"- F1 avg equal or better: **{t['f1_avg_equal_or_better']}** ({_headline_f1(train['ours']['f1'])} vs "
              f"{_headline_f1(ref['total']['f1'])})"]
     if "batching" in r:
-        lines.append(f"- batching: {r['batching']['verdict']}")
+        lines += [f"- batching: {c['verdict']}" for c in r["batching"]["others"].values()]
     return lines
 
 
@@ -109,7 +108,8 @@ def method_notes(r: dict) -> list[str]:
             "`<bos> q \\n t <eos>`, the reference `<bos>q<bos>t`: one token shorter), so pairs/s is the "
             "like-for-like rate. *Computed* is the share of those tokens the forward passes ran on: prefix-tree "
             "rows (`shared` batching) compute a query, and the start of paths, once for all its pairs in a "
-            "batch; the share they saved is in brackets.",
+            "batch; the share they saved is in brackets. Packed rows (`packed` batching) hold several pairs each, "
+            "nothing merged: every token computed, no padding between pairs.",
             "- Padding = 1 - computed tokens / token slots (rows x width of every forward pass).",
             "- Model FLOPs per pair of L tokens = L·(4·N_frozen + 6·N_lora) + Σ_layers 12·d_attn·P(L) "
             f"(N_frozen = {r['flop_model']['frozen_linear_params']:,}, N_lora = "
@@ -133,6 +133,8 @@ def method_notes(r: dict) -> list[str]:
 def _batching(batching: str, setup: dict) -> str:
     if batching == "shared":
         return f"shared batching: prefix-tree rows of {setup['row_tokens']} tokens"
+    if batching == "packed":
+        return f"packed batching: rows of {setup['row_tokens']} tokens, pairs not merged"
     return f"{batching} batches, max_length {setup['max_length']}"
 
 
