@@ -386,8 +386,20 @@ def train_with_trainer(cfg: ExperimentConfig, counts: dict, device: str) -> dict
         summary = train(cfg, run_dir)
     attended = summary["attention_pairs"]
     flops = model_flops(summary["computed_tokens"], attended["full"], attended["sliding"], counts)
-    return measured(summary["steps"], summary["pairs"], summary["tokens"], summary["computed_tokens"],
-                    summary["token_slots"], summary["train_seconds"], flops, meter, f1_of(summary))
+    figures = measured(summary["steps"], summary["pairs"], summary["tokens"], summary["computed_tokens"],
+                       summary["token_slots"], summary["train_seconds"], flops, meter, f1_of(summary))
+    return {**figures, "start_tokens_per_s": start_windows(run_dir / "metrics.jsonl")}
+
+
+def start_windows(log_file: Path, windows: int = 2) -> dict[int, float]:
+    """Tokens/s of the trainer's first logged windows (`log.every` steps each), keyed by their last step: a slow
+    start shows here and is averaged away in the whole run's figure."""
+    rates = {}
+    for line in log_file.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if "perf/tokens_per_s" in record and len(rates) < windows:
+            rates[record["step"]] = record["perf/tokens_per_s"]
+    return rates
 
 
 def measured(steps: int, pairs: int, real: int, computed: int, slots: int, seconds: float, flops: float, meter,

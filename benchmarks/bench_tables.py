@@ -7,7 +7,23 @@ from mtl.measure import cores, mib
 
 
 def format_markdown(r: dict) -> str:
-    return "\n".join([*header(r), *training_table(r), *inference_table(r), *targets_section(r), *method_notes(r)])
+    return "\n".join([*header(r), *training_table(r), *start_table(r), *inference_table(r), *targets_section(r),
+                      *method_notes(r)])
+
+
+def start_table(r: dict) -> list[str]:
+    """The first logged windows of each trainer run beside its whole-run rate (issue: slow first steps)."""
+    train = r["training"]
+    runs = [(train["ours"], r["setup"]["batching"])] + [(p, name) for name, p in train["others"].items()]
+    if not all(p.get("start_tokens_per_s") for p, _ in runs):
+        return []
+    lines = ["## Start-up", "", "Tokens/s of the trainer's first logged windows against the whole run (its log, "
+             "`metrics.jsonl`):", "", "| run | " + " | ".join(f"steps to {s}" for s in runs[0][0]["start_tokens_per_s"])
+             + " | whole run |", "|---|" + "---:|" * (len(runs[0][0]["start_tokens_per_s"]) + 1)]
+    for p, name in runs:
+        cells = [f"{v:.1f}" for v in p["start_tokens_per_s"].values()]
+        lines.append(f"| ours, {name} | " + " | ".join(cells) + f" | {p['tokens_per_s']:.1f} |")
+    return lines + [""]
 
 
 def header(r: dict) -> list[str]:

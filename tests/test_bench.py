@@ -12,7 +12,7 @@ def test_bench_runs_end_to_end_and_writes_its_tables(tiny_backbone, tiny_data, t
     out = tmp_path / "results"
     argv = ["--steps-per-task", "1", "--peak-size", "256", "--output-dir", str(out), "--name", "tiny",
             "--work-dir", str(tmp_path / "work"),
-            *tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"data.dev_limit": 16})]
+            *tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"data.dev_limit": 16, "log.every": 1})]
     code = main(argv)
     assert code == 0
     results = json.loads((out / "tiny.json").read_text())
@@ -55,6 +55,11 @@ def test_bench_runs_end_to_end_and_writes_its_tables(tiny_backbone, tiny_data, t
     assert training["ours"]["f1"]["test_qc"] == summary["test"]["reports"]["qc"]["at_threshold"]["f1"]
     assert f"{training['ours']['f1']['test_avg']:.4f} on the test split vs" in table
     assert summary["computed_tokens"] == training["ours"]["computed_tokens"] < training["ours"]["tokens"]
+    # Start-up: the trainer's own first logged windows (log.every=1 here: steps 1 and 2), as it logged them.
+    logged = [json.loads(line) for line in (tmp_path / "work" / "ours" / "metrics.jsonl").read_text().splitlines()]
+    first = {str(r["step"]): r["perf/tokens_per_s"] for r in logged if "perf/tokens_per_s" in r}
+    assert {str(k): v for k, v in training["ours"]["start_tokens_per_s"].items()} == first and len(first) == 2
+    assert "## Start-up" in table and "| run | steps to 1 | steps to 2 | whole run |" in table
     assert all(r > 0 for r in results["ratios"].values())
     ours, reference = results["inference"]["ours"], results["inference"]["reference"]
     assert ours["models"] == 1 and reference["models"] == 2
