@@ -16,7 +16,8 @@ One process, one run, phases in this order:
    MFU), with the other load during each;
 2. ours: the joint model trained by the project's trainer (`mtl.train.train`; `train.batching=auto` is `shared`
    on a rotary decoder) for 2·N optimizer steps, then its F1 on the dev subset;
-3. other batching: the same with the other of `bucket` and `shared` (prefix-tree rows, `mtl.packing`);
+3. other batchings: the same with each of `shared` (prefix-tree rows, `mtl.packing`), `packed` (several pairs per
+   row, nothing merged) and `bucket` that ours is not (the tree batchings only where the model allows them);
 4. reference: what the paper's code does, run through the same trainer: one single-task model per task for N steps
    each, random batches padded to the longest pair, `max_length` 2048 (truncation only), the pair as the tokenizer's
    own pair template (`<bos>A<bos>B` for the Gemma GGUF tokenizer), no taxonomy features, peft's own LoRA dropout
@@ -83,9 +84,12 @@ from mtl.measure import Meter, machine
 from mtl.metrics import f1_avg
 from mtl.model import build_model, build_tokenizer, count_parameters, load_trained, resolve_dtype
 from mtl.train import load_run_data, train
-from mtl.packing import is_rotary, resolve_batching, why_not_packable
+from mtl.packing import TREE_BATCHINGS, is_rotary, resolve_batching, why_not_packable
 
 log = logging.getLogger("benchmarks.bench")
+
+COMPARED_BATCHINGS = ("shared", "packed", "bucket")
+"""The trainer's batchings the joint model is trained with (`random` is the reference's)."""
 
 REFERENCE_MAX_LENGTH = 2048
 """The paper's max_length: truncation only, batches are padded to their longest pair."""
@@ -96,7 +100,7 @@ class BenchOptions:
     steps_per_task: int = 80
     """Optimizer steps of each reference single-task model; the joint and packed models train twice as many."""
     compare_steps: int = -1
-    """Optimizer steps of the joint model with the other batching (-1: as many as ours; 0: skip it)."""
+    """Optimizer steps of the joint model with each other batching (-1: as many as ours; 0: skip them)."""
     peak_size: int = 0
     """Side of the square matrices of the matmul peak (0: 2048 on CPU, 8192 on CUDA)."""
     peak_reps: int = 5
@@ -113,12 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python benchmarks/bench.py", epilog=EPILOG_OVERRIDES,
         description="In one process: the machine's matmul peak; the joint model trained by the trainer for 2N steps "
-                    "(tokens/s, pairs/s, padding, MFU, peak memory, F1 on the dev subset); the same with the other "
-                    "batching (bucket or shared prefix-tree rows); the paper-style reference (one model per task, N "
-                    "steps each, random batches padded to the longest, max_length 2048, the tokenizer's own pair "
-                    "template); inference pairs/s per task and parameter memory of one joint model vs two "
-                    "single-task models. Writes NAME.md and NAME.json under --output-dir. Give it the machine to "
-                    "itself: on a shared machine wrap it in `flock /tmp/mtl-heavy.lock`.",
+                    "(tokens/s, pairs/s, padding, MFU, peak memory, F1 on the dev subset); the same with each "
+                    "other batching (bucket, shared prefix-tree rows, packed rows); the paper-style reference (one "
+                    "model per task, N steps each, random batches padded to the longest, max_length 2048, the "
+                    "tokenizer's own pair template); inference pairs/s per task and parameter memory of one joint "
+                    "model vs two single-task models. Writes NAME.md and NAME.json under --output-dir. Give it the "
+                    "machine to itself: on a shared machine wrap it in `flock /tmp/mtl-heavy.lock`.",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     parser.add_argument("--config", help="YAML delta on the defaults (backbone, data, batch)")
@@ -126,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="steps of each reference model; the joint model trains twice as many (default: "
                              "%(default)s)")
     parser.add_argument("--compare-steps", type=int, default=-1,
-                        help="steps of the joint model with the other batching (bucket or shared; default: as many "
-                             "as ours; 0 skips it)")
+                        help="steps of the joint model with each other batching (bucket, shared, packed; default: "
+                             "as many as ours; 0 skips them)")
     parser.add_argument("--peak-size", type=int, default=0, help="matmul side for the peak (default: 2048 on CPU, "
                                                                  "8192 on CUDA)")
     parser.add_argument("--output-dir", default="benchmarks/results", help="default: %(default)s")
@@ -185,9 +189,8 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
                            "in_order"),
     }
     peak = combine_peaks(peak_start, matmul_peak(dtype, device, peak_size, options.peak_reps))
-    for p in (training["ours"], training.get("other"), *training["reference"].values()):
-        if p is not None:
-            p["mfu"] = p["flops_per_s"] / peak["flops_per_s"]
+    for p in (training["ours"], *training["others"].values(), *training["reference"].values()):
+        p["mfu"] = p["flops_per_s"] / peak["flops_per_s"]
     ours, ref = training["ours"], training["reference"]["total"]
     memory = {"joint_model_bytes": inference["ours"]["parameter_bytes"],
               "two_models_bytes": inference["reference"]["parameter_bytes"]}
@@ -216,14 +219,15 @@ def _run(cfg: ExperimentConfig, options: BenchOptions, command: str, work: Path)
         "f1_avg_equal_or_better": ours["f1"].get("test_avg", ours["f1"]["avg"]) >=
         ref["f1"].get("test_avg", ref["f1"]["avg"]),
     }
-    if "other" in training:
-        results["batching"] = batching_verdict(ours, training["other"], plan)
+    if training["others"]:
+        results["batching"] = batching_verdict(ours, training["others"], plan)
     return results
 
 
 def train_pipelines(cfg: ExperimentConfig, options: BenchOptions, work: Path, device: str) -> tuple[dict, dict, dict]:
-    """Phases 2-4 of the module doc: ours, ours with the other batching, the reference. Returns the plan (the FLOP
-    model's sizes, both batchings, the other's steps), each pipeline's figures, and the task data each side used."""
+    """Phases 2-4 of the module doc: ours, ours with each other batching, the reference. Returns the plan (the FLOP
+    model's sizes, ours' batching, the others and their steps), each pipeline's figures, and the task data each side
+    used."""
     ours_cfg = derive(cfg, {"train.max_steps": 2 * options.steps_per_task, "train.eval_every": 0,
                             "train.save_every": 0, "log.tensorboard": False, "log.root": str(work),
                             "log.run_name": "ours"})
@@ -232,27 +236,28 @@ def train_pipelines(cfg: ExperimentConfig, options: BenchOptions, work: Path, de
     counts, batching, batching_refused = model_facts(ours_cfg, ours_data)
     # The batching the trainer would pick, made explicit so the results name what ran.
     ours_cfg = derive(ours_cfg, {"train.batching": batching})
-    other = "bucket" if batching == "shared" else "shared"
+    others = [b for b in COMPARED_BATCHINGS if b != batching]
+    if batching_refused:
+        log.warning("shared and packed batching %s: their runs are skipped", batching_refused)
+        others = [b for b in others if b not in TREE_BATCHINGS]
     compare_steps = 2 * options.steps_per_task if options.compare_steps < 0 else options.compare_steps
-    if other == "shared" and batching_refused:
-        log.warning("shared batching %s: its run is skipped", batching_refused)
-        compare_steps = 0
-    training = {"ours": train_with_trainer(ours_cfg, counts, device)}
-    if compare_steps:
+    others = others if compare_steps else []
+    training = {"ours": train_with_trainer(ours_cfg, counts, device), "others": {}}
+    for other in others:
         other_cfg = derive(ours_cfg, {"train.batching": other, "train.max_steps": compare_steps,
                                       "log.run_name": f"ours-{other}"})
-        training["other"] = train_with_trainer(other_cfg, counts, device)
+        training["others"][other] = train_with_trainer(other_cfg, counts, device)
     ref_data = {t: load_task_data(c) for t, c in ref_cfgs.items()}
     reference = {t: train_with_trainer(c, counts, device) for t, c in ref_cfgs.items()}
     training["reference"] = {**reference, "total": combine(reference)}
-    plan = {"counts": counts, "batching": batching, "other": other, "compare_steps": compare_steps}
+    plan = {"counts": counts, "batching": batching, "others": others, "compare_steps": compare_steps}
     return plan, training, {"ours": ours_data, "reference": ref_data}
 
 
 def setup_facts(cfg: ExperimentConfig, options: BenchOptions, plan: dict) -> dict:
     """What both sides were run with, for the results' header."""
     return {"steps_per_task": options.steps_per_task, "joint_steps": 2 * options.steps_per_task,
-            "compare_steps": plan["compare_steps"], "other_batching": plan["other"],
+            "compare_steps": plan["compare_steps"], "other_batchings": plan["others"],
             "row_tokens": cfg.train.row_tokens, "global_batch_size": cfg.train.global_batch_size,
             "micro_batch_size": cfg.train.micro_batch_size, "max_length": cfg.data.max_length,
             "reference_max_length": REFERENCE_MAX_LENGTH, "batching": plan["batching"], "lora_r": cfg.lora.r,
@@ -262,13 +267,16 @@ def setup_facts(cfg: ExperimentConfig, options: BenchOptions, plan: dict) -> dic
             "dev_limit": cfg.data.dev_limit, "train_limit": cfg.data.train_limit}
 
 
-def batching_verdict(ours: dict, other: dict, plan: dict) -> dict:
-    """The other batching against ours: tokens/s gained and F1 avg changed."""
-    gain = other["tokens_per_s"] / ours["tokens_per_s"] - 1
-    f1_change = other["f1"]["avg"] - ours["f1"]["avg"]
-    return {"ours": plan["batching"], "other": plan["other"], "tokens_per_s_gain": gain, "f1_avg_change": f1_change,
-            "verdict": f"{plan['other']} batching: {gain:+.1%} tokens/s and {f1_change:+.4f} F1 avg vs "
-                       f"{plan['batching']}"}
+def batching_verdict(ours: dict, others: dict[str, dict], plan: dict) -> dict:
+    """Each other batching against ours: tokens/s gained and F1 avg changed."""
+    compared = {}
+    for name, other in others.items():
+        gain = other["tokens_per_s"] / ours["tokens_per_s"] - 1
+        f1_change = other["f1"]["avg"] - ours["f1"]["avg"]
+        compared[name] = {"tokens_per_s_gain": gain, "f1_avg_change": f1_change,
+                          "verdict": f"{name} batching: {gain:+.1%} tokens/s and {f1_change:+.4f} F1 avg vs "
+                                     f"{plan['batching']}"}
+    return {"ours": plan["batching"], "others": compared}
 
 
 def derive(cfg: ExperimentConfig, changes: dict) -> ExperimentConfig:
@@ -385,8 +393,20 @@ def train_with_trainer(cfg: ExperimentConfig, counts: dict, device: str) -> dict
         summary = train(cfg, run_dir)
     attended = summary["attention_pairs"]
     flops = model_flops(summary["computed_tokens"], attended["full"], attended["sliding"], counts)
-    return measured(summary["steps"], summary["pairs"], summary["tokens"], summary["computed_tokens"],
-                    summary["token_slots"], summary["train_seconds"], flops, meter, f1_of(summary))
+    figures = measured(summary["steps"], summary["pairs"], summary["tokens"], summary["computed_tokens"],
+                       summary["token_slots"], summary["train_seconds"], flops, meter, f1_of(summary))
+    return {**figures, "start_tokens_per_s": start_windows(run_dir / "metrics.jsonl")}
+
+
+def start_windows(log_file: Path, windows: int = 2) -> dict[int, float]:
+    """Tokens/s of the trainer's first logged windows (`log.every` steps each), keyed by their last step: a slow
+    start shows here and is averaged away in the whole run's figure."""
+    rates = {}
+    for line in log_file.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if "perf/tokens_per_s" in record and len(rates) < windows:
+            rates[record["step"]] = record["perf/tokens_per_s"]
+    return rates
 
 
 def measured(steps: int, pairs: int, real: int, computed: int, slots: int, seconds: float, flops: float, meter,

@@ -7,7 +7,23 @@ from mtl.measure import cores, mib
 
 
 def format_markdown(r: dict) -> str:
-    return "\n".join([*header(r), *training_table(r), *inference_table(r), *targets_section(r), *method_notes(r)])
+    return "\n".join([*header(r), *training_table(r), *start_table(r), *inference_table(r), *targets_section(r),
+                      *method_notes(r)])
+
+
+def start_table(r: dict) -> list[str]:
+    """The first logged windows of each trainer run beside its whole-run rate (issue: slow first steps)."""
+    train = r["training"]
+    runs = [(train["ours"], r["setup"]["batching"])] + [(p, name) for name, p in train["others"].items()]
+    if not all(p.get("start_tokens_per_s") for p, _ in runs):
+        return []
+    lines = ["## Start-up", "", "Tokens/s of the trainer's first logged windows against the whole run (its log, "
+             "`metrics.jsonl`):", "", "| run | " + " | ".join(f"steps to {s}" for s in runs[0][0]["start_tokens_per_s"])
+             + " | whole run |", "|---|" + "---:|" * (len(runs[0][0]["start_tokens_per_s"]) + 1)]
+    for p, name in runs:
+        cells = [f"{v:.1f}" for v in p["start_tokens_per_s"].values()]
+        lines.append(f"| ours, {name} | " + " | ".join(cells) + f" | {p['tokens_per_s']:.1f} |")
+    return lines + [""]
 
 
 def header(r: dict) -> list[str]:
@@ -45,8 +61,7 @@ def training_table(r: dict) -> list[str]:
              "peak memory | other load | test F1 avg | F1 QC | F1 QI | F1 avg | F1 avg (tuned) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows = [(f"ours: joint model, {_batching(s['batching'], s)}", train["ours"])]
-    if "other" in train:
-        rows.append((f"ours: joint model, {_batching(s['other_batching'], s)}", train["other"]))
+    rows += [(f"ours: joint model, {_batching(name, s)}", p) for name, p in train["others"].items()]
     rows += [(f"reference: QC model, random batches, max_length {s['reference_max_length']}", ref["qc"]),
              (f"reference: QI model, random batches, max_length {s['reference_max_length']}", ref["qi"]),
              ("reference: both models", ref["total"])]
@@ -94,7 +109,7 @@ def targets_section(r: dict) -> list[str]:
              f"- F1 avg equal or better: **{t['f1_avg_equal_or_better']}** ({_headline_f1(train['ours']['f1'])} vs "
              f"{_headline_f1(ref['total']['f1'])})"]
     if "batching" in r:
-        lines.append(f"- batching: {r['batching']['verdict']}")
+        lines += [f"- batching: {c['verdict']}" for c in r["batching"]["others"].values()]
     return lines
 
 
@@ -109,7 +124,8 @@ def method_notes(r: dict) -> list[str]:
             "`<bos> q \\n t <eos>`, the reference `<bos>q<bos>t`: one token shorter), so pairs/s is the "
             "like-for-like rate. *Computed* is the share of those tokens the forward passes ran on: prefix-tree "
             "rows (`shared` batching) compute a query, and the start of paths, once for all its pairs in a "
-            "batch; the share they saved is in brackets.",
+            "batch; the share they saved is in brackets. Packed rows (`packed` batching) hold several pairs each, "
+            "nothing merged: every token computed, no padding between pairs.",
             "- Padding = 1 - computed tokens / token slots (rows x width of every forward pass).",
             "- Model FLOPs per pair of L tokens = L·(4·N_frozen + 6·N_lora) + Σ_layers 12·d_attn·P(L) "
             f"(N_frozen = {r['flop_model']['frozen_linear_params']:,}, N_lora = "
@@ -133,6 +149,8 @@ def method_notes(r: dict) -> list[str]:
 def _batching(batching: str, setup: dict) -> str:
     if batching == "shared":
         return f"shared batching: prefix-tree rows of {setup['row_tokens']} tokens"
+    if batching == "packed":
+        return f"packed batching: rows of {setup['row_tokens']} tokens, pairs not merged"
     return f"{batching} batches, max_length {setup['max_length']}"
 
 

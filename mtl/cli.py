@@ -93,16 +93,17 @@ def add_split(commands) -> None:
     split = commands.add_parser(
         "split", help="write CV folds for a QC or QI file",
         description="Assign a fold to every record and write the records plus a `fold` column. ca: QI grouped by "
-                    "query, QC grouped by the first N category levels (both stratified by language and label); "
-                    "language: whole languages held out; random: the leaky baseline. A leakage check runs after "
-                    "every grouped split.",
+                    "query, QC by the subtrees at depth N of the file's category tree (both stratified by language "
+                    "and label); language: whole languages held out; random: the leaky baseline. A leakage check "
+                    "runs after every grouped split; the report gives each fold's rows, groups and positive rate "
+                    "and warns when one group is too large for balanced folds.",
     )
     split.add_argument("--input", required=True, help="QC or QI records (JSON lines or CSV)")
     split.add_argument("--output", required=True, help="where to write records + fold (format from the suffix)")
     split.add_argument("--task", choices=["qc", "qi"], help="default: inferred from the columns")
     split.add_argument("--strategy", choices=["ca", "random", "language"], default="ca")
     split.add_argument("--n-folds", type=int, default=5)
-    split.add_argument("--group-levels", type=int, default=2, help="QC: group by the first N category levels")
+    split.add_argument("--group-levels", type=int, default=2, help="QC: keep each subtree at depth N whole")
     split.add_argument("--seed", type=int, default=42)
     split.set_defaults(func=cmd_split)
 
@@ -333,7 +334,7 @@ def cmd_split(args) -> int:
     from mtl.config import check_seed
     from mtl.data.records import read_records, write_records
     from mtl.io import check_output_path
-    from mtl.splits import assign_folds, fold_summary, overlap_report, split_groups
+    from mtl.splits import assign_folds, format_split_report, plural, split_report
 
     if args.n_folds < 2:
         raise ConfigError(f"--n-folds must be at least 2, got {args.n_folds}")
@@ -350,18 +351,16 @@ def cmd_split(args) -> int:
         write_records(out, args.output, columns=("fold",))
     except OSError as err:
         raise MtlError(f"--output {args.output}: cannot write: {err.strerror or err}") from None
-    overlap = overlap_report(records, task, folds, args.group_levels)
+    split = split_report(records, task, args.strategy, folds, args.group_levels)
+    if split["warning"]:
+        log.warning(split["warning"])
     print(f"{report.summary()}\n{task.upper()} {args.strategy} split into {args.n_folds} folds -> {args.output}")
-    print(fold_summary(records, folds).to_string())
-    unit = "category group" if task == "qc" else "query"
-    print(f"validation rows whose {unit} also occurs in training folds: "
-          + ", ".join(f"fold {k}: {v:.1%}" for k, v in overlap.items()))
+    print(format_split_report(split))
     if args.strategy == "random":
         print("leakage check: not run, the random split is leaky on purpose")
     else:
-        groups = split_groups(records, task, args.strategy, args.group_levels).nunique()
-        units = "languages" if args.strategy == "language" else {"qc": "category groups", "qi": "queries"}[task]
-        print(f"leakage check passed: each of {groups} {units} is in exactly one of {args.n_folds} folds")
+        print(f"leakage check passed: each of {split['groups']} {plural(split['unit'])} is in exactly one of "
+              f"{args.n_folds} folds")
     return 0
 
 

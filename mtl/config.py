@@ -122,8 +122,11 @@ class ModelConfig:
     """Backbone weights' dtype (adapters and heads stay float32). `auto`: bfloat16 on CUDA (fp16 overflows on
     Gemma-3), float32 on CPU: bfloat16 trains 1.4-1.9x faster on a CPU with AVX-512 BF16 but one 270M seed in five
     did not learn (benchmarks/results/dtype-seeds-cpu-gemma3-270m.md)."""
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
-    """Attention kernel passed to transformers."""
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2", "flex_attention"] = "sdpa"
+    """Attention kernel passed to transformers. flex_attention (torch's `torch.nn.attention.flex_attention`)
+    skips the 128 x 128 blocks of shared and packed rows that see nothing of each other (so only rows of several
+    blocks, `train.row_tokens` >= 256, have any to skip); it trains on CUDA only (torch has no flex-attention
+    backward on CPU), and transformers compiles it on first use (a minute per shape on a 2-core CPU)."""
     num_layers: int = 0
     """Use only the first N transformer layers of the backbone (0 = all): fewer layers train and serve faster, and a
     middle layer's features can classify as well as the last's."""
@@ -218,12 +221,13 @@ class TrainConfig:
     """Decay after warm-up (transformers' schedulers)."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm (0 = off)."""
-    batching: Literal["auto", "shared", "bucket", "random"] = "auto"
+    batching: Literal["auto", "shared", "packed", "bucket", "random"] = "auto"
     """shared: a query's pairs in one batch, as prefix-tree rows that compute the query once (`mtl.packing`; decoders
-    with rotary positions); bucket: batches of similar length (little padding); random: shuffled batches padded to
-    the longest; auto: shared where the backbone allows it, else bucket."""
+    with rotary positions); packed: shuffled batches, several pairs per row without padding between them, nothing
+    shared (same models as shared); bucket: batches of similar length (little padding); random: shuffled batches
+    padded to the longest; auto: shared where the backbone allows it (CPU and CUDA), else bucket."""
     row_tokens: int = 128
-    """shared batching: tokens per prefix-tree row (its rows are as wide as the fullest one)."""
+    """shared and packed batching: tokens per row (its rows are as wide as the fullest one)."""
     eval_every: int = 80
     """Evaluate (and keep the best model) every N steps and at the end (0 = only at the end)."""
     save_every: int = 0
@@ -271,7 +275,7 @@ class CVConfig:
     strategy: Literal["ca", "random", "language"] = "ca"
     """ca: query-grouped QI, category-aware QC (no leakage); random: leaky baseline; language: hold out languages."""
     qc_group_levels: int = 2
-    """QC folds are grouped by the first N category levels."""
+    """QC folds keep each subtree rooted at depth N of the category tree whole (a shorter path is its own group)."""
 
     def __post_init__(self):
         check("cv.n_folds", self.n_folds, self.n_folds >= 2, ">= 2")

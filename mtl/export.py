@@ -188,8 +188,9 @@ def _stock(config, extra: dict, backbone, weight: torch.Tensor):
 
 
 def _remote(config, extra: dict, info: ModelInfo, backbone, norm, weight: torch.Tensor, bias: float):
-    for key, value in {**extra, "mtl_pooling": info.pooling, "mtl_head_norm": info.head_norm}.items():
-        setattr(config, key, value)
+    labels = {"num_labels": 1, "id2label": config.id2label, "label2id": config.label2id}
+    config = modeling_mtl.MtlConfig(backbone=config.to_dict(), mtl_pooling=info.pooling, mtl_head_norm=info.head_norm,
+                                    pad_token_id=config.pad_token_id, dtype=config.dtype, **labels, **extra)
     with torch.device("meta"):
         classifier = modeling_mtl.MtlForSequenceClassification(config)
     classifier.model = backbone
@@ -198,7 +199,8 @@ def _remote(config, extra: dict, info: ModelInfo, backbone, norm, weight: torch.
         classifier.mtl_head.weight.copy_(weight)
         classifier.mtl_head.bias.fill_(bias)
     classifier.mtl_norm = copy.deepcopy(norm).float() if norm is not None else nn.Identity()
-    classifier.register_for_auto_class("AutoModelForSequenceClassification")  # copies modeling_mtl.py, sets auto_map
+    config.register_for_auto_class()  # with the next line: copies modeling_mtl.py and sets auto_map for both
+    classifier.register_for_auto_class("AutoModelForSequenceClassification")
     return classifier
 
 
@@ -265,8 +267,8 @@ def export_card(plan: TaskPlan, extra: dict, cfg: ExperimentConfig, info: ModelI
     ]
     if remote:
         lines.append(f"- Remote code: `modeling_mtl.py` computes the logit as mtl does ({', '.join(plan.reasons)}); "
-                     "a serving stack that refuses remote code cannot serve this folder, and transformers without "
-                     "trust_remote_code falls back to the stock class with a random classifier. Logits, "
+                     "a serving stack that refuses remote code cannot serve this folder (its config's model type, "
+                     "`mtl_pair_classifier`, makes transformers refuse it without trust_remote_code). Logits, "
                      "probabilities and predictions equal `mtl predict`'s; the threshold is the tuned one.")
     else:
         lines.append(f"- Stock classifier, no bias: the head's bias ({extra['mtl_head_bias']:.6g}, `mtl_head_bias`) "

@@ -15,12 +15,18 @@ mask needs one number per node. Each pair is pooled at the node of its last toke
 Why hand-written: transformers' packed-sequence support (flash-attention varlen, or packed `position_ids`) keeps
 sequences apart; it has no way for two sequences to share a prefix. The masks are 4D (one per layer type for
 models that take a mapping: Gemma-3's `full_attention`, and `sliding_attention` with the window applied to
-within-pair distances), for the `sdpa` and `eager` kernels. Causal decoders with last-token pooling only: an
+within-pair distances), for the `sdpa` and `eager` kernels, and the same rule as `BlockMask`s for
+`flex_attention` (see `flex_masks`). Causal decoders pooling the last token or the mean only: an
 encoder's tokens also see later tokens, which differ between the pairs that share a prefix.
 
+Packed rows (`pack(..., share=False)`) are the same rows with nothing merged: each pair its own chain of nodes at
+positions 0, 1, ..., so the same `subtree_end` expresses a block-diagonal causal mask (padding-free packing, as
+flash-attention's varlen does, but through the 4D mask that sdpa and eager take).
+
 Packing is exact whatever rows it is given; the trainer's `shared` batching (`mtl.sampling`) draws batches that
-keep a query's pairs together, so that there is something to share. `benchmarks/bench.py` measures it against
-bucketing.
+keep a query's pairs together, so that there is something to share, and `packed` batching shuffled batches laid
+out as packed rows. `benchmarks/bench.py` measures them against bucketing; `resolve_batching` says what `auto`
+picks.
 """
 
 from __future__ import annotations
@@ -31,9 +37,16 @@ import torch
 from mtl.data.tasks import TaskData
 from mtl.errors import ConfigError
 
+MASKED_KERNELS = ("sdpa", "eager", "flex_attention")
+"""Attention kernels that take the masks `tree_masks` builds (flash-attention takes none)."""
 
-def pack(data: TaskData, rows, pad_id: int, row_tokens: int) -> dict:
-    """Tensors for `rows` of one task as prefix-tree rows of about `row_tokens` nodes each.
+TREE_BATCHINGS = ("shared", "packed")
+"""The `train.batching` values whose batches are laid out by `pack` (shared: prefixes merged; packed: not)."""
+
+
+def pack(data: TaskData, rows, pad_id: int, row_tokens: int, share: bool = True) -> dict:
+    """Tensors for `rows` of one task as prefix-tree rows of about `row_tokens` nodes each; with `share` off, packed
+    rows: each pair its own chain of nodes, nothing merged (a block-diagonal causal mask).
 
     Returns `input_ids`, `position_ids` (node depth) and `subtree_end` [n_rows, width]; `pool_at` [len(rows), 2],
     the (row, column) of each pair's last token in the order of `rows`; `labels`/`features` in that order;
@@ -42,7 +55,7 @@ def pack(data: TaskData, rows, pad_id: int, row_tokens: int) -> dict:
     rows = np.asarray(rows)
     sequences = [tuple(data.input_ids[r]) for r in rows]
     order = sorted(range(len(rows)), key=lambda i: sequences[i])  # pairs with a common prefix become neighbours
-    units = split_units([sequences[i] for i in order], order)
+    units = split_units([sequences[i] for i in order], order, share)
     n_rows = max(1, -(-sum(cost for cost, _ in units) // row_tokens))
     # Longest unit first onto the least-filled row: rows come out nearly equal, so little is left to pad.
     fill, members = [0] * n_rows, [[] for _ in range(n_rows)]
@@ -51,7 +64,7 @@ def pack(data: TaskData, rows, pad_id: int, row_tokens: int) -> dict:
         fill[target] += cost
         members[target].extend(unit)
     members = [sorted(m, key=lambda i: sequences[i]) for m in members if m]
-    trees = [prefix_tree([sequences[i] for i in m]) for m in members]
+    trees = [prefix_tree([sequences[i] for i in m], share) for m in members]
     width = max(len(tree[0]) for tree in trees)
 
     input_ids = torch.full((len(trees), width), pad_id, dtype=torch.long)
@@ -83,13 +96,14 @@ def model_inputs(batch: dict, device) -> dict:
     return {name: batch[name].to(device) for name in names if name in batch}
 
 
-def split_units(sorted_sequences: list[tuple], indices: list[int]) -> list[tuple[int, list[int]]]:
+def split_units(sorted_sequences: list[tuple], indices: list[int], share: bool = True) -> list[tuple[int, list[int]]]:
     """Runs of sorted pairs that share more than their first token (which every pair of a row shares anyway),
-    each with the nodes it adds to a row: a unit stays in one row so its shared prefix is computed once."""
+    each with the nodes it adds to a row: a unit stays in one row so its shared prefix is computed once. Without
+    `share`, every pair is a unit of its own length."""
     units: list[tuple[int, list[int]]] = []
     previous: tuple = ()
     for seq, i in zip(sorted_sequences, indices):
-        common = common_prefix(previous, seq)
+        common = common_prefix(previous, seq) if share else 0
         if units and common > 1:
             cost, members = units[-1]
             units[-1] = (cost + len(seq) - common, members + [i])
@@ -99,15 +113,16 @@ def split_units(sorted_sequences: list[tuple], indices: list[int]) -> list[tuple
     return units
 
 
-def prefix_tree(sorted_sequences: list[tuple]) -> tuple[list[int], list[int], list[int], list[int]]:
+def prefix_tree(sorted_sequences: list[tuple], share: bool = True) -> tuple[list[int], list[int], list[int], list[int]]:
     """Nodes of the trie of `sorted_sequences` in depth-first order: token ids, depths, subtree ends (one past the
     last descendant), and the node where each sequence ends. Sorted input lists the trie depth first, and a
-    sequence shares with the trie exactly what it shares with the sequence before it."""
+    sequence shares with the trie exactly what it shares with the sequence before it. Without `share`, a forest of
+    one chain per sequence: its nodes' subtrees all end where the chain does."""
     tokens, depth, end, last = [], [], [], []
     path: list[int] = []  # the nodes of the previous sequence, root first
     previous: tuple = ()
     for seq in sorted_sequences:
-        common = common_prefix(previous, seq)
+        common = common_prefix(previous, seq) if share else 0
         for node in path[common:]:
             end[node] = len(tokens)
         del path[common:]
@@ -142,21 +157,26 @@ def path_weights(subtree_end: torch.Tensor, pool_at: torch.Tensor) -> torch.Tens
 
 def tree_masks(position_ids: torch.Tensor, subtree_end: torch.Tensor, config, dtype: torch.dtype):
     """Ancestor-or-self masks [rows, 1, width, width] for prefix-tree rows: boolean (True = attend) for sdpa,
-    additive for eager; a mapping per layer type for models that have several."""
-    width = position_ids.shape[1]
-    node = torch.arange(width, device=position_ids.device)
-    allowed = (node[None, None, :] <= node[None, :, None]) & (node[None, :, None] < subtree_end[:, None, :])
-    kinds = {"full_attention": allowed}
-    if getattr(config, "sliding_window", None):
-        distance = position_ids[:, :, None] - position_ids[:, None, :]  # within a pair: query - key position
-        kinds["sliding_attention"] = allowed & (distance < config.sliding_window)  # transformers' convention
+    additive for eager, a `BlockMask` for flex attention; a mapping per layer type for models that have several."""
     implementation = config._attn_implementation
-    if implementation not in ("sdpa", "eager"):
-        raise ValueError(f"prefix-tree rows need sdpa or eager attention; this model uses {implementation!r}")
-    if implementation == "eager":
-        kinds = {k: torch.zeros(m.shape, dtype=dtype, device=m.device).masked_fill(~m, torch.finfo(dtype).min)
-                 for k, m in kinds.items()}
-    kinds = {k: m[:, None] for k, m in kinds.items()}
+    if implementation not in MASKED_KERNELS:
+        raise ValueError(f"prefix-tree rows need a kernel that takes a mask ({', '.join(MASKED_KERNELS)}); this "
+                         f"model uses {implementation!r}")
+    window = getattr(config, "sliding_window", None)
+    if implementation == "flex_attention":
+        kinds = flex_masks(position_ids, subtree_end, window)
+    else:
+        width = position_ids.shape[1]
+        node = torch.arange(width, device=position_ids.device)
+        allowed = (node[None, None, :] <= node[None, :, None]) & (node[None, :, None] < subtree_end[:, None, :])
+        kinds = {"full_attention": allowed}
+        if window:
+            distance = position_ids[:, :, None] - position_ids[:, None, :]  # within a pair: query - key position
+            kinds["sliding_attention"] = allowed & (distance < window)  # transformers' convention
+        if implementation == "eager":
+            kinds = {k: torch.zeros(m.shape, dtype=dtype, device=m.device).masked_fill(~m, torch.finfo(dtype).min)
+                     for k, m in kinds.items()}
+        kinds = {k: m[:, None] for k, m in kinds.items()}
     layer_types = getattr(config, "layer_types", None)
     if not layer_types:
         return kinds["full_attention"]
@@ -166,14 +186,36 @@ def tree_masks(position_ids: torch.Tensor, subtree_end: torch.Tensor, config, dt
     return {t: kinds[t] for t in set(layer_types)}
 
 
+def flex_masks(position_ids: torch.Tensor, subtree_end: torch.Tensor, window: int | None) -> dict:
+    """The same rule as a flex-attention `mask_mod` (`create_block_mask`), which transformers passes through to
+    `flex_attention` as it is: blocks of nodes that see none of each other (other pairs of a packed row) are
+    skipped rather than computed and masked."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    rows, width = position_ids.shape
+
+    def ancestor(b, h, q, kv):
+        return (kv <= q) & (q < subtree_end[b, kv])
+
+    def in_window(b, h, q, kv):
+        return ancestor(b, h, q, kv) & (position_ids[b, q] - position_ids[b, kv] < window)
+
+    kinds = {"full_attention": ancestor, **({"sliding_attention": in_window} if window else {})}
+    return {k: create_block_mask(m, rows, None, width, width, device=position_ids.device) for k, m in kinds.items()}
+
+
 def resolve_batching(batching: str, model) -> str:
-    """`train.batching` for `model`: `auto` is shared where prefix-tree rows reproduce the model's logits, bucket
-    elsewhere; `shared` on a model they would not reproduce is refused."""
+    """`train.batching` for `model`: `auto` is shared where tree rows reproduce the model's logits, bucket elsewhere;
+    `shared` or `packed` on a model they would not reproduce is refused.
+
+    `auto` picks shared on CPU and on CUDA alike: shared rows are packed rows with common prefixes merged, built by
+    the same code and run through the same masks and kernels, so they never compute more tokens or attention pairs
+    (unmeasured on a GPU here: `benchmarks/bench.py` runs packed and bucket beside it to check)."""
     reason = why_not_packable(model)
     if batching == "auto":
         return "bucket" if reason else "shared"
-    if batching == "shared" and reason:
-        raise ConfigError(f"train.batching=shared {reason}: use train.batching=bucket")
+    if batching in TREE_BATCHINGS and reason:
+        raise ConfigError(f"train.batching={batching} {reason}: use train.batching=bucket")
     return batching
 
 
@@ -181,13 +223,13 @@ def why_not_packable(model) -> str | None:
     """Why prefix-tree rows would not reproduce `model`'s logits (None: they do): pooling other than the last token
     or the mean of a decoder's tokens (a causal token's state depends on its prefix only, so a shared node is the
     same for every pair through it), positions not encoded by rotary embeddings (the only kind the tests compare
-    against padded batches), or an attention kernel that takes no 4D mask."""
+    against padded batches), or an attention kernel that takes no mask (flash-attention)."""
     if model.pooling not in ("last", "mean") or getattr(model, "arch", "decoder") != "decoder":
         return f"needs a decoder pooling its last token or its mean; this model pools {model.pooling!r}"
     base = model.backbone.get_base_model()
     implementation = getattr(base.config, "_attn_implementation", None)
-    if implementation not in ("sdpa", "eager"):
-        return f"needs sdpa or eager attention (a 4D mask); this model uses {implementation!r}"
+    if implementation not in MASKED_KERNELS:
+        return f"needs sdpa, eager or flex attention (a mask); this model uses {implementation!r}"
     if not is_rotary(base):
         return (f"supports rotary position embeddings only; {type(base).__name__} encodes positions otherwise, "
                 "which no test here checks (see mtl.packing)")

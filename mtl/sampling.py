@@ -83,7 +83,8 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, b
     order shuffled, so a batch holds pairs of similar length (little padding) while the order stays random.
     shared: queries in random order, each query's pairs next to each other (in random order), cut into batches:
     a query's pairs mostly land in one batch, where prefix-tree rows (`mtl.packing`) compute the query once.
-    Without `queries` every pair is its own query. random: shuffled pairs.
+    Without `queries` every pair is its own query. random and packed: shuffled pairs (packed rows hold pairs of
+    any length without padding, so grouping lengths would buy nothing).
     """
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     if batching == "bucket":
@@ -93,10 +94,10 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, b
         pair_order = torch.randperm(len(lengths), generator=generator).numpy()
         query_rank = torch.randperm(int(queries.max()) + 1, generator=generator).numpy()[queries[pair_order]]
         order = pair_order[np.argsort(query_rank, kind="stable")]
-    elif batching == "random":
+    elif batching in ("random", "packed"):
         order = torch.randperm(len(lengths), generator=generator).numpy()
     else:  # `auto` is resolved against the model (mtl.packing.resolve_batching) before batches are drawn
-        raise ValueError(f"batching must be bucket, shared or random, got {batching!r}")
+        raise ValueError(f"batching must be bucket, shared, packed or random, got {batching!r}")
     n_full = len(order) // batch_size
     batches = [order[i * batch_size:(i + 1) * batch_size] for i in range(n_full)]
     if batching == "bucket":

@@ -2,8 +2,9 @@
 
 Category paths such as ``food,grocery,flour, baking and cooking,decorations`` separate levels with a bare ``,``
 while a level name may itself contain ``", "``; every function here parses paths the same way so that node ids,
-group ids (used for leakage-free CV splits) and prefix features agree. Dev/test data contain paths never seen in
-training, so the tree answers lookups for unseen paths (complete / partial / none) instead of failing.
+the subtrees the category-aware CV split keeps whole (`Taxonomy.subtree_roots`) and prefix features agree. Dev/test
+data contain paths never seen in training, so the tree answers lookups for unseen paths (complete / partial / none)
+instead of failing.
 `inspect_tree` reports what the tree holds (branches, names holding ", ", near-duplicate names, prefix paths) for
 `mtl taxonomy`.
 """
@@ -52,13 +53,6 @@ def parse_path(path: str) -> list[str]:
 def join_levels(levels: Sequence[str]) -> str:
     """Canonical id of a path or prefix."""
     return ",".join(levels)
-
-
-def group(path: str, n: int) -> str:
-    """Canonical id of the first `n` levels (the whole path if it is shorter)."""
-    if n < 1:
-        raise ValueError(f"group level must be >= 1, got {n}")
-    return join_levels(parse_path(path)[:n])
 
 
 def render_levels(path: str, sep: str = " > ") -> str:
@@ -161,6 +155,17 @@ class Taxonomy:
 
     def leaves(self) -> list[str]:
         return sorted(n for n in self.graph if n != ROOT and self.graph.out_degree(n) == 0)
+
+    def subtree_roots(self, depth: int) -> dict[str, str]:
+        """Each node's ancestor at `depth`, or the node itself when it is no deeper: the subtrees the category-aware
+        CV split keeps whole (ROOT maps to itself)."""
+        if depth < 1:
+            raise ValueError(f"subtree depth must be >= 1, got {depth}")
+        g = self.graph
+        roots = {node: node for node, d in g.nodes(data="depth") if d <= depth}
+        for node in [node for node, d in g.nodes(data="depth") if d == depth]:
+            roots.update(dict.fromkeys(nx.descendants(g, node), node))
+        return roots
 
     def path_rows(self) -> dict[str, int]:
         """Rows whose path ends at each node, for the nodes some path ends at (an internal node may be one): a node's

@@ -47,7 +47,7 @@ from mtl.measure import attention_pairs, tree_attention_pairs
 from mtl.optim import activate, build_optimizer
 from mtl.metrics import f1_avg, format_breakdown, format_table, selection_score
 from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, read_info
-from mtl.packing import model_inputs, pack, resolve_batching
+from mtl.packing import TREE_BATCHINGS, model_inputs, pack, resolve_batching
 from mtl.sampling import TaskStreams, shard, task_for_step
 from mtl.taxonomy import NodeIndex, Taxonomy
 
@@ -144,6 +144,9 @@ class Run:
 def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
     """Accelerator, data, model, optimizer and schedule, sampler, and the checkpoint's state when resuming."""
     accelerator = build_accelerator(cfg)
+    if cfg.model.attn_implementation == "flex_attention" and accelerator.device.type != "cuda":
+        raise ConfigError("model.attn_implementation=flex_attention trains on CUDA only (torch has no flex-attention "
+                          "backward on CPU): use sdpa")
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
         raise CheckpointError(f"{run_dir}: nothing to resume (no complete step-N/ checkpoint)")
@@ -369,8 +372,8 @@ def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg
     activate(optimizer, data.task)
     for rows in micro_batches:
         lengths = data.lengths[rows]
-        if batching == "shared":
-            batch = pack(data, rows, pad_id, cfg.train.row_tokens)
+        if batching in TREE_BATCHINGS:
+            batch = pack(data, rows, pad_id, cfg.train.row_tokens, share=batching == "shared")
             computed, slots = batch["computed"], batch["input_ids"].numel()
             attended = tree_attention_pairs(batch["position_ids"], batch["used"], attention[1])
         else:
@@ -549,6 +552,7 @@ def summarize(cfg, state: TrainState, best: dict, last: dict, params: dict, spli
         "parameters": params, "processes": accelerator.num_processes,
         "distributed": str(accelerator.distributed_type).split(".")[-1],
         "data": {t: [r.summary() for r in s.reports] for t, s in splits.items()},
+        "split": {t: s.split for t, s in splits.items() if s.split is not None},
     }
 
 

@@ -12,7 +12,7 @@ def test_bench_runs_end_to_end_and_writes_its_tables(tiny_backbone, tiny_data, t
     out = tmp_path / "results"
     argv = ["--steps-per-task", "1", "--peak-size", "256", "--output-dir", str(out), "--name", "tiny",
             "--work-dir", str(tmp_path / "work"),
-            *tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"data.dev_limit": 16})]
+            *tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"data.dev_limit": 16, "log.every": 1})]
     code = main(argv)
     assert code == 0
     results = json.loads((out / "tiny.json").read_text())
@@ -30,19 +30,24 @@ def test_bench_runs_end_to_end_and_writes_its_tables(tiny_backbone, tiny_data, t
     assert {"other_load"} <= set(peak["start"]) and {"other_load"} <= set(peak["end"])
     assert "the higher of the run's start" in table and "(other load " in table
     training = results["training"]
-    pipelines = [training["ours"], training["other"], training["reference"]["qc"], training["reference"]["qi"],
-                 training["reference"]["total"]]
+    pipelines = [training["ours"], *training["others"].values(), training["reference"]["qc"],
+                 training["reference"]["qi"], training["reference"]["total"]]
     for p in pipelines:
         assert 0 <= p["padding_fraction"] < 1
         assert p["tokens"] > 0 and p["tokens_per_s"] > 0 and p["examples_per_s"] > 0 and 0 < p["mfu"]
         assert p["peak_memory_bytes"] > 0
         assert p["mfu"] == pytest.approx(p["flops_per_s"] / peak["flops_per_s"])  # against the higher peak
     assert training["ours"]["steps"] == 2 and training["reference"]["total"]["steps"] == 2
-    # auto batching shares prefixes on the tiny decoder (its data repeats queries); the other run is bucketed.
-    assert results["setup"]["batching"] == "shared" and results["setup"]["other_batching"] == "bucket"
-    assert training["ours"]["shared_fraction"] > 0 == training["other"]["shared_fraction"]
-    assert training["ours"]["model_flops"] < training["other"]["model_flops"]
-    assert results["batching"]["verdict"].startswith("bucket batching: ")
+    # auto batching shares prefixes on the tiny decoder (its data repeats queries); the others pack and bucket.
+    assert results["setup"]["batching"] == "shared" and results["setup"]["other_batchings"] == ["packed", "bucket"]
+    packed, bucket = training["others"]["packed"], training["others"]["bucket"]
+    assert training["ours"]["shared_fraction"] > 0 == packed["shared_fraction"] == bucket["shared_fraction"]
+    assert training["ours"]["model_flops"] < packed["model_flops"]
+    assert packed["padding_fraction"] < bucket["padding_fraction"]
+    assert [c["verdict"].split(":")[0] for c in results["batching"]["others"].values()] == \
+        ["packed batching", "bucket batching"]
+    assert "| ours: joint model, packed batching: rows of 128 tokens, pairs not merged |" in table
+    assert "- batching: packed batching: " in table and "- batching: bucket batching: " in table
     for key in ("qc", "qi", "avg", "avg_tuned", "test_qc", "test_qi", "test_avg"):
         assert 0 <= training["ours"]["f1"][key] <= 1 and 0 <= training["reference"]["total"]["f1"][key] <= 1
     # The held-out test split leads: the trainer scored it with the model it trained, at the tuned threshold.
@@ -50,6 +55,11 @@ def test_bench_runs_end_to_end_and_writes_its_tables(tiny_backbone, tiny_data, t
     assert training["ours"]["f1"]["test_qc"] == summary["test"]["reports"]["qc"]["at_threshold"]["f1"]
     assert f"{training['ours']['f1']['test_avg']:.4f} on the test split vs" in table
     assert summary["computed_tokens"] == training["ours"]["computed_tokens"] < training["ours"]["tokens"]
+    # Start-up: the trainer's own first logged windows (log.every=1 here: steps 1 and 2), as it logged them.
+    logged = [json.loads(line) for line in (tmp_path / "work" / "ours" / "metrics.jsonl").read_text().splitlines()]
+    first = {str(r["step"]): r["perf/tokens_per_s"] for r in logged if "perf/tokens_per_s" in r}
+    assert {str(k): v for k, v in training["ours"]["start_tokens_per_s"].items()} == first and len(first) == 2
+    assert "## Start-up" in table and "| run | steps to 1 | steps to 2 | whole run |" in table
     assert all(r > 0 for r in results["ratios"].values())
     ours, reference = results["inference"]["ours"], results["inference"]["reference"]
     assert ours["models"] == 1 and reference["models"] == 2

@@ -92,6 +92,16 @@ def test_split_says_whether_the_leakage_check_passed(tmp_path, capsys, strategy,
     assert expected.format(len(queries)) in capsys.readouterr().out
 
 
+def test_qc_split_prints_fold_sizes_groups_and_the_largest_subtree(tmp_path, capsys):
+    source = write_jsonl(tmp_path / "in.txt", make_records("qc", 200, seed=3))
+    assert main(["split", "--input", str(source), "--output", str(tmp_path / "out.txt"), "--n-folds", "2",
+                 "--group-levels", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "rows  positive_rate  languages  groups  largest_group_share" in out
+    assert "4 depth-1 category subtrees; the largest, `" in out
+    assert "leakage check passed: each of 4 depth-1 category subtrees is in exactly one of 2 folds" in out
+
+
 @pytest.mark.parametrize("args, message", [
     (["--n-folds", "1"], "--n-folds must be at least 2, got 1"),
     (["--group-levels", "0"], "--group-levels must be at least 1, got 0"),

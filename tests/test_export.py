@@ -226,8 +226,12 @@ def test_a_remote_code_folder_says_so_where_a_loader_looks(exported):
     folder = exported[0] / "remote" / "qi"
     config = json.loads((folder / "config.json").read_text())
     assert config["architectures"] == ["MtlForSequenceClassification"]
-    assert config["auto_map"] == {"AutoModelForSequenceClassification": "modeling_mtl.MtlForSequenceClassification"}
+    assert config["auto_map"] == {"AutoConfig": "modeling_mtl.MtlConfig",
+                                  "AutoModelForSequenceClassification": "modeling_mtl.MtlForSequenceClassification"}
     assert "trust_remote_code=True" in (folder / "README.md").read_text()
+    # Without trust_remote_code transformers refuses the folder rather than loading a stock class with a random head.
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        AutoModelForSequenceClassification.from_pretrained(str(folder))
 
 
 def test_export_refuses_bad_paths_naming_them_and_keeps_what_is_there(models, tmp_path, caplog):

@@ -11,8 +11,9 @@ from mtl.packing import pack, resolve_batching
 from tests.conftest import tiny_overrides
 
 
-def tiny_model(tiny_backbone, tiny_data, root, attn: str = "sdpa", qc_features: int = 3):
-    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, root, **{"model.attn_implementation": attn}))
+def tiny_model(tiny_backbone, tiny_data, root, attn: str = "sdpa", qc_features: int = 3, **extra):
+    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, root, **{"model.attn_implementation": attn,
+                                                                              **extra}))
     pairs, folder = build_tokenizer(cfg)
     torch.manual_seed(0)
     model = build_model(cfg, qc_features, folder, pairs.arch).eval()
@@ -64,6 +65,80 @@ def test_prefix_tree_rows_give_the_logits_of_padded_pairs(model_and_pad, task, p
                        features=batch.get("features"))
         together = model(task=task, **tree_inputs(packed))
     torch.testing.assert_close(together, padded, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+@pytest.mark.parametrize("task", ["qi", "qc"])
+def test_packed_rows_give_the_logits_of_each_pair_scored_alone(model_and_pad, task, pooling, monkeypatch):
+    model, pad_id = model_and_pad
+    monkeypatch.setattr(model, "pooling", pooling)  # mean: each pair averages its own chain
+    data = shared_prefix_data(task, model.qc_feature_dim if task == "qc" else 0)
+    rows = np.random.default_rng(1).permutation(len(data))
+    packed = pack(data, rows, pad_id, row_tokens=64, share=False)
+    assert packed["input_ids"].shape[0] > 1 and packed["computed"] == packed["tokens"]
+    assert max(map(len, data.input_ids)) > 32  # longer than the tiny model's sliding window
+    with torch.no_grad():
+        together = model(task=task, **tree_inputs(packed))
+        alone = torch.cat([model(task=task, input_ids=torch.tensor([data.input_ids[r]]),
+                                 attention_mask=torch.ones(1, len(data.input_ids[r]), dtype=torch.long),
+                                 features=None if data.features is None else torch.tensor(data.features[r:r + 1]))
+                           for r in rows])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+
+
+def test_packed_rows_hold_each_pair_whole_with_positions_restarting_and_nothing_merged():
+    data = shared_prefix_data("qi")
+    rows = np.arange(len(data))
+    packed = pack(data, rows, pad_id=0, row_tokens=64, share=False)
+    node = torch.arange(packed["input_ids"].shape[1])
+    for i, row in enumerate(rows):
+        r, last = packed["pool_at"][i].tolist()
+        first = last + 1 - len(data.input_ids[row])
+        mine = (node <= last) & (last < packed["subtree_end"][r])  # the mask row of the pair's last token
+        assert mine.nonzero().flatten().tolist() == list(range(first, last + 1))  # its own chain, nothing else
+        assert packed["input_ids"][r, first:last + 1].tolist() == data.input_ids[row]
+        assert packed["position_ids"][r, first:last + 1].tolist() == list(range(len(data.input_ids[row])))
+        assert (packed["subtree_end"][r, first:last + 1] == last + 1).all()  # block-diagonal: the chain's end
+    assert packed["computed"] == packed["tokens"] == sum(packed["used"]) == sum(map(len, data.input_ids))
+    assert packed["input_ids"].shape[0] == -(-packed["tokens"] // 64)
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+@pytest.mark.parametrize("share", [True, False])
+def test_flex_attention_block_masks_give_the_logits_of_padded_pairs(tiny_backbone, tiny_data, tmp_path, share,
+                                                                    monkeypatch):
+    """Checks the `BlockMask`s (`flex_masks`) on CPU, where torch runs flex attention forward only. transformers
+    compiles flex attention, which takes minutes per row width on CPU: the test runs torch's uncompiled flex
+    attention, the same computation."""
+    from torch.nn.attention import flex_attention as torch_flex
+    from transformers.integrations import flex_attention as hf_flex
+
+    monkeypatch.setattr(hf_flex, "compile_friendly_flex_attention",
+                        lambda q, k, v, training=False, **kwargs: torch_flex.flex_attention(q, k, v, **kwargs))
+    flex, pad_id = tiny_model(tiny_backbone, tiny_data, tmp_path / "flex", "flex_attention")
+    sdpa, _ = tiny_model(tiny_backbone, tiny_data, tmp_path / "sdpa")  # the same seed: the same weights
+    batching = "shared" if share else "packed"
+    assert resolve_batching(batching, flex) == batching
+    data = shared_prefix_data("qi")
+    rows = np.random.default_rng(1).permutation(len(data))
+    batch = collate(data, rows, pad_id)
+    packed = pack(data, rows, pad_id, row_tokens=64, share=share)
+    with torch.no_grad():
+        padded = sdpa(task="qi", input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        together = flex(task="qi", **tree_inputs(packed))
+    torch.testing.assert_close(together, padded, atol=1e-5, rtol=1e-4)
+
+
+def test_flex_attention_training_is_refused_without_cuda(tiny_backbone, tiny_data, tmp_path):
+    from mtl import stages
+
+    if torch.cuda.is_available():
+        pytest.skip("flex attention trains on CUDA")
+    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path,
+                                           **{"model.attn_implementation": "flex_attention"}))
+    with pytest.raises(ConfigError, match="flex_attention trains on CUDA only"):
+        stages.run(cfg)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_each_pair_sees_exactly_its_own_tokens_at_its_own_positions():
@@ -139,8 +214,61 @@ def test_auto_batching_falls_back_to_buckets_with_flash_attention(model_and_pad,
     model = model_and_pad[0]
     monkeypatch.setattr(model.backbone.get_base_model().config, "_attn_implementation", "flash_attention_2")
     assert resolve_batching("auto", model) == "bucket"
-    with pytest.raises(ConfigError, match="needs sdpa or eager attention"):
-        resolve_batching("shared", model)
+    for batching in ("shared", "packed"):
+        with pytest.raises(ConfigError, match=f"train.batching={batching} needs sdpa, eager or flex"):
+            resolve_batching(batching, model)
+
+
+@pytest.mark.parametrize("change", [("pooling", "first"), ("arch", "encoder")])
+def test_packed_batching_is_refused_where_packed_rows_would_not_give_the_logits_of_pairs_alone(model_and_pad,
+                                                                                               monkeypatch, change):
+    """An encoder's tokens see later tokens (a block-diagonal causal mask is not its attention), and first-token
+    pooling is an encoder's."""
+    monkeypatch.setattr(model_and_pad[0], *change)
+    with pytest.raises(ConfigError, match="train.batching=packed needs a decoder pooling its last token or its mean"):
+        resolve_batching("packed", model_and_pad[0])
+    assert resolve_batching("bucket", model_and_pad[0]) == "bucket"
+
+
+@pytest.mark.parametrize("batching", ["packed", "shared"])
+def test_a_training_step_on_tree_rows_matches_the_bucket_step_and_counts_what_it_computed(tiny_backbone, tiny_data,
+                                                                                          tmp_path, batching):
+    """The same pairs, weights and optimizer: the same loss and update; the trainer's counters (`COUNTS`) hold
+    the pairs' tokens, the nodes computed (packed: every token, shared: fewer), the row slots, and the query-key
+    pairs (packed: exactly the padded batch's, each pair alone)."""
+    from mtl.optim import build_optimizer
+    from mtl.train import TrainState, build_accelerator, train_step
+
+    no_dropout = {"lora.dropout": 0.0, "model.head_dropout": 0.0}
+    overrides = {"train.row_tokens": 64, **no_dropout}
+    cfg = load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **overrides))
+    data = shared_prefix_data("qi")
+    rows = np.random.default_rng(2).permutation(len(data))
+    steps = {}
+    for b in (batching, "bucket"):
+        model, pad_id = tiny_model(tiny_backbone, tiny_data, tmp_path / b, **no_dropout)  # the same weights
+        model.train()
+        accelerator = build_accelerator(cfg)
+        optimizer = build_optimizer(model, cfg.train.lr, cfg.train.head_lr, cfg.train.weight_decay)
+        model, optimizer = accelerator.prepare(model, optimizer)
+        loss, counts = train_step(model, data, [rows], optimizer, accelerator, cfg, TrainState(), pad_id, b, (True, 32))
+        lora = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+        steps[b] = loss, counts, lora
+    (loss, counts, lora), (bucket_loss, bucket_counts, bucket_lora) = steps[batching], steps["bucket"]
+    assert loss == pytest.approx(bucket_loss, rel=1e-5)
+    for name, weight in lora.items():
+        torch.testing.assert_close(weight, bucket_lora[name], atol=1e-6, rtol=1e-4)
+    tokens = sum(len(data.input_ids[r]) for r in rows)
+    assert counts["pairs"] == bucket_counts["pairs"] == len(rows)
+    assert counts["tokens"] == bucket_counts["tokens"] == tokens
+    layout = pack(data, rows, 0, 64, share=batching == "shared")
+    assert counts["slots"] == layout["input_ids"].numel() < bucket_counts["slots"]
+    if batching == "packed":
+        assert counts["computed"] == tokens
+        assert (counts["full_pairs"], counts["sliding_pairs"]) == (bucket_counts["full_pairs"],
+                                                                   bucket_counts["sliding_pairs"])
+    else:
+        assert counts["computed"] == layout["computed"] < tokens and counts["full_pairs"] < bucket_counts["full_pairs"]
 
 
 def test_the_tiny_gemma3_backbone_counts_as_rotary(model_and_pad):

@@ -75,6 +75,14 @@ def test_shared_batches_hold_whole_queries_in_a_new_order_each_epoch():
     assert [b.tolist() for b in epochs[0]] != [b.tolist() for b in epochs[1]]
 
 
+def test_packed_batches_are_drawn_as_random_ones():
+    """Packed rows pad nothing between pairs, so their batches need no length grouping: shuffled, like random."""
+    lengths = np.random.default_rng(0).integers(5, 60, 200)
+    for epoch in (0, 1):
+        packed = epoch_batches(lengths, 16, 3, epoch, "packed")
+        assert [b.tolist() for b in packed] == [b.tolist() for b in epoch_batches(lengths, 16, 3, epoch, "random")]
+
+
 def test_unresolved_batching_is_refused_rather_than_drawn_at_random():
     with pytest.raises(ValueError, match="got 'auto'"):
         epoch_batches(np.arange(20), 4, seed=0, epoch=0, batching="auto")

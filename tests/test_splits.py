@@ -2,9 +2,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mtl.data.records import read_records
 from mtl.errors import ConfigError, LeakageError, MtlError
-from mtl.splits import assign_folds, check_leakage, overlap_report, split_groups
-from mtl.taxonomy import group
+from mtl.splits import (assign_folds, category_nodes, check_category_leakage, check_leakage, format_split_report,
+                        normalise_query, overlap_report, split_groups, split_report)
+from mtl.taxonomy import join_levels, parse_path
+from tests.conftest import REPO
+
+
+def sliced(path: str, n: int) -> str:
+    """The first n levels cut from the path text: an oracle independent of the tree."""
+    return join_levels(parse_path(normalise_query(path))[:n])
 
 
 def generated(task: str, n: int = 1200, seed: int = 0) -> pd.DataFrame:
@@ -31,7 +39,7 @@ def test_qi_folds_never_share_a_query():
 def test_qc_folds_never_share_the_first_two_levels():
     records = generated("qc")
     folds = assign_folds(records, "qc", "ca", n_folds=4, qc_group_levels=2)
-    groups = records["category_path"].map(lambda p: group(p, 2))
+    groups = records["category_path"].map(lambda p: sliced(p, 2))
     assert pd.Series(folds).groupby(groups).nunique().max() == 1
 
 
@@ -103,7 +111,7 @@ def test_qc_folds_keep_language_top_category_and_label_mix():
     # Many small second-level groups per top-level category, so each fold can get its share of every category.
     records["category_path"] = [f"{p.split(',sub')[0]},sub{rng.integers(40)},leaf" for p in records["category_path"]]
     folds = assign_folds(records, "qc", "ca", n_folds=4, qc_group_levels=2)
-    top = records["category_path"].map(lambda p: group(p, 1))
+    top = records["category_path"].map(lambda p: sliced(p, 1))
     for column in (records["language"], top, records["label"]):
         overall = column.value_counts(normalize=True)
         for fold in range(4):
@@ -171,3 +179,110 @@ def test_a_split_that_leaves_a_fold_empty_is_refused(monkeypatch):
     monkeypatch.setattr(StratifiedGroupKFold, "split", two_folds_only)
     with pytest.raises(MtlError, match=r"qi ca split: folds \[2\] of 3 came out empty \(1200 rows, 150 groups\)"):
         assign_folds(generated("qi"), "qi", "ca", n_folds=3)
+
+
+def qc_rows(paths: list[str]) -> pd.DataFrame:
+    n = len(paths)
+    return pd.DataFrame({"category_path": paths, "language": ["en"] * n, "origin_query": [f"q{i}" for i in range(n)],
+                         "label": [i % 2 for i in range(n)]})
+
+
+LEAKY_TREE = ["food,grocery,rice", "food,grocery,flour, baking and cooking,cake", "food,drinks,tea", "food",
+              "toys,dolls"]
+
+
+def test_tree_leakage_check_names_the_subtree_split_across_folds():
+    # Two paths under food > grocery (one deeper than the other) in folds 0 and 1.
+    nodes = category_nodes(qc_rows(LEAKY_TREE))
+    with pytest.raises(LeakageError, match=r"1 category subtrees \(depth 2\) have records in more than one fold, "
+                                           r"e\.g\. `food > grocery` in folds 0, 1$"):
+        check_category_leakage(nodes, np.array([0, 1, 1, 1, 1]), levels=2)
+
+
+def test_tree_leakage_check_passes_distinct_subtrees_and_a_shallower_path_as_its_own_group():
+    nodes = category_nodes(qc_rows(LEAKY_TREE))
+    # grocery, drinks, the path `food` alone and toys > dolls each in their own fold.
+    check_category_leakage(nodes, np.array([0, 0, 1, 2, 3]), levels=2)
+    # At depth 1 everything under food is one subtree, the path `food` included.
+    with pytest.raises(LeakageError, match=r"`food` in folds 0, 1, 2"):
+        check_category_leakage(nodes, np.array([0, 0, 1, 2, 3]), levels=1)
+
+
+def test_tree_leakage_check_refuses_one_shallow_path_in_two_folds():
+    nodes = category_nodes(qc_rows(["food", "food", "food,grocery"]))
+    with pytest.raises(LeakageError, match=r"`food` in folds 0, 1"):
+        check_category_leakage(nodes, np.array([0, 1, 0]), levels=2)
+
+
+def test_a_qc_split_grouped_wrongly_is_caught_by_the_tree_walk(monkeypatch):
+    # Grouping by whole path keeps paths apart but lets one depth-2 subtree into several folds: the check rebuilds
+    # the subtrees from the tree, not from the groups the split used.
+    def by_whole_path(records, task, strategy, qc_group_levels=2):
+        return records["category_path"].map(normalise_query)
+
+    monkeypatch.setattr("mtl.splits.split_groups", by_whole_path)
+    with pytest.raises(LeakageError, match=r"category subtrees \(depth 2\) have records in more than one fold"):
+        assign_folds(generated("qc"), "qc", "ca", n_folds=4, qc_group_levels=2)
+
+
+@pytest.fixture(scope="module")
+def sample_qc():
+    return read_records(REPO / "data" / "sample" / "train_QC.txt", "qc", require_label=True)[0]
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_tree_groups_of_the_sample_file_are_its_first_levels_and_its_split_does_not_leak(sample_qc, levels):
+    # Equal groups give the folds the string-sliced grouping gave before the tree (same splitter, same seed).
+    groups = split_groups(sample_qc, "qc", "ca", levels)
+    assert groups.tolist() == sample_qc["category_path"].map(lambda p: sliced(p, levels)).tolist()
+    folds = assign_folds(sample_qc, "qc", "ca", n_folds=5, qc_group_levels=levels)
+    check_category_leakage(category_nodes(sample_qc), folds, levels)
+    assert pd.Series(folds).groupby(groups.to_numpy()).nunique().max() == 1
+
+
+def test_split_report_counts_rows_groups_and_positives_per_fold(sample_qc):
+    folds = assign_folds(sample_qc, "qc", "ca", n_folds=5, qc_group_levels=2)
+    report = split_report(sample_qc, "qc", "ca", folds, 2)
+    groups = sample_qc["category_path"].map(lambda p: sliced(p, 2))
+    sizes = groups.value_counts()
+    assert (report["rows"], report["groups"], report["unit"]) == (len(sample_qc), len(sizes),
+                                                                   "depth-2 category subtree")
+    assert report["largest_group"] == {"name": sizes.index[0], "rows": int(sizes.iloc[0]),
+                                       "share": sizes.iloc[0] / len(sample_qc)}
+    for fold, row in report["folds"].items():
+        part = folds == int(fold)
+        assert row["rows"] == part.sum()
+        assert row["groups"] == groups[part].nunique()
+        assert row["positive_rate"] == pytest.approx(sample_qc["label"][part].mean())
+        assert row["largest_group_share"] == groups[part].value_counts().iloc[0] / len(sample_qc)
+        assert row["overlap"] == 0.0
+    assert sum(row["rows"] for row in report["folds"].values()) == len(sample_qc)
+    assert report["warning"] is None
+    shown = " > ".join(parse_path(sizes.index[0]))
+    assert f"the largest, `{shown}`, holds {int(sizes.iloc[0])} rows" in format_split_report(report)
+
+
+def test_split_report_warns_when_one_subtree_is_more_than_a_folds_share():
+    records = generated("qc")
+    third = len(records) // 3  # a third of the rows under electronics, spread over ten of its subcategories
+    records.loc[:third, "category_path"] = [f"electronics,phones {i % 10},cases" for i in range(third + 1)]
+    folds = assign_folds(records, "qc", "ca", n_folds=4, qc_group_levels=1)
+    report = split_report(records, "qc", "ca", folds, 1)
+    assert report["largest_group"]["name"] == "electronics"
+    assert report["warning"].startswith("QC ca split: the largest depth-1 category subtree, `electronics`, holds ")
+    assert "more than a fold's share (1/4 = 25.0%)" in report["warning"]
+    assert "group by more category levels" in report["warning"]
+    # Grouped deeper, no subtree is that large; the random split is not grouped, so never warned about.
+    assert split_report(records, "qc", "ca", assign_folds(records, "qc", "ca", 4, qc_group_levels=2), 2)["warning"] \
+        is None
+    assert split_report(records, "qc", "random", assign_folds(records, "qc", "random", 4), 1)["warning"] is None
+
+
+def test_split_report_of_qi_and_language_splits_names_their_units():
+    records = generated("qi")
+    folds = assign_folds(records, "qi", "language", n_folds=5)
+    report = split_report(records, "qi", "language", folds)
+    assert report["unit"] == "language" and report["groups"] == 5
+    assert report["warning"] is None  # one language per fold: unequal folds by design, not worth a warning
+    assert all(row["groups"] == 1 for row in report["folds"].values())
+    assert split_report(records, "qi", "ca", assign_folds(records, "qi", "ca", 5))["unit"] == "query"

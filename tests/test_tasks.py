@@ -1,4 +1,5 @@
 import json
+import logging
 
 import pytest
 
@@ -123,3 +124,37 @@ def test_check_inputs_refuses_an_empty_path(monkeypatch):
     monkeypatch.chdir(REPO)
     with pytest.raises(ConfigError, match=r"^data.qc_train='': empty; give a file$"):
         check_inputs(load_config(None, ["data.qc_train="]))
+
+
+def two_branch_qc(tmp_path, n=240):
+    """Half the rows under food > grocery (one depth-2 subtree), half over 20 subtrees under toys."""
+    rows = make_records("qc", n, seed=3)
+    for i, row in enumerate(rows):
+        row["category_path"] = "food,grocery,flour" if i % 2 else f"toys,kind {i % 20},dolls"
+    return write_jsonl(tmp_path / "train_QC.txt", rows)
+
+
+def test_a_qc_fold_keeps_the_split_report_and_warns_of_a_subtree_too_large_for_balanced_folds(tmp_path, caplog):
+    path = two_branch_qc(tmp_path)
+    cfg = load_config(None, [f"data.qc_train={path}", "cv.fold=0", "cv.n_folds=3", "data.dev_limit=0",
+                             "data.test_fraction=0"])
+    with caplog.at_level(logging.WARNING, logger="mtl"):
+        split = load_split(cfg, "qc")
+    assert split.split["folds"]["0"]["rows"] == len(split.val)
+    assert sum(fold["rows"] for fold in split.split["folds"].values()) == 240
+    assert split.split["largest_group"] == {"name": "food,grocery", "rows": 120, "share": 0.5}
+    assert "the largest depth-2 category subtree, `food > grocery`, holds 50.0% of the 240 rows, more than a fold's " \
+           "share (1/3 = 33.3%)" in caplog.text
+    dev = load_config(None, [f"data.qc_train={path}", f"data.qc_dev={path}", "data.test_fraction=0"])
+    assert load_split(dev, "qc").split is None
+
+
+def test_a_qc_fold_column_that_splits_a_subtree_is_refused_by_the_tree_walk(tmp_path):
+    source = two_branch_qc(tmp_path)
+    out = tmp_path / "train_QC.random.txt"
+    assert main(["-q", "split", "--input", str(source), "--output", str(out), "--strategy", "random",
+                 "--n-folds", "3"]) == 0
+    with pytest.raises(LeakageError, match=r"fold column leaks groups under cv.strategy=ca: \d+ category subtrees "
+                                           r"\(depth 2\) have records in more than one fold, e.g. `food > grocery` in "
+                                           r"folds 0, 1, 2.*--group-levels 2"):
+        load_split(fold_config(out, "data.qc_train=" + str(out)), "qc")

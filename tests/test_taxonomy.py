@@ -7,7 +7,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from mtl.taxonomy import ROOT, PathMatch, PrefixPriors, Taxonomy, group, join_levels, parse_path, render_levels
+from mtl.taxonomy import ROOT, PathMatch, PrefixPriors, Taxonomy, join_levels, parse_path, render_levels
 
 FOUR_LEVELS = "food,grocery,flour, baking and cooking,decorations"
 
@@ -51,12 +51,16 @@ def test_comma_space_inside_level_is_not_a_separator():
     assert parse_path("food , grocery") == ["food , grocery"]
 
 
-def test_group_prefix_and_longer_than_depth():
-    assert group(FOUR_LEVELS, 1) == "food"
-    assert group(FOUR_LEVELS, 3) == "food,grocery,flour, baking and cooking"
-    assert group("a,b", 5) == "a,b"
+def test_subtree_roots_are_the_ancestors_at_a_depth_and_shallower_nodes_themselves():
+    tree = Taxonomy.from_paths([FOUR_LEVELS, "food,drinks", "toys"])
+    roots = tree.subtree_roots(3)
+    assert roots[FOUR_LEVELS] == roots["food,grocery,flour, baking and cooking"] == \
+        "food,grocery,flour, baking and cooking"
+    assert (roots["food,grocery"], roots["food"], roots["toys"], roots[ROOT]) == ("food,grocery", "food", "toys", ROOT)
+    assert tree.subtree_roots(1)[FOUR_LEVELS] == "food"
+    assert set(tree.subtree_roots(1)) == set(tree.graph)
     with pytest.raises(ValueError):
-        group("a,b", 0)
+        tree.subtree_roots(0)
 
 
 def test_render_levels():

@@ -181,6 +181,13 @@ def test_tapt_from_qc_with_taxonomy_features_into_qi(tiny_backbone, tiny_data, t
 def test_cross_validation_fold_trains_on_the_other_folds(tiny_backbone, tiny_data, tmp_path):
     _, summary = run(tiny_backbone, tiny_data, tmp_path, "fold", **{"cv.fold": "1", "cv.n_folds": 4})
     assert 20 < summary["best"]["reports"]["qi"]["n"] < 60
+    # metrics.json keeps what the split did: per fold its rows, groups and positive rate, and the largest group
+    for task, split in summary["split"].items():
+        assert sorted(split["folds"]) == ["0", "1", "2", "3"]
+        rows = sum(f["rows"] for f in split["folds"].values())
+        assert rows == summary["train_sizes"][task] + split["folds"]["1"]["rows"]
+        assert split["unit"] == {"qc": "depth-2 category subtree", "qi": "query"}[task]
+        assert all(f["overlap"] == 0.0 for f in split["folds"].values())
 
 
 def test_a_new_run_refuses_a_folder_that_holds_a_run(tiny_backbone, tiny_data, tmp_path):
@@ -335,13 +342,36 @@ def test_shared_batching_trains_on_prefix_tree_rows_through_ddp(tiny_backbone, t
     assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
 
 
-def test_shared_batching_refuses_an_encoder(tiny_data, tmp_path):
+def test_packed_batching_trains_on_packed_rows(tiny_backbone, tiny_data, tmp_path, monkeypatch):
+    """metrics.json counts what packed rows held: every token computed once, the rows' slots, and each pair's own
+    causal query-key pairs (what padded batches of the same pairs score)."""
+    from mtl.measure import attention_pairs
+
+    packed = []
+    real_pack = train_module.pack
+    monkeypatch.setattr(train_module, "pack", lambda *a, **k: packed.append(real_pack(*a, **k)) or packed[-1])
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, "packed", **{"train.batching": "packed"})
+    assert summary["batching"] == "packed" and summary["steps"] == 6 and len(packed) == 6
+    assert summary["computed_tokens"] == summary["tokens"] == sum(p["tokens"] for p in packed)
+    assert summary["token_slots"] == sum(p["input_ids"].numel() for p in packed)
+    lengths = [int(n) for p in packed for r, n in enumerate(p["used"]) for n in
+               torch.unique_consecutive(p["subtree_end"][r, :n], return_counts=True)[1]]
+    assert len(lengths) == summary["pairs"] == 6 * 8 and sum(lengths) == summary["tokens"]
+    full, sliding = attention_pairs(lengths, True, 32)
+    assert summary["attention_pairs"] == {"full": full, "sliding": sliding}
+    adapter = load_file(str(tmp_path / "runs" / "packed" / "final" / "adapter" / "adapter_model.safetensors"))
+    assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
+
+
+@pytest.mark.parametrize("batching", ["shared", "packed"])
+def test_tree_batchings_refuse_an_encoder(tiny_data, tmp_path, batching):
     from tests.conftest import build_tiny_encoder
 
     encoder = build_tiny_encoder(tmp_path / "bert")
-    with pytest.raises(ConfigError, match="train.batching=shared needs a decoder pooling its last token or its mean"):
+    with pytest.raises(ConfigError, match=f"train.batching={batching} needs a decoder pooling its last token or its "
+                                          "mean"):
         run(encoder, tiny_data, tmp_path, "encoder", **{"lora.target_modules": "query,key,value,dense",
-                                                         "train.batching": "shared"})
+                                                         "train.batching": batching})
 
 
 def test_gradient_checkpointing_still_trains_the_adapter(tiny_backbone, tiny_data, tmp_path):

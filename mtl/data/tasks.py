@@ -27,7 +27,7 @@ from mtl.data.pairs import PairTokenizer, build_pairs, tokenize_pairs
 from mtl.data.records import LINE, LoadReport, TARGET_FIELD, load_task_records
 from mtl.errors import ConfigError, DataError, LeakageError, MtlError
 from mtl.io import input_problem
-from mtl.splits import assign_folds, carve_test, check_leakage, split_groups
+from mtl.splits import assign_folds, carve_test, check_split, split_report
 from mtl.taxonomy import NodeIndex, PrefixPriors
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ class TaskSplit:
     """Held-out records scored once, by the selected model, at the threshold chosen on `val` (None: no test split)."""
     val_all: pd.DataFrame | None = None
     """All validation records, of which `val` is the `data.dev_limit` sample."""
+    split: dict | None = None
+    """On a CV fold: `mtl.splits.split_report` of the folds (metrics.json keeps it under `split`)."""
 
 
 @dataclass
@@ -164,6 +166,7 @@ def load_split(cfg: ExperimentConfig, task: str) -> TaskSplit:
     records, report = load_task_records(train_file, task, **read)
     reports = [report]
     records, test = hold_out_test(cfg, task, records, reports, read)
+    split = None
     if cfg.cv.fold == "none":
         val, val_report = load_task_records(getattr(cfg.data, f"{task}_dev"), task, **read)
         reports.append(val_report)
@@ -176,6 +179,9 @@ def load_split(cfg: ExperimentConfig, task: str) -> TaskSplit:
         else:
             folds = assign_folds(records, task, cfg.cv.strategy, cfg.cv.n_folds, cfg.data.split_seed,
                                  cfg.cv.qc_group_levels)
+        split = split_report(records, task, cfg.cv.strategy, folds, cfg.cv.qc_group_levels)
+        if split["warning"]:
+            log.warning("%s: %s", train_file, split["warning"])
         fold = int(cfg.cv.fold)
         if fold not in set(folds.tolist()):
             raise MtlError(f"{train_file}: no records in fold {fold} (folds present: {sorted(set(folds.tolist()))})")
@@ -187,7 +193,7 @@ def load_split(cfg: ExperimentConfig, task: str) -> TaskSplit:
         log.info(r.summary())
     log.info("%s: %d training, %d validation, %s test records", task.upper(), len(train), len(val),
              "no" if test is None else len(test))
-    return TaskSplit(train, val, reports, test, val_all)
+    return TaskSplit(train, val, reports, test, val_all, split)
 
 
 def hold_out_test(cfg: ExperimentConfig, task: str, records: pd.DataFrame, reports: list, read: dict):
@@ -229,9 +235,8 @@ def check_fold_column_leakage(records: pd.DataFrame, folds: np.ndarray, task: st
                               path) -> None:
     """A precomputed split must keep the configured strategy's groups apart (a `--strategy random` file used under
     cv.strategy=ca would report leaky, optimistic F1)."""
-    groups = split_groups(records, task, cfg.cv.strategy, cfg.cv.qc_group_levels)
     try:
-        check_leakage(groups, folds)
+        check_split(records, task, cfg.cv.strategy, folds, cfg.cv.qc_group_levels)
     except LeakageError as err:
         levels = f" --group-levels {cfg.cv.qc_group_levels}" if task == "qc" and cfg.cv.strategy == "ca" else ""
         raise LeakageError(

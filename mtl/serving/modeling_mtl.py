@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 
@@ -30,10 +30,28 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
-class MtlForSequenceClassification(PreTrainedModel):
-    """Backbone (LoRA merged) + pooling + optional LayerNorm + a one-logit linear head with bias. `config` is the
-    backbone's own config plus `mtl_pooling` and `mtl_head_norm`."""
+class MtlConfig(PretrainedConfig):
+    """The backbone's config (`backbone`, a dict) plus `mtl_pooling` and `mtl_head_norm`. A model type of its own:
+    with the backbone's type, transformers without trust_remote_code would load the folder as the stock class with
+    a random classifier; with this one it refuses and asks for trust_remote_code."""
 
+    model_type = "mtl_pair_classifier"
+
+    def __init__(self, backbone: dict | None = None, mtl_pooling: str = "last", mtl_head_norm: bool = False,
+                 **kwargs):
+        self.backbone = dict(backbone or {})
+        self.mtl_pooling, self.mtl_head_norm = mtl_pooling, mtl_head_norm
+        super().__init__(**kwargs)
+
+    def backbone_config(self) -> PretrainedConfig:
+        settings = dict(self.backbone)
+        return AutoConfig.for_model(settings.pop("model_type"), **settings)
+
+
+class MtlForSequenceClassification(PreTrainedModel):
+    """Backbone (LoRA merged) + pooling + optional LayerNorm + a one-logit linear head with bias."""
+
+    config_class = MtlConfig
     base_model_prefix = "model"
     _keep_in_fp32_modules = ["mtl_norm", "mtl_head"]
     _supports_sdpa = True
@@ -42,9 +60,10 @@ class MtlForSequenceClassification(PreTrainedModel):
 
     def __init__(self, config):
         super().__init__(config)
-        self.model = AutoModel.from_config(config)
-        self.mtl_norm = nn.LayerNorm(config.hidden_size) if config.mtl_head_norm else nn.Identity()
-        self.mtl_head = nn.Linear(config.hidden_size, 1)
+        backbone = config.backbone_config()
+        self.model = AutoModel.from_config(backbone, attn_implementation=config._attn_implementation)
+        self.mtl_norm = nn.LayerNorm(backbone.hidden_size) if config.mtl_head_norm else nn.Identity()
+        self.mtl_head = nn.Linear(backbone.hidden_size, 1)
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs) -> SequenceClassifierOutput:
