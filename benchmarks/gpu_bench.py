@@ -392,7 +392,7 @@ def train_phase(model, accelerator, cfg, data: dict, batching: str, pad_id: int,
     except Exception as err:  # out of memory, say: record it and go on to the next phase
         return {"error": _error(err), "phase_seconds": time.monotonic() - started}
     finally:
-        optimizer = None
+        optimizer = None  # this frame's reference too, so that the collection below frees AdamW's states
         accelerator.free_memory()
         gc.collect()
         if device == "cuda":
