@@ -12,16 +12,19 @@ def format_markdown(r: dict) -> str:
 
 
 def start_table(r: dict) -> list[str]:
-    """The first logged windows of each trainer run beside its whole-run rate (issue: slow first steps)."""
+    """The first logged windows of each trainer run beside its whole-run rate (issue: slow first steps); a run that
+    logged fewer windows shows a dash."""
     train = r["training"]
     runs = [(train["ours"], r["setup"]["batching"])] + [(p, name) for name, p in train["others"].items()]
-    if not all(p.get("start_tokens_per_s") for p, _ in runs):
+    steps = sorted({int(s) for p, _ in runs for s in p.get("start_tokens_per_s", {})})
+    if not steps:
         return []
     lines = ["## Start-up", "", "Tokens/s of the trainer's first logged windows against the whole run (its log, "
-             "`metrics.jsonl`):", "", "| run | " + " | ".join(f"steps to {s}" for s in runs[0][0]["start_tokens_per_s"])
-             + " | whole run |", "|---|" + "---:|" * (len(runs[0][0]["start_tokens_per_s"]) + 1)]
+             "`metrics.jsonl`):", "", "| run | " + " | ".join(f"steps to {s}" for s in steps) + " | whole run |",
+             "|---|" + "---:|" * (len(steps) + 1)]
     for p, name in runs:
-        cells = [f"{v:.1f}" for v in p["start_tokens_per_s"].values()]
+        rates = {int(s): v for s, v in p.get("start_tokens_per_s", {}).items()}
+        cells = [f"{rates[s]:.1f}" if s in rates else "—" for s in steps]
         lines.append(f"| ours, {name} | " + " | ".join(cells) + f" | {p['tokens_per_s']:.1f} |")
     return lines + [""]
 

@@ -60,6 +60,7 @@ from mtl.errors import ConfigError
 from mtl.io import atomic_write_text
 from gpu_tables import format_markdown, format_summary, phase_line
 from mtl.measure import Meter, machine
+from mtl.packing import why_not_packable
 
 log = logging.getLogger("benchmarks.gpu_bench")
 
@@ -78,7 +79,7 @@ SHAPES = {
             "build_seconds": 60},
 }
 """Per shape: its config, the trainer's batch and the seconds a build must have left to start. The sample's pairs
-are 20-47 tokens, so a micro-batch holds few tokens: as many pairs as the planner (`mtl.plan`) fits at the longest
+are 10-47 tokens, so a micro-batch holds few tokens: as many pairs as the planner (`mtl.plan`) fits at the longest
 pair with room to spare (12B: ~50 GiB of activations beside 24 GiB of weights on a 141 GB H200), and the 12B shape
 keeps the production config's global batch of 128 (configs/gemma3_12b.yaml)."""
 
@@ -86,7 +87,6 @@ TARGETS = {"train_mfu": 0.35, "inference_pairs_per_s": 500.0, "train_pairs_per_s
 """Issue #19's targets, for the 12B shape (a run without it checks them on its last shape, which says so)."""
 
 
-# ---------------------------------------------------------------------------------------------------------- prepare
 
 def prepare(out: Path, backbone: str) -> dict:
     """Tokenize the sample's training and dev pairs for ours and for the reference into `out` (gzip'd JSON lines: a
@@ -161,7 +161,6 @@ def read_pairs(path: Path, vocab_size: int, dev_limit: int = 0) -> tuple[dict, d
     return out, header
 
 
-# -------------------------------------------------------------------------------------------------------------- run
 
 class Budget:
     """Wall seconds left to the run: a phase starts only if what it may take fits."""
@@ -228,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
     peak_start = matmul_peak(dtype, device, peak_size, 5)
     results.data["matmul_peak"] = {**combine_peaks(peak_start, peak_start), "end": None}
     results.write()
-    print(f"matmul peak: {peak_start['flops_per_s'] / 1e12:.2f} TFLOP/s ({results.data['dtype']}, {peak_size}³)")
+    log.info("matmul peak: %.2f TFLOP/s (%s, %d³)", peak_start["flops_per_s"] / 1e12, results.data["dtype"], peak_size)
 
     for shape in shapes:
         run_shape(shape, base, args, device, budget, results)
@@ -266,7 +265,7 @@ def run_shape(shape: str, base, args, device: str, budget: Budget, results: Resu
     entry.update(describe(cfg, config, model, time.monotonic() - started, data))
     pad_id = header["pad_id"] % config["vocab_size"]
     results.write()
-    print(f"{shape}: built in {entry['build_seconds']:.1f} s, {entry['parameters']['total']:,} parameters")
+    log.info("%s: built in %.1f s, %s parameters", shape, entry["build_seconds"], f"{entry['parameters']['total']:,}")
 
     for batching in args.batchings.split(","):
         if not budget.allows(args.seconds_per_phase + 10):
@@ -275,7 +274,7 @@ def run_shape(shape: str, base, args, device: str, budget: Budget, results: Resu
         entry["training"][batching] = train_phase(model, accelerator, cfg, data, batching, pad_id, args, device,
                                                   budget)
         results.write()
-        print(f"{shape} train {batching}: {phase_line(entry['training'][batching])}")
+        log.info("%s train %s: %s", shape, batching, phase_line(entry["training"][batching]))
 
     model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # served as a saved model is: no autocast
     accelerator.free_memory()
@@ -285,7 +284,7 @@ def run_shape(shape: str, base, args, device: str, budget: Budget, results: Resu
             continue
         entry["inference"][mode] = serve_phase(model, cfg, data, mode, pad_id, device)
         results.write()
-        print(f"{shape} inference {mode}: {phase_line(entry['inference'][mode])}")
+        log.info("%s inference %s: %s", shape, mode, phase_line(entry["inference"][mode]))
     del model, accelerator
     gc.collect()
     if device == "cuda":
@@ -419,6 +418,8 @@ def serve_phase(model, cfg, data: dict, mode: str, pad_id: int, device: str) -> 
 
     if mode not in ("mixed", "shared", "reference"):
         return {"skipped": f"unknown serving mode {mode!r}: mixed, shared or reference"}
+    if mode == "shared" and why_not_packable(model):  # predict_probs would fall back to padded batches unsaid
+        return {"skipped": f"shared rows: this model {why_not_packable(model)}"}
     started = time.monotonic()
     try:
         with Meter(device) as meter:
@@ -448,7 +449,6 @@ def _head(data: TaskData, n: int) -> TaskData:
     return TaskData(data.task, data.records.iloc[:n], data.input_ids[:n], features, queries=queries)
 
 
-# -------------------------------------------------------------------------------------------------------- results
 
 def update_derived(r: dict) -> None:
     """MFU against the best peak measured so far, and the targets on the shapes measured so far."""
@@ -501,7 +501,6 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-# ------------------------------------------------------------------------------------------------------------ CLI
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python benchmarks/gpu_bench.py", description=__doc__.split("\n\n")[0],

@@ -66,7 +66,8 @@ class TaskPlan:
 def export_model(model_dir: str | Path, out: str | Path, tasks: list[str] | None = None, without_taxonomy: bool = False,
                  stock_only: bool = False, dtype: str = "float32") -> list[dict]:
     """Write `out/<task>/` for each task (default: every task the model trained), atomically: `out` appears whole
-    or not at all. Every check runs before the model loads. Returns one summary per task."""
+    or not at all. The inputs are checked before the model loads, the saved tokenizer's template after. Returns one
+    summary per task."""
     model_dir, out = Path(model_dir), Path(out)
     problem = input_problem(model_dir, "folder")
     if problem:

@@ -366,6 +366,8 @@ def load_trained(folder: str | Path, device: str | torch.device = "cpu"):
     cfg = load_config(folder / "config.yaml")
     cfg.model.init_from = ""
     cfg.model.head_norm = info.head_norm
+    if cfg.model.attn_implementation == "flex_attention" and torch.device(device).type != "cuda":
+        cfg.model.attn_implementation = "sdpa"  # the same masks; flex would compile a kernel per row width on CPU
     pairs, backbone_folder = build_tokenizer(cfg)
     if pairs.fingerprint() != info.tokenizer_fingerprint:
         raise CheckpointError(

@@ -27,9 +27,6 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-# --------------------------------------------------------------------------------------------------------------------
-# Lexicon
-# --------------------------------------------------------------------------------------------------------------------
 
 LANGS = ("es", "fr", "de", "pt", "it", "ru", "ja", "ko", "ar", "th", "hi", "vi", "pl")
 """Languages besides English, in the column order of LEXICON."""
@@ -470,9 +467,6 @@ LABEL_NOISE = 0.03
 HELD_OUT_CATEGORY_SHARE = 0.10
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Concepts and queries
-# --------------------------------------------------------------------------------------------------------------------
 
 
 def split_levels(path: str) -> list[str]:
@@ -638,9 +632,6 @@ def make_title(rng: random.Random, concept: Concept, lang: str = "en", brand: st
     return " ".join(p for p in parts if p)
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Rows
-# --------------------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -694,13 +685,16 @@ def _wording(query: Query) -> tuple:
 def _sample_rows(rng, split: Split, n: int, used: set, shape: Shape, make_target) -> list[dict]:
     """Rows for one file, query by query: a wording not in `used` (so no query recurs within or across the files
     of a task, as the real test side holds whole queries apart), then as many targets as `shape` draws for it."""
-    rows, positives = [], 0
+    rows, positives, misses = [], 0, 0
     while len(rows) < n:
+        if misses > 1000:
+            raise SystemExit(f"the lexicon has too few new query wordings for {n} rows: use fewer rows")
         lang = rng.choices(split.langs, split.weights)[0]
         concept = rng.choice(split.by_lang[lang])
         query = next((q for q in (make_query(rng, concept, lang, shape) for _ in range(20))
                       if _wording(q) not in used), None)
         if query is None:  # this concept has run out of new wordings in this language
+            misses += 1
             continue
         used.add(_wording(query))
         share = rng.betavariate(*shape.query_share) if shape.query_share else shape.positive_rate

@@ -197,6 +197,7 @@ def test_preprocess_renders_and_encodes_as_mtl(models, exported, tmp_path, task)
     args = list(zip(raw["origin_query"], raw[TARGET_FIELD[task]], raw["translated_query"]))
     texts = [preprocess.pair(*a) for a in args]
     assert [t is not None for t in texts] == raw["id"].isin(records["id"]).tolist()
+    assert preprocess.pair("nike shoes", None) is None  # a JSON null: mtl reads it as empty and predicts 0
     kept = [t for t in texts if t is not None]
     assert [t["text"] for t in kept] == expected["text_a"].tolist()
     assert [t["text_pair"] for t in kept] == expected["text_b"].tolist()
@@ -256,10 +257,14 @@ def test_the_export_command_writes_one_task_and_says_what_it_wrote(models, tmp_p
     assert f"{tmp_path / 'served' / 'qi'}: QI, stock" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("threshold, bias", [(0.35, 1.5), (0.6, -2.0), (0.0, 3.0), (1.0, -1.0)])
+@pytest.mark.parametrize("threshold, bias", [(0.35, 1.5), (0.6, -2.0), (0.02, 3.0), (0.97, -1.0)])
 def test_the_shifted_threshold_decides_as_mtl_does(threshold, bias):
     logits = np.linspace(-8, 8, 1601)
     mtl = 1 / (1 + np.exp(-(logits + bias))) >= threshold
     served = 1 / (1 + np.exp(-logits)) >= shifted_threshold(threshold, bias)
-    near = np.abs(logits + bias - (math.log(threshold / (1 - threshold)) if 0 < threshold < 1 else 0)) < 1e-6
-    assert (mtl == served)[~near].all()
+    near = np.abs(logits + bias - math.log(threshold / (1 - threshold))) < 1e-6
+    assert (mtl == served)[~near].all() and mtl.any() and not mtl.all()
+
+
+def test_the_shifted_threshold_keeps_always_and_never():
+    assert shifted_threshold(0.0, 3.0) == 0.0 and shifted_threshold(1.0, -1.0) == 1.0

@@ -465,3 +465,18 @@ def test_an_ensemble_of_node_embedding_folds_builds_each_fold_model_on_its_own_t
     assert len(loads) == 2
     a, b = scores(tmp_path / "fold0.txt"), scores(tmp_path / "fold1.txt")
     assert scores(tmp_path / "both.txt") == pytest.approx([(x + y) / 2 for x, y in zip(a, b)], abs=2e-6)
+
+
+def test_a_flex_attention_model_is_scored_with_sdpa_off_cuda(trained, tmp_path):
+    """flex_attention trains on CUDA only; the same model read on CPU runs sdpa on the same masks (flex would compile
+    a kernel per row width there)."""
+    from mtl.model import load_trained
+
+    folder = tmp_path / "flex"
+    shutil.copytree(trained / "joint" / "best", folder)
+    config = (folder / "config.yaml").read_text()
+    assert "attn_implementation: sdpa" in config
+    (folder / "config.yaml").write_text(config.replace("attn_implementation: sdpa", "attn_implementation: flex_attention"))
+    model, _, _, cfg = load_trained(folder)
+    assert cfg.model.attn_implementation == "sdpa"
+    assert model.backbone.get_base_model().config._attn_implementation == "sdpa"

@@ -9,24 +9,29 @@ settings it was trained with in `preprocess.json`; it needs only the Python stan
     score = classify(inputs)[0]["score"]                 # relevant iff score >= config.json's mtl_threshold
 
 `pair` gives the (text, text_pair) inputs on which the saved tokenizer's template yields exactly the token ids mtl
-feeds the model, as long as the pair fits `max_length` tokens; longer pairs are cut by the tokenizer's own
-truncation, where mtl cuts the target first and leaves the query at least half. `encode` gives mtl's ids in every
-case. `text` is the pair as one string, for stacks that take one (its tokens can differ from the pair's where the
-tokenizer merges across the separator). A pair whose query or target shows nothing gets None: mtl predicts it 0
-without asking the model.
+feeds the model, as long as the pair fits `max_length` tokens. Longer pairs: mtl cuts the target first and leaves
+the query at least half, which a tokenizer's own `truncation=True` does not do (and a pipeline called without it
+does not cut at all); `encode` gives mtl's ids in every case. `text` is the pair as one string, for stacks that take
+one (its tokens can differ from the pair's where the tokenizer merges across the separator). A pair whose query or
+target shows nothing gets None: mtl predicts it 0 without asking the model.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import string
 import unicodedata
 from pathlib import Path
 
-SETTINGS = json.loads(Path(__file__).with_name("preprocess.json").read_text(encoding="utf-8"))
-"""task, clean, lowercase, translation, render, arch, max_length, and for decoders the prefix, separator and suffix
-token ids and the separator's text."""
+
+@functools.cache
+def settings() -> dict:
+    """task, clean, lowercase, translation, render, arch, max_length, and for decoders the prefix, separator and
+    suffix token ids and the separator's text: `preprocess.json` beside this file, read on first use (so the copy
+    inside the mtl package, which has none, still imports)."""
+    return json.loads(Path(__file__).with_name("preprocess.json").read_text(encoding="utf-8"))
 
 _LEVEL_SEP = re.compile(r",(?! )")
 """A category level separator is a comma not followed by a space; ", " belongs inside a level name."""
@@ -35,11 +40,12 @@ _INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 
 def clean(text: str) -> str:
-    """Whitespace collapsed (`data.clean`) and lower-cased (`data.lowercase`), as mtl cleans every field."""
-    text = str(text)
-    if SETTINGS["clean"]:
+    """Whitespace collapsed (`data.clean`) and lower-cased (`data.lowercase`), as mtl cleans every field; None reads as
+    empty, as a JSON null does in mtl."""
+    text = "" if text is None else str(text)
+    if settings()["clean"]:
         text = " ".join(text.split())
-    return text.lower() if SETTINGS["lowercase"] else text
+    return text.lower() if settings()["lowercase"] else text
 
 
 def is_blank(text: str) -> bool:
@@ -55,7 +61,7 @@ def levels(path: str) -> list[str]:
 def query_text(query: str, translated_query: str = "") -> str:
     """`"<query> - <translation>"` when the model was trained with translations and one that differs is given."""
     query, translated = clean(query), clean(translated_query or "")
-    if SETTINGS["translation"] and translated and translated != query:
+    if settings()["translation"] and translated and translated != query:
         return f"{query} - {translated}"
     return query
 
@@ -63,7 +69,7 @@ def query_text(query: str, translated_query: str = "") -> str:
 def target_text(target: str) -> str:
     """The category path level by level (`a > b > c`) where the model was trained so, else the cleaned target."""
     target = clean(target)
-    return " > ".join(levels(target)) if SETTINGS["task"] == "qc" and SETTINGS["render"] == "levels" else target
+    return " > ".join(levels(target)) if settings()["task"] == "qc" and settings()["render"] == "levels" else target
 
 
 def readable(query: str, target: str) -> bool:
@@ -71,7 +77,7 @@ def readable(query: str, target: str) -> bool:
     query, target = clean(query), clean(target)
     if is_blank(query) or is_blank(target):
         return False
-    return SETTINGS["task"] != "qc" or bool(levels(target))
+    return settings()["task"] != "qc" or bool(levels(target))
 
 
 def pair(query: str, target: str, translated_query: str = "") -> dict | None:
@@ -87,9 +93,9 @@ def text(query: str, target: str, translated_query: str = "") -> str | None:
     sides = pair(query, target, translated_query)
     if sides is None:
         return None
-    if SETTINGS["arch"] != "decoder":
+    if settings()["arch"] != "decoder":
         raise ValueError("an encoder reads the pair through its tokenizer's pair template: use pair()")
-    return sides["text"] + SETTINGS["separator"] + sides["text_pair"]
+    return sides["text"] + settings()["separator"] + sides["text_pair"]
 
 
 def encode(tokenizer, query: str, target: str, translated_query: str = "") -> list[int] | None:
@@ -98,12 +104,12 @@ def encode(tokenizer, query: str, target: str, translated_query: str = "") -> li
     sides = pair(query, target, translated_query)
     if sides is None:
         return None
-    if SETTINGS["arch"] != "decoder":
+    if settings()["arch"] != "decoder":
         return tokenizer(sides["text"], sides["text_pair"], truncation=True,
-                         max_length=SETTINGS["max_length"])["input_ids"]
+                         max_length=settings()["max_length"])["input_ids"]
     a, b = (tokenizer(sides[key], add_special_tokens=False)["input_ids"] for key in ("text", "text_pair"))
-    prefix, sep, suffix = SETTINGS["prefix"], SETTINGS["separator_ids"], SETTINGS["suffix"]
-    budget = SETTINGS["max_length"] - len(prefix) - len(sep) - len(suffix)
+    prefix, sep, suffix = settings()["prefix"], settings()["separator_ids"], settings()["suffix"]
+    budget = settings()["max_length"] - len(prefix) - len(sep) - len(suffix)
     if len(a) + len(b) > budget:
         b = b[: max(budget - len(a), budget // 2)]
         a = a[: budget - len(b)]
