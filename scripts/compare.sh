@@ -10,6 +10,7 @@
 # continues an interrupted grid (complete runs are skipped) and rewrites the report.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # as scripts/train_mtl.sh: see benchmarks/results/omp-wait-cpu.md
 
 invoked="bash scripts/compare.sh $*"
 root=runs/compare

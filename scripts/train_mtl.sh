@@ -9,6 +9,10 @@
 # train.deepspeed is set); NPROC overrides the count. Runs land in runs/ (tensorboard --logdir runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# OpenMP threads that spin while waiting stall a step many times over when another process wants the cores; a
+# passive wait costs a little when the machine is idle (benchmarks/results/omp-wait-cpu.md). It must be set before
+# torch loads, hence here; a policy the caller set wins.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 # configs/mtl.yaml first: a --config given later on the line wins (argparse keeps the last); --resume takes none.
 args=("$@")
