@@ -341,8 +341,8 @@ def train_phase(model, accelerator, cfg, data: dict, batching: str, pad_id: int,
     phase's seconds run out. `reference` is random batches of the reference's token ids."""
     from mtl.optim import build_optimizer
     from mtl.packing import resolve_batching
-    from mtl.sampling import TaskStreams, shard, task_for_step
-    from mtl.train import TrainState, train_step
+    from mtl.sampling import TaskStreams
+    from mtl.train import TrainState, draw_step, train_step
 
     side, name = ("reference", "random") if batching == "reference" else ("ours", batching)
     try:
@@ -362,9 +362,7 @@ def train_phase(model, accelerator, cfg, data: dict, batching: str, pad_id: int,
         attention = (True, getattr(bare.backbone.get_base_model().config, "sliding_window", 0) or 0)
 
         def step(index: int, state: TrainState) -> None:
-            task = task_for_step(index, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed,
-                                 cfg.tasks.weights)
-            micro_batches = shard(streams.next(task), cfg.train.micro_batch_size, 0, 1)
+            task, micro_batches = draw_step(index, sizes, streams, cfg, accelerator)
             step_start = time.perf_counter()
             _, counts = train_step(model, train[task], micro_batches, optimizer, accelerator, cfg, state, pad_id,
                                    resolved, attention)

@@ -212,10 +212,7 @@ def fit(run: Run, cfg: ExperimentConfig, run_dir: Path, resume_dir: Path) -> tup
     with StopSignal() as stop:
         while state.step < cfg.train.max_steps:
             step_start = time.perf_counter()
-            task = task_for_step(state.step, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed,
-                                 cfg.tasks.weights)
-            micro_batches = shard(run.streams.next(task), cfg.train.micro_batch_size, accelerator.process_index,
-                                  accelerator.num_processes)
+            task, micro_batches = draw_step(state.step, sizes, run.streams, cfg, accelerator)
             loss, counts = train_step(run.model, run.data.train[task], micro_batches, run.optimizer, accelerator, cfg,
                                       state, run.pad_id, run.batching, run.attention)
             run.scheduler.step()
@@ -359,6 +356,14 @@ def without_zero3_init(accelerator):
         yield
     finally:
         set_hf_deepspeed_config(held)
+
+
+def draw_step(step: int, sizes: dict[str, int], streams: TaskStreams, cfg: ExperimentConfig,
+              accelerator: Accelerator) -> tuple[str, list]:
+    """Step `step`'s task (`tasks.sampling`) and this process's micro-batches of that task's next global batch."""
+    task = task_for_step(step, sizes, cfg.tasks.sampling, cfg.tasks.temperature, cfg.train.seed, cfg.tasks.weights)
+    return task, shard(streams.next(task), cfg.train.micro_batch_size, accelerator.process_index,
+                       accelerator.num_processes)
 
 
 def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg, state, pad_id, batching: str,
