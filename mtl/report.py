@@ -136,6 +136,7 @@ class TaskReport(TypedDict, total=False):
     baseline: dict[str, Unit]
     by_seen: dict[str, Bucket]
     by_branch: dict[str, Bucket]
+    by_depth: dict[str, Bucket]
 
 
 class TestReport(TypedDict, total=False):
@@ -147,6 +148,7 @@ class TestReport(TypedDict, total=False):
     at_threshold: dict[str, Unit | dict[str, Unit]]
     by_seen: dict[str, Bucket]
     by_branch: dict[str, Bucket]
+    by_depth: dict[str, Bucket]
 
 
 class TestSplit(TypedDict, total=False):
@@ -807,7 +809,8 @@ def category_reports(run: RunResult) -> tuple[str, dict]:
 
 
 def category_section(runs: dict[str, RunResult]) -> str:
-    """QC by how much of each category path training saw, and the top-level branches with the most errors."""
+    """QC by how much of each category path training saw, the top-level branches with the most errors, and F1 by
+    path depth."""
     shown = {name: category_reports(run) for name, run in runs.items() if run.has_figures}
     shown = {name: (side, report) for name, (side, report) in shown.items() if report}
     if not shown:
@@ -818,6 +821,10 @@ def category_section(runs: dict[str, RunResult]) -> str:
     name, (side, report) = next(((n, v) for n, v in shown.items() if n == "joint"), next(iter(shown.items())))
     worst = sorted(report["by_branch"].items(), key=lambda kv: -kv[1]["errors"])[:MOST_ERRORS]
     branch_rows = [[branch, str(b["n"]), str(b["errors"]), _num(b["f1"]), _num(b["auc"])] for branch, b in worst]
+    depths = sorted(report.get("by_depth", {}).items(), key=lambda kv: int(kv[0]))
+    depth_rows = [[depth, str(b["n"]), str(b["errors"]), _num(b["f1"]), _num(b["auc"])] for depth, b in depths]
+    by_depth = (f"\n\nBy path depth (levels in the category path), `{name}` on the same records.\n\n"
+                + markdown_table(["depth", "pairs", "errors", "F1", "AUC"], depth_rows)) if depth_rows else ""
     return ("## QC by category\n\nF1 / ROC-AUC (pairs) of QC pairs by how much of their category path the run's "
             "training fold saw: the whole path, only its group (the first `cv.qc_group_levels` levels, the unit a "
             "category-aware fold holds out), or not even that. Under category-aware CV every validation pair is in the "
@@ -826,7 +833,7 @@ def category_section(runs: dict[str, RunResult]) -> str:
             + f"\n\nTop-level branches with the most wrong predictions, `{name}` on its {side} records (F1 at its "
             f"threshold); every branch in `{BRANCH_PLOT}`.\n\n"
             + markdown_table(["branch", "pairs", "errors", "F1", "AUC"], branch_rows)
-            + f"\n\n![QC F1 by branch]({BRANCH_PLOT})")
+            + f"\n\n![QC F1 by branch]({BRANCH_PLOT})" + by_depth)
 
 
 def _bucket_cell(bucket: dict | None) -> str:

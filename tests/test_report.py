@@ -362,11 +362,14 @@ def test_the_report_breaks_qc_down_by_category_from_the_test_split(root, tmp_pat
                                                                              "errors": 9}}
     summary = {**SINGLE_QC_SUMMARY, "test": {"headline": {}, "reports": {"qc": {
         "f1": 0.7, "auc": 0.75, "n": 50, "at_threshold": {"f1": 0.72, "threshold": 0.4},
-        "by_seen": bucket, "by_branch": branches}}}}
+        "by_seen": bucket, "by_branch": branches,
+        "by_depth": {"10": {"n": 5, "f1": 0.4, "auc": 0.5, "errors": 3}, "2": {"n": 45, "f1": 0.8, "auc": 0.7,
+                                                                           "errors": 12}}}}}}
     (root / "single-qc" / "metrics.json").write_text(json.dumps(summary))
     assert main(["report", str(root), "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "report.md").read_text()
     section = text.split("## QC by category", 1)[1].split("\n## ", 1)[0]
     assert "| `single-qc` | test | 0.9000 / 0.8000 (40) | 0.5000 / 0.6000 (10) |" in section
     assert section.index("| toys | 20 | 9 |") < section.index("| food | 30 | 6 |")  # most errors first
+    assert section.index("| 2 | 45 | 12 | 0.8000 | 0.7000 |") < section.index("| 10 | 5 | 3 | 0.4000 | 0.5000 |")
     assert (tmp_path / "out" / "qc_f1_by_branch.png").is_file()
