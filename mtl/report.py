@@ -330,23 +330,36 @@ def seeds_systems_table(systems: list, per_seed: dict[int, dict[str, RunResult]]
     reference = next((label for label, qc, qi in systems if qc == qi), None)
     if reference is None:
         return text
-    lines = []
+    lines, task_rows = [], []
     for label, _, _ in systems:
         if label == reference:
             continue
-        paired = [scores[reference][s][2] - scores[label][s][2] for s in per_seed
-                  if scores[reference][s][2] is not None and scores[label][s][2] is not None]
-        if not paired:
-            continue
-        ref_values = [v[2] for v in scores[reference].values() if v[2] is not None]
-        other_values = [v[2] for v in scores[label].values() if v[2] is not None]
-        verdict = exceeds_spread(paired, ref_values, other_values)
-        lines.append(f"- {reference} minus {label}: F1 avg {_spread(paired)}, per seed "
-                     f"{', '.join(f'{d:+.4f}' for d in paired)}: **{verdict}**")
-    return text + ("\n\nPaired by seed (same seed, same data), the joint model minus each other system. A "
-                   "difference *exceeds the seed spread* when every seed has the same sign and the mean is larger "
-                   "than the standard deviation of either system over seeds; otherwise it is within noise.\n\n"
-                   + "\n".join(lines) if lines else "")
+        by_column = [paired_scores(scores[reference], scores[label], i) for i in range(3)]
+        paired, ref_values, other_values = by_column[2]
+        if paired:
+            verdict = exceeds_spread(paired, ref_values, other_values)
+            lines.append(f"- {reference} minus {label}: F1 avg {_spread(paired)}, per seed "
+                         f"{', '.join(f'{d:+.4f}' for d in paired)}: **{verdict}**")
+        if any(column[0] for column in by_column[:2]):
+            task_rows.append([label, *(f"{_spread(d)}: {exceeds_spread(d, a, b)}" if d else DASH
+                                       for d, a, b in by_column[:2])])
+    if not lines and not task_rows:
+        return text
+    return (text + "\n\nPaired by seed (same seed, same data), the joint model minus each other system. A "
+            "difference *exceeds the seed spread* when every seed has the same sign and the mean is larger "
+            "than the standard deviation of either system over seeds; otherwise it is within noise.\n\n"
+            + "\n".join(lines)
+            + (f"\n\nPer task, by the same rule ({reference} minus each system, test F1):\n\n"
+               + markdown_table([f"{reference} minus", "F1 QC", "F1 QI"], task_rows) if task_rows else ""))
+
+
+def paired_scores(reference: dict[int, tuple], other: dict[int, tuple], column: int) -> tuple[list, list, list]:
+    """Of one score column: the per-seed differences reference minus other (seeds where both have a figure), and
+    each system's values over its seeds."""
+    paired = [reference[s][column] - other[s][column] for s in reference
+              if s in other and reference[s][column] is not None and other[s][column] is not None]
+    return (paired, [v[column] for v in reference.values() if v[column] is not None],
+            [v[column] for v in other.values() if v[column] is not None])
 
 
 def exceeds_spread(paired: list[float], a: list[float], b: list[float]) -> str:

@@ -251,6 +251,8 @@ def test_a_multi_seed_report_gives_test_f1_mean_and_std_and_says_what_exceeds_th
     assert "| joint model (mtl) | 0.8200 ± 0.0163 (3) | 0.8200 ± 0.0163 (3) | 0.8200 ± 0.0163 (3) |" in systems
     assert "| per-task models (paper baseline) | 0.7100 ± 0.0082 (3)" in systems
     assert "+0.1000, +0.1100, +0.1200: **better, beyond the seed spread (±0.0163)**" in systems
+    assert ("| per-task models (paper baseline) | 0.1100 ± 0.0082 (3): better, beyond the seed spread (±0.0163) | "
+            "0.1100 ± 0.0082 (3): better, beyond the seed spread (±0.0163) |") in systems
     for seed in (1, 2, 3):
         assert (root / f"seed-{seed}" / "report.md").is_file()
         row = results_row((root / f"seed-{seed}" / "report.md").read_text(), "joint")
@@ -263,6 +265,19 @@ def test_a_difference_smaller_than_the_seed_spread_is_called_noise(tmp_path):
         seed_grid(root / f"seed-{seed}", seed, {"qc": joint, "qi": joint}, (single, single))
     main(["report", str(root)])
     assert "**within the seed spread" in (root / "report.md").read_text()
+
+
+def test_the_per_task_verdicts_read_each_task_on_its_own(tmp_path):
+    root = tmp_path / "runs"
+    # against per-task F1 0.70: joint QI better in every seed (+0.10, +0.12, +0.14), QC noisy (+0.10, -0.10, +0.05)
+    for seed, (qc, qi) in enumerate([(0.80, 0.80), (0.60, 0.82), (0.75, 0.84)], start=1):
+        seed_grid(root / f"seed-{seed}", seed, {"qc": qc, "qi": qi}, (0.70, 0.70))
+    main(["report", str(root)])
+    systems = (root / "report.md").read_text().split("## Systems over seeds", 1)[1].split("\n## ", 1)[0]
+    row = [line for line in systems.splitlines() if line.startswith("| per-task models")][-1]  # the minus table
+    qc_cell, qi_cell = row.strip("| ").split(" | ")[1:]
+    assert qc_cell.startswith("0.0167 ± ") and "within the seed spread" in qc_cell
+    assert qi_cell.startswith("0.1200 ± 0.0163 (3): better, beyond the seed spread")
 
 
 SPEC = {"name": "bad", "kind": "train", "overrides": [], "about": "", "group": "main", "source": "", "task": "",
