@@ -268,3 +268,36 @@ def test_the_shifted_threshold_decides_as_mtl_does(threshold, bias):
 
 def test_the_shifted_threshold_keeps_always_and_never():
     assert shifted_threshold(0.0, 3.0) == 0.0 and shifted_threshold(1.0, -1.0) == 1.0
+
+
+def test_an_encoder_model_exports_as_remote_code_with_mtls_logits(tiny_data, test_files, tmp_path):
+    """A BERT-style backbone (first-token pooling, bidirectional) has no stock pair-classifier mtl can match, so it
+    goes out as remote code; its logits and decisions must still be mtl's."""
+    from tests.conftest import build_tiny_encoder
+
+    encoder = build_tiny_encoder(tmp_path / "bert")
+    stages.run(load_config(None, tiny_overrides(encoder, tiny_data, tmp_path, **{
+        "log.run_name": "encoder", "train.max_steps": 2, "train.eval_every": 2, "taxonomy.features": "none",
+        "lora.target_modules": "query,key,value,dense"})))
+    model_dir = tmp_path / "runs" / "encoder" / "best"
+    randomize(model_dir, 3)
+    # A random tiny BERT's first token varies little between pairs: thresholds at the mean logit split the decisions.
+    info = json.loads((model_dir / "model.json").read_text())
+    info["thresholds"] = {task: float(1 / (1 + np.exp(-np.mean(mtl_logits(model_dir, test_files[task], task)))))
+                          for task in ("qc", "qi")}
+    (model_dir / "model.json").write_text(json.dumps(info))
+    with pytest.raises(ConfigError, match="--stock-only"):
+        export_model(model_dir, tmp_path / "stock", stock_only=True)
+    export_model(model_dir, tmp_path / "served")
+    for task in ("qc", "qi"):
+        folder = tmp_path / "served" / task
+        logits, model, _ = served_logits(folder, test_files[task], task, trust_remote_code=True)
+        assert type(model).__name__ == "MtlForSequenceClassification"
+        readable = [z for z in logits if z is not None]
+        assert np.allclose(readable, mtl_logits(model_dir, test_files[task], task), atol=1e-4)
+        predict_file(model_dir, test_files[task], tmp_path / f"submit_{task}.txt")
+        expected = [json.loads(line)["prediction"]
+                    for line in (tmp_path / f"submit_{task}.txt").read_text().splitlines()]
+        threshold = model.config.mtl_threshold
+        assert [0 if z is None else int(1 / (1 + math.exp(-z)) >= threshold) for z in logits] == expected
+        assert 0 < sum(expected) < len(expected) - 1
