@@ -357,9 +357,9 @@ def prepare_resume(run_dir: Path, cfg: ExperimentConfig) -> bool:
 
 
 def finetune_init(root: Path, spec: RunSpec) -> Path:
-    """The source run's best model reduced to its adapter and the fine-tuned task's head, written under
-    `root/.init/<run>/`. Only that head is needed, and loading all of them would fail for QI: a joint qc_head has
-    taxonomy-feature columns that a QI-only model does not build."""
+    """The source run's best model reduced to its adapter and the fine-tuned task's head (with its norm and, for QC,
+    its node embeddings), written under `root/.init/<run>/`. Only that head is needed, and loading all of them would
+    fail for QI: a joint qc_head has taxonomy-feature columns that a QI-only model does not build."""
     from safetensors.torch import load_file, save_file
 
     source = root / spec.source / "best"
@@ -372,7 +372,8 @@ def finetune_init(root: Path, spec: RunSpec) -> Path:
     with atomic_dir(target) as tmp:
         shutil.copytree(source / "adapter", tmp / "adapter")
         heads = load_file(str(source / "heads.safetensors"))
-        save_file({k: v for k, v in heads.items() if k.startswith((f"{spec.task}_head.", f"{spec.task}_norm."))},
+        save_file({k: v for k, v in heads.items()
+                   if k.startswith((f"{spec.task}_head.", f"{spec.task}_norm.", f"{spec.task}_nodes."))},
                   str(tmp / "heads.safetensors"))
         for name in ("config.yaml", "taxonomy.json"):
             if (source / name).is_file():

@@ -202,13 +202,14 @@ def build_tokenizer(cfg: ExperimentConfig) -> tuple[PairTokenizer, Path]:
 
 
 def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: str,
-                qc_nodes: tuple[int, int] = (0, 0)) -> MultiTaskClassifier:
-    """Backbone from `folder` + fresh LoRA (seeded by the caller) + fresh heads; `model.init_from` loads saved ones."""
+                qc_nodes: tuple[int, int] = (0, 0), node_names: list[str] | None = None) -> MultiTaskClassifier:
+    """Backbone from `folder` + fresh LoRA (seeded by the caller) + fresh heads; `model.init_from` loads saved ones
+    (`node_names`: this run's training-tree nodes, to which the saved node embeddings are mapped by name)."""
     backbone = load_backbone(folder, resolve_dtype(cfg.model.dtype), cfg.model.attn_implementation,
                              cfg.model.num_layers)
     model = wrap_backbone(cfg, backbone, qc_feature_dim, arch, qc_nodes)
     if cfg.model.init_from:
-        load_init_from(model, Path(cfg.model.init_from), cfg.active_tasks)
+        load_init_from(model, Path(cfg.model.init_from), cfg.active_tasks, node_names)
     return model
 
 
@@ -229,12 +230,14 @@ def wrap_backbone(cfg: ExperimentConfig, backbone: nn.Module, qc_feature_dim: in
                                arch, qc_nodes, cfg.taxonomy.node_dim)
 
 
-def load_init_from(model: MultiTaskClassifier, folder: Path, tasks) -> None:
+def load_init_from(model: MultiTaskClassifier, folder: Path, tasks, node_names: list[str] | None = None) -> None:
     """Warm start from a saved model: its adapter, and the heads it trained that this run trains too. A one-task
     run from a model of the other task alone (TAPT's second stage) starts its head as that model's head, as the
-    paper reuses one classifier head; QC's taxonomy-feature columns, which a QI head lacks, start at zero."""
+    paper reuses one classifier head; QC's taxonomy-feature columns, which a QI head lacks, start at zero. Node
+    embeddings are matched by node name (`node_names`, this run's tree), since another run's tree (another fold,
+    another file) numbers its nodes otherwise."""
     trained = read_info(folder).tasks
-    load_weights(model, folder, heads=[t for t in trained if t in tasks])
+    load_weights(model, folder, heads=[t for t in trained if t in tasks], node_names=node_names)
     if len(tasks) == 1 and trained == [t for t in TASKS if t != tasks[0]]:
         transfer_head(model, folder, trained[0], tasks[0])
 
@@ -281,8 +284,9 @@ def save_model(model: MultiTaskClassifier, folder: str | Path, cfg: ExperimentCo
             atomic_write_text(tmp / "README.md", card)
 
 
-def load_weights(model: MultiTaskClassifier, folder: Path, heads=TASKS) -> None:
-    """Load a saved adapter and the given heads into `model`, refusing anything that does not fit exactly."""
+def load_weights(model: MultiTaskClassifier, folder: Path, heads=TASKS, node_names: list[str] | None = None) -> None:
+    """Load a saved adapter and the given heads into `model`, refusing anything that does not fit exactly; with
+    `node_names` (a warm start) the saved node embeddings are first mapped onto those nodes (`remap_nodes`)."""
     adapter_file, heads_file = folder / "adapter" / "adapter_model.safetensors", folder / "heads.safetensors"
     for file in (adapter_file, heads_file):
         if not file.is_file():
@@ -298,6 +302,8 @@ def load_weights(model: MultiTaskClassifier, folder: Path, heads=TASKS) -> None:
     for task in heads:
         if task == "qc" and model.node_slots:
             weight = saved.get("qc_nodes.weight")
+            if weight is not None and node_names is not None:
+                weight = remap_nodes(weight, read_info(folder).nodes or [], node_names, model.qc_nodes.weight)
             if weight is None or weight.shape != model.qc_nodes.weight.shape:
                 raise CheckpointError(f"{folder}: no qc_nodes of shape {tuple(model.qc_nodes.weight.shape)} (the model "
                                       "was saved with other taxonomy.features or another training tree)")
@@ -322,6 +328,19 @@ def load_weights(model: MultiTaskClassifier, folder: Path, heads=TASKS) -> None:
         with torch.no_grad():
             head.weight.copy_(weight)
             head.bias.copy_(bias)
+
+
+def remap_nodes(saved: torch.Tensor, saved_nodes: list[str], nodes: list[str], fresh: torch.Tensor) -> torch.Tensor:
+    """Node embeddings for `nodes` (row i + 1 is `nodes[i]`, row 0 padding): a node the saved model knew gets its
+    saved row, found by name, and any other keeps its row of `fresh`."""
+    if len(saved) != len(saved_nodes) + 1:
+        return saved  # inconsistent with its own model.json: left to load_weights' shape check
+    out = fresh.detach().clone().to(saved.dtype)
+    index = {node: i + 1 for i, node in enumerate(saved_nodes)}
+    for i, node in enumerate(nodes):
+        if node in index:
+            out[i + 1] = saved[index[node]]
+    return out
 
 
 def read_info(folder: str | Path) -> ModelInfo:

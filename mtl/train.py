@@ -163,7 +163,7 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
     nodes = data.nodes
     qc_features = (priors.n_features if priors else 0) + (nodes.slots if nodes else 0)
     model = build_model(cfg, qc_features, backbone_folder, pair_tokenizer.arch,
-                        (len(nodes.nodes), nodes.slots) if nodes else (0, 0))
+                        (len(nodes.nodes), nodes.slots) if nodes else (0, 0), nodes.nodes if nodes else None)
     if cfg.model.head_init == "prior" and not cfg.model.init_from:
         model.init_heads({t: float(d.labels.mean()) for t, d in data.train.items()})
     params = count_parameters(model)

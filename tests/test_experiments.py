@@ -2,6 +2,8 @@
 
 import json
 
+import torch
+
 import pytest
 
 from mtl.config import load_config
@@ -124,3 +126,18 @@ def test_small_grid_records_a_failure_goes_on_and_resumes(tiny_backbone, tiny_da
     assert other_load == f"{facts['joint']['other_load']:.2f} cores" or facts["joint"]["other_load"] is None
     steps = joint["task_steps"]
     assert f"task schedule gave it {steps['qc']} QC and {steps['qi']} QI steps" in text
+
+
+def test_a_qc_fine_tune_of_a_joint_model_with_node_embeddings_starts_from_them(tiny_backbone, tiny_data, tmp_path):
+    from safetensors.torch import load_file
+
+    base = tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{"train.max_steps": 4, "data.dev_limit": 32,
+                                                                  "taxonomy.features": "nodes"})
+    base = [o for o in base if not o.startswith(("log.root=", "train.eval_every="))]
+    specs = [s for s in plan("main", base) if s.name in ("joint", "joint-ft-qc")]
+    root = tmp_path / "grid"
+    assert run_grid(specs, root, base) == {"joint": "ok", "joint-ft-qc": "ok"}
+    init = load_file(str(root / ".init" / "joint-ft-qc" / "heads.safetensors"))
+    joint = load_file(str(root / "joint" / "best" / "heads.safetensors"))
+    assert set(init) == {k for k in joint if k.startswith("qc_")} and "qc_nodes.weight" in init
+    assert torch.equal(init["qc_nodes.weight"], joint["qc_nodes.weight"])

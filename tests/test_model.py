@@ -257,3 +257,14 @@ def test_num_layers_keeps_the_first_layers_of_the_checkpoint(cfg, tiny_backbone)
     cfg.model.num_layers = 3
     with pytest.raises(ConfigError, match="has only 2 layers"):
         make_model(cfg)
+
+
+def test_a_warm_start_maps_node_embeddings_by_node_name():
+    from mtl.model import remap_nodes
+
+    saved = torch.arange(4 * 2, dtype=torch.float32).reshape(4, 2)  # padding, a, a>b, c
+    fresh = torch.full((4, 2), -1.0)  # padding, a, a>x, c: another tree's numbering
+    out = remap_nodes(saved, ["a", "a>b", "c"], ["a", "a>x", "c"], fresh)
+    assert out.tolist() == [[-1.0, -1.0], [2.0, 3.0], [-1.0, -1.0], [6.0, 7.0]]
+    assert remap_nodes(saved, ["a", "c", "d"], ["d", "c", "a"], fresh).tolist() == [
+        [-1.0, -1.0], [6.0, 7.0], [4.0, 5.0], [2.0, 3.0]]
