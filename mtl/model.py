@@ -181,6 +181,11 @@ class ModelInfo:
     """Node ids per path: the last `node_slots` of the `qc_feature_dim` feature columns."""
 
     @property
+    def prior_columns(self) -> int:
+        """QC feature columns other than node ids: the prefix priors'."""
+        return self.qc_feature_dim - self.node_slots
+
+    @property
     def node_index(self):
         from mtl.taxonomy import NodeIndex
 

@@ -466,6 +466,15 @@ def test_an_ensemble_of_node_embedding_folds_builds_each_fold_model_on_its_own_t
     a, b = scores(tmp_path / "fold0.txt"), scores(tmp_path / "fold1.txt")
     assert scores(tmp_path / "both.txt") == pytest.approx([(x + y) / 2 for x, y in zip(a, b)], abs=2e-6)
 
+    # A deeper tree gives a fold more node-id columns; its scores do not change (the extra slot reads padding).
+    deeper = tmp_path / "deeper"
+    shutil.copytree(folds[1], deeper)
+    info = json.loads((deeper / "model.json").read_text())
+    info.update(node_slots=info["node_slots"] + 1, qc_feature_dim=info["qc_feature_dim"] + 1)
+    (deeper / "model.json").write_text(json.dumps(info))
+    predict_file([folds[0], deeper], source, tmp_path / "deeper.txt", threshold=0.5, with_scores=True)
+    assert scores(tmp_path / "deeper.txt") == pytest.approx(scores(tmp_path / "both.txt"), abs=2e-6)
+
 
 def test_a_flex_attention_model_is_scored_with_sdpa_off_cuda(trained, tmp_path):
     """flex_attention trains on CUDA only; the same model read on CPU runs sdpa on the same masks (flex would compile
