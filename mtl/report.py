@@ -300,7 +300,8 @@ def seeds_header(root: Path, grids: dict[int, dict], per_seed: dict[int, dict[st
              "held-out test split scored once by each run's selected model at the threshold tuned on validation.",
              "", "Commands: " + "; ".join(f"`{c}`" for c in commands) if commands else "",
              f"Machine: {first.get('sessions', [{}])[0].get('machine', '?')}", "",
-             f"Base overrides: `{' '.join(first.get('base_overrides', [])) or 'none'}`"
+             "Base overrides (every run, besides its seed): "
+             f"`{' '.join(o for o in first.get('base_overrides', []) if not o.startswith('train.seed=')) or 'none'}`"
              + (f", validated on CV fold {first['fold']}" if first.get("fold", "none") != "none" else "")
              + f". **Budget.** {first.get('budget', '')}", "",
              "Runs: " + ", ".join(f"{n} {s}" for s, n in statuses.items()) + "."]

@@ -250,6 +250,7 @@ def test_a_multi_seed_report_gives_test_f1_mean_and_std_and_says_what_exceeds_th
     systems = text.split("## Systems over seeds", 1)[1].split("\n## ", 1)[0]
     assert "| joint model (mtl) | 0.8200 ± 0.0163 (3) | 0.8200 ± 0.0163 (3) | 0.8200 ± 0.0163 (3) |" in systems
     assert "| per-task models (paper baseline) | 0.7100 ± 0.0082 (3)" in systems
+    assert "Base overrides (every run, besides its seed): `none`" in text
     assert "+0.1000, +0.1100, +0.1200: **better, beyond the seed spread (±0.0163)**" in systems
     assert ("| per-task models (paper baseline) | 0.1100 ± 0.0082 (3): better, beyond the seed spread (±0.0163) | "
             "0.1100 ± 0.0082 (3): better, beyond the seed spread (±0.0163) |") in systems
