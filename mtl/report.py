@@ -834,9 +834,8 @@ def category_section(runs: dict[str, RunResult]) -> str:
             for name, (side, report) in shown.items()]
     name, (side, report) = next(((n, v) for n, v in shown.items() if n == "joint"), next(iter(shown.items())))
     worst = sorted(report["by_branch"].items(), key=lambda kv: -kv[1]["errors"])[:MOST_ERRORS]
-    branch_rows = [[branch, str(b["n"]), str(b["errors"]), _num(b["f1"]), _num(b["auc"])] for branch, b in worst]
-    depths = sorted(report.get("by_depth", {}).items(), key=lambda kv: int(kv[0]))
-    depth_rows = [[depth, str(b["n"]), str(b["errors"]), _num(b["f1"]), _num(b["auc"])] for depth, b in depths]
+    branch_rows = _bucket_rows(worst)
+    depth_rows = _bucket_rows(sorted(report.get("by_depth", {}).items(), key=lambda kv: int(kv[0])))
     by_depth = (f"\n\nBy path depth (levels in the category path), `{name}` on the same records.\n\n"
                 + markdown_table(["depth", "pairs", "errors", "F1", "AUC"], depth_rows)) if depth_rows else ""
     return ("## QC by category\n\nF1 / ROC-AUC (pairs) of QC pairs by how much of their category path the run's "
@@ -848,6 +847,11 @@ def category_section(runs: dict[str, RunResult]) -> str:
             f"threshold); every branch in `{BRANCH_PLOT}`.\n\n"
             + markdown_table(["branch", "pairs", "errors", "F1", "AUC"], branch_rows)
             + f"\n\n![QC F1 by branch]({BRANCH_PLOT})" + by_depth)
+
+
+def _bucket_rows(buckets) -> list[list[str]]:
+    """Table rows (key, pairs, errors, F1, AUC) of (key, `Bucket`) items, in their order."""
+    return [[key, str(b["n"]), str(b["errors"]), _num(b["f1"]), _num(b["auc"])] for key, b in buckets]
 
 
 def _bucket_cell(bucket: dict | None) -> str:

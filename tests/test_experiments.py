@@ -2,9 +2,8 @@
 
 import json
 
-import torch
-
 import pytest
+import torch
 
 from mtl.config import load_config
 from mtl.errors import ConfigError
