@@ -279,7 +279,7 @@ def write_seeds_report(root: Path, out: Path, seeds: dict[int, Path]) -> Path:
         per_seed[seed] = read_runs(folder, grids[seed])
     systems = next((g["systems"] for g in grids.values() if g.get("systems")), [])
     sections = [seeds_header(root, grids, per_seed), seeds_systems_table(systems, per_seed),
-                seeds_runs_table(per_seed),
+                seeds_runs_table(per_seed), seeds_ablation_table(per_seed),
                 "## Per seed\n\n" + "\n".join(f"- seed {s}: [`{f.name}/{REPORT_FILE}`]({f.name}/{REPORT_FILE})"
                                                 for s, f in seeds.items())]
     path = out / REPORT_FILE
@@ -308,12 +308,17 @@ def seeds_header(root: Path, grids: dict[int, dict], per_seed: dict[int, dict[st
     return "\n".join(line for line in lines if line is not None)
 
 
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and population std of the seeds' values, as in the trainer's CV summary."""
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
 def _spread(values: list[float]) -> str:
-    """`mean ± std (n)`, the population std of the seeds' values, as in the trainer's CV summary."""
+    """`mean ± std (n)`."""
     if not values:
         return DASH
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    mean, std = _mean_std(values)
     return f"{mean:.4f} ± {std:.4f} ({len(values)})"
 
 
@@ -366,7 +371,7 @@ def paired_scores(reference: dict[int, tuple], other: dict[int, tuple], column: 
 def exceeds_spread(paired: list[float], a: list[float], b: list[float]) -> str:
     """The headline's verdict on one paired difference over seeds."""
     mean = sum(paired) / len(paired)
-    spread = max(math.sqrt(sum((v - sum(x) / len(x)) ** 2 for v in x) / len(x)) for x in (a, b))
+    spread = max(_mean_std(x)[1] for x in (a, b))
     same_sign = all(d > 0 for d in paired) or all(d < 0 for d in paired)
     if len(paired) < 2:
         return "one seed: no spread to compare with"
@@ -388,6 +393,37 @@ def seeds_runs_table(per_seed: dict[int, dict[str, RunResult]]) -> str:
             "(validation F1 avg beside).\n\n"
             + markdown_table(["run", "seeds", "test F1 QC", "test F1 QI", "test F1 avg", "test AUC QC", "test AUC QI",
                               "val F1 avg"], rows))
+
+
+def seeds_ablation_table(per_seed: dict[int, dict[str, RunResult]]) -> str:
+    """Each ablation minus the run it is compared with, paired by seed, on the held-out test split: one switch's
+    effect with the spread it has to beat."""
+    names = list(dict.fromkeys(n for runs in per_seed.values() for n, r in runs.items()
+                               if r.spec.get("group") == "ablations" and r.spec.get("baseline")))
+    columns = [("test_f1", "qc"), ("test_auc", "qc"), ("test_f1", "qi"), ("test_auc", "qi"), ("test_f1", "avg")]
+    rows = []
+    for name in names:
+        baseline = next(r[name].spec["baseline"] for r in per_seed.values() if name in r)
+        pairs = [(runs[name], runs[baseline]) for runs in per_seed.values()
+                 if name in runs and baseline in runs and runs[name].has_figures and runs[baseline].has_figures]
+        cells = []
+        for field_name, key in columns:
+            values = [(getattr(a, field_name).get(key), getattr(b, field_name).get(key)) for a, b in pairs]
+            values = [(a, b) for a, b in values if a is not None and b is not None]
+            if not values:
+                cells.append(DASH)
+                continue
+            paired = [a - b for a, b in values]
+            cells.append(f"{_spread(paired)}: {exceeds_spread(paired, [a for a, _ in values], [b for _, b in values])}")
+        if any(c != DASH for c in cells):
+            rows.append([f"`{name}`", f"`{baseline}`", str(len(pairs)), *cells])
+    if not rows:
+        return ""
+    return ("## Ablations over seeds\n\nEach ablation minus the run it changes one switch of, paired by seed, on the "
+            "held-out test split (mean ± std of the differences; the verdict by the rule above, \"better\" meaning "
+            "the ablation scores higher).\n\n"
+            + markdown_table(["run", "minus", "seeds", "Δ test F1 QC", "Δ test AUC QC", "Δ test F1 QI",
+                              "Δ test AUC QI", "Δ test F1 avg"], rows))
 
 
 def read_grid(root: Path) -> dict:

@@ -218,11 +218,15 @@ def test_report_states_noise_positives_limitations_and_other_load(tmp_path):
     assert "well above 0 were slowed down" in cost
 
 
-def seed_grid(root, seed, joint_test, single_test):
-    """A grid of one seed: a joint run and the two per-task runs with held-out test figures in metrics.json."""
+def seed_grid(root, seed, joint_test, single_test, ablation_test=None):
+    """A grid of one seed: a joint run and the two per-task runs with held-out test figures in metrics.json, and
+    with `ablation_test` an ablation of the joint run."""
     specs = []
-    for name, tasks, test in (("joint", ["qc", "qi"], joint_test), ("single-qc", ["qc"], {"qc": single_test[0]}),
-                              ("single-qi", ["qi"], {"qi": single_test[1]})):
+    runs = [("joint", ["qc", "qi"], joint_test), ("single-qc", ["qc"], {"qc": single_test[0]}),
+            ("single-qi", ["qi"], {"qi": single_test[1]})]
+    if ablation_test:
+        runs.append(("joint-no-taxonomy", ["qc", "qi"], ablation_test))
+    for name, tasks, test in runs:
         reports = {t: {"f1": 0.5, "precision": 0.5, "recall": 0.5, "n": 10, "positive_rate": 0.5, "auc": 0.6}
                    for t in tasks}
         test_reports = {t: {"f1": 0.1, "auc": 0.7, "n": 10, "at_threshold": {"f1": f1, "threshold": 0.4}}
@@ -232,8 +236,10 @@ def seed_grid(root, seed, joint_test, single_test):
             "mode": "mtl" if len(tasks) == 2 else "single", "tasks": tasks, "steps": 4, "best_step": 4,
             "best": {"headline": {f"f1/{t}": 0.5 for t in tasks}, "reports": reports},
             "test": {"headline": {}, "reports": test_reports}}))
-        specs.append({"name": name, "kind": "train", "overrides": [], "about": "", "group": "main", "source": "",
-                      "task": "", "baseline": ""})
+        ablation = name == "joint-no-taxonomy"
+        specs.append({"name": name, "kind": "train", "overrides": ["taxonomy.features=none"] if ablation else [],
+                      "about": "", "group": "ablations" if ablation else "main", "source": "", "task": "",
+                      "baseline": "joint" if ablation else ""})
     (root / "grid.json").write_text(json.dumps({
         "specs": specs, "base_overrides": [f"train.seed={seed}"], "budget": "B", "fold": "none",
         "systems": [["per-task models (paper baseline)", "single-qc", "single-qi"], ["joint model (mtl)", "joint", "joint"]],
@@ -279,6 +285,22 @@ def test_the_per_task_verdicts_read_each_task_on_its_own(tmp_path):
     qc_cell, qi_cell = row.strip("| ").split(" | ")[1:]
     assert qc_cell.startswith("0.0167 ± ") and "within the seed spread" in qc_cell
     assert qi_cell.startswith("0.1200 ± 0.0163 (3): better, beyond the seed spread")
+
+
+def test_the_seeds_report_pairs_each_ablation_with_its_compared_run(tmp_path):
+    root = tmp_path / "runs"
+    # ablation minus joint: QC -0.05, -0.06, -0.04 (beyond the ablation's spread 0.0216); QI +0.02, -0.02, 0 (noise)
+    for seed, (joint, qc, qi) in enumerate([(0.80, 0.75, 0.82), (0.82, 0.76, 0.80), (0.84, 0.80, 0.84)], start=1):
+        seed_grid(root / f"seed-{seed}", seed, {"qc": joint, "qi": joint}, (0.7, 0.7), {"qc": qc, "qi": qi})
+    main(["report", str(root)])
+    section = (root / "report.md").read_text().split("## Ablations over seeds", 1)[1].split("\n## ", 1)[0]
+    row = next(line for line in section.splitlines() if line.startswith("| `joint-no-taxonomy` |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:3] == ["`joint-no-taxonomy`", "`joint`", "3"]
+    assert cells[3] == "-0.0500 ± 0.0082 (3): worse, beyond the seed spread (±0.0216)"
+    assert cells[4].startswith("0.0000 ± 0.0000 (3): within")  # every run's test AUC is 0.7
+    assert cells[5].startswith("0.0000 ± 0.0163 (3): within the seed spread")
+    assert cells[7].startswith("-0.0250 ± ")
 
 
 SPEC = {"name": "bad", "kind": "train", "overrides": [], "about": "", "group": "main", "source": "", "task": "",

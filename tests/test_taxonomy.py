@@ -211,6 +211,33 @@ def test_out_of_fold_features_keep_a_query_in_one_inner_fold():
         assert (got[rows] == got[rows[0]]).all()
 
 
+def test_training_priors_group_a_query_by_its_text_not_its_translation(tiny_backbone):
+    """One query under two translations (or none) is one query: its rows share an inner fold, so none reads the
+    others' labels. Grouping by the model's query side (`text_a`) would split it in two."""
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    from mtl.config import ExperimentConfig
+    from mtl.data.pairs import PairTokenizer
+    from mtl.data.tasks import make_task_data
+
+    n = 12
+    records = pd.DataFrame({
+        "id": [str(i) for i in range(4 * n)], "language": ["es"] * (4 * n),
+        "origin_query": [f"q{i // 4}" for i in range(4 * n)],
+        "translated_query": [("", f"t{i}", f"u{i}", "")[i % 4] for i in range(4 * n)],
+        "category_path": ["a,x", "a,x", "b,y", "b,y"] * n, "label": [1, 0, 0, 1] * n})
+    cfg = ExperimentConfig()
+    cfg.augment.translation, cfg.data.cache_dir = True, None
+    pairs = PairTokenizer(AutoTokenizer.from_pretrained(str(tiny_backbone)), "decoder", max_length=32)
+    priors = PrefixPriors.fit(records["category_path"].tolist(), records["label"].tolist(), depth=2)
+    data = make_task_data(records, "qc", cfg, pairs, priors, fitted_on=True)
+    expected = priors.out_of_fold_features(records["category_path"].tolist(), records["label"].tolist(),
+                                           records["origin_query"].tolist(), seed=cfg.data.split_seed)
+    np.testing.assert_array_equal(data.features[:, :priors.n_features], expected)
+    assert len(set(data.queries[:4].tolist())) == 3  # the packed batches' query key stays the model's text
+
+
 def test_priors_unseen_prefix(priors):
     got = priors.features(["c,z", "a,q"])
     np.testing.assert_array_equal(got[0], np.zeros(5, dtype=np.float32))

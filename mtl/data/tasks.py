@@ -27,7 +27,7 @@ from mtl.data.pairs import PairTokenizer, build_pairs, tokenize_pairs
 from mtl.data.records import LINE, LoadReport, TARGET_FIELD, load_task_records
 from mtl.errors import ConfigError, DataError, LeakageError, MtlError
 from mtl.io import input_problem
-from mtl.splits import assign_folds, carve_test, check_split, split_report
+from mtl.splits import assign_folds, carve_test, check_split, normalise_query, split_report
 from mtl.taxonomy import NodeIndex, PrefixPriors
 
 log = logging.getLogger(__name__)
@@ -294,7 +294,10 @@ def make_task_data(records: pd.DataFrame, task: str, cfg: ExperimentConfig, pair
     features = None
     if task == "qc":
         paths = records[TARGET_FIELD["qc"]].tolist()
-        prior_features = priors.out_of_fold_features(paths, records["label"].tolist(), queries,
+        # inner folds by the query as the splits compare it, not by `text_a`: with translation on, one query
+        # with two translations would otherwise be two groups and read its own labels
+        prior_features = priors.out_of_fold_features(paths, records["label"].tolist(),
+                                                     records["origin_query"].map(normalise_query).tolist(),
                                                      seed=cfg.data.split_seed) if priors is not None and fitted_on else None
         features = qc_features(paths, priors, nodes, prior_features)
     return TaskData(task, records, input_ids, features, queries=queries)
