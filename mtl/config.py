@@ -139,13 +139,18 @@ class ModelConfig:
     head_norm: bool = True
     """A LayerNorm per task on the pooled vector before its head (Gemma's hidden states are far from unit scale;
     see `mtl.model.MultiTaskClassifier`)."""
-    head_init: Literal["prior", "random"] = "prior"
+    head_init: Literal["prior", "random", "probe"] = "prior"
     """prior: head weights start at zero and the bias at the log-odds of the training positive rate (first loss =
-    the prior's entropy); random: nn.Linear's default initialisation."""
+    the prior's entropy); random: nn.Linear's default initialisation; probe: each head starts as a logistic
+    regression fitted on its inputs under the untrained adapter, for `probe_pairs` training pairs (linear probing
+    before fine-tuning). At zero head weights no gradient reaches the adapter; a probed head passes one from step 1."""
+    probe_pairs: int = 1024
+    """Training pairs per task that `head_init=probe` scores (one forward pass each, no gradient) and fits on."""
 
     def __post_init__(self):
         check("model.head_dropout", self.head_dropout, 0 <= self.head_dropout < 1, "in [0, 1)")
         check("model.num_layers", self.num_layers, self.num_layers >= 0, ">= 0")
+        check("model.probe_pairs", self.probe_pairs, self.probe_pairs >= 2, ">= 2")
 
 
 @dataclass

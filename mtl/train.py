@@ -166,6 +166,11 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
                         (len(nodes.nodes), nodes.slots) if nodes else (0, 0), nodes.nodes if nodes else None)
     if cfg.model.head_init == "prior" and not cfg.model.init_from:
         model.init_heads({t: float(d.labels.mean()) for t, d in data.train.items()})
+    if cfg.model.head_init == "probe" and not cfg.model.init_from and checkpoint is None:
+        model.to(accelerator.device)  # before `prepare`: the whole model, as every process holds it now
+        probe_auc = model.probe_heads(data.train, pair_tokenizer.pad_id, cfg.model.probe_pairs, cfg.train.seed)
+        log.info("heads start as linear probes: training ROC-AUC %s",
+                 ", ".join(f"{t} {a:.3f}" for t, a in probe_auc.items()))
     params = count_parameters(model)
     optimizer = build_optimizer(model, cfg.train.lr, cfg.train.head_lr, cfg.train.weight_decay)
     scheduler = get_scheduler(

@@ -268,3 +268,46 @@ def test_a_warm_start_maps_node_embeddings_by_node_name():
     assert out.tolist() == [[-1.0, -1.0], [2.0, 3.0], [-1.0, -1.0], [6.0, 7.0]]
     assert remap_nodes(saved, ["a", "c", "d"], ["d", "c", "a"], fresh).tolist() == [
         [-1.0, -1.0], [6.0, 7.0], [4.0, 5.0], [2.0, 3.0]]
+
+
+def planted_pairs(task: str, n: int = 120, features: int = 0):
+    """Random token pairs whose label is whether token 7 follows the first: a frozen random backbone's pooled
+    vectors carry it, so a linear probe separates the classes."""
+    import numpy as np
+    import pandas as pd
+
+    from mtl.data.tasks import TaskData
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, n)
+    ids = [[2] + ([7] if y else [8]) + rng.integers(10, 500, size=int(rng.integers(3, 12))).tolist() + [1]
+           for y in labels]
+    records = pd.DataFrame({"id": range(n), "label": labels, "language": "en"})
+    feats = rng.normal(size=(n, features)).astype(np.float32) if features else None
+    return TaskData(task, records, ids, feats)
+
+
+def test_probed_heads_hold_the_logistic_regression_of_their_inputs(cfg):
+    from sklearn.metrics import roc_auc_score
+
+    from mtl.evaluate import predict_probs
+
+    model, pairs = make_model(cfg, feature_dim=3)
+    data = {"qc": planted_pairs("qc", features=3), "qi": planted_pairs("qi")}
+    model.train()
+    fit = model.probe_heads(data, pairs.pad_id, pairs=80, seed=0)
+    assert model.training, "the model goes back to training mode"
+    for task in ("qc", "qi"):
+        assert model.head(task).weight.abs().sum() > 0
+        assert fit[task] > 0.9  # the planted token is linearly readable from the untrained backbone
+        # the head now scores every pair as the probe does: on all 120 pairs (80 fitted on), it still ranks
+        logits = predict_probs(model, data[task], pairs.pad_id, 32, as_logits=True, progress=False)
+        assert roc_auc_score(data[task].labels, logits) > 0.85
+
+
+def test_a_probe_on_one_class_is_refused(cfg):
+    model, pairs = make_model(cfg, feature_dim=0)
+    data = planted_pairs("qi")
+    data.records["label"] = 1
+    with pytest.raises(ValueError, match="one class only"):
+        model.probe_heads({"qi": data}, pairs.pad_id, pairs=50, seed=0)

@@ -94,6 +94,24 @@ def test_single_task_run_trains_and_evaluates_one_task(tiny_backbone, tiny_data,
     assert "eval/f1/qc" not in scalar_tags(tmp_path / "runs" / "single")
 
 
+def test_probed_heads_start_the_run_from_a_fitted_probe(tiny_backbone, tiny_data, tmp_path, caplog, monkeypatch):
+    started = {}
+    original = model_module.MultiTaskClassifier.probe_heads
+
+    def probe_and_keep(self, *args, **kwargs):
+        fit = original(self, *args, **kwargs)
+        started.update({t: self.head(t).weight.detach().clone() for t in fit})
+        return fit
+
+    monkeypatch.setattr(model_module.MultiTaskClassifier, "probe_heads", probe_and_keep)
+    with caplog.at_level("INFO", logger="mtl.train"):
+        _, summary = run(tiny_backbone, tiny_data, tmp_path, "probe", **{"model.head_init": "probe",
+                                                                         "model.probe_pairs": 64})
+    assert set(started) == {"qc", "qi"} and all(w.abs().sum() > 0 for w in started.values())
+    assert "heads start as linear probes: training ROC-AUC qc " in caplog.text
+    assert summary["steps"] == 6
+
+
 def test_qc_reports_say_how_much_of_each_category_path_training_saw(tiny_backbone, tiny_data, tmp_path):
     dev = make_records("qc", 40, seed=5)
     for i, row in enumerate(dev[:16]):  # a new leaf under a known level-2 group, and a new top-level branch
