@@ -32,7 +32,7 @@ from mtl.backbone import detect_arch, load_backbone, load_tokenizer, resolve
 from mtl.config import ExperimentConfig, TASKS, load_config, save_config
 from mtl.data.pairs import PairTokenizer
 from mtl.dropout import use_bits_dropout
-from mtl.errors import CheckpointError
+from mtl.errors import CheckpointError, ConfigError
 from mtl.io import atomic_dir, atomic_write_text, check_schema, input_problem, read_json
 from mtl.packing import path_weights, tree_masks
 from mtl.taxonomy import PrefixPriors
@@ -121,6 +121,7 @@ class MultiTaskClassifier(nn.Module):
         ~1,000 vectors, seconds."""
         from sklearn.linear_model import LogisticRegressionCV
         from sklearn.metrics import roc_auc_score
+        from sklearn.model_selection import StratifiedGroupKFold
 
         from mtl.data.tasks import collate
 
@@ -132,11 +133,11 @@ class MultiTaskClassifier(nn.Module):
             for task, task_data in data.items():
                 rng = np.random.default_rng(seed)
                 rows = rng.choice(len(task_data), size=min(pairs, len(task_data)), replace=False)
-                rows = rows[np.argsort(task_data.lengths[rows], kind="stable")]
+                rows = rows[np.argsort(task_data.lengths[rows], kind="stable")]  # little padding per batch
                 labels = task_data.labels[rows]
-                if len(set(labels.tolist())) < 2:
-                    raise ValueError(f"{task}: the {len(rows)} probe pairs hold one class only; raise "
-                                     "model.probe_pairs or use model.head_init=prior")
+                if np.bincount(labels.astype(int), minlength=2).min() < 3:
+                    raise ConfigError(f"model.head_init=probe: {task}'s {len(rows)} probe pairs hold fewer than 3 "
+                                      "of one class; raise model.probe_pairs or use model.head_init=prior")
                 captured = []
                 hook = self.head(task).register_forward_hook(lambda _m, args, _o: captured.append(args[0].float()))
                 try:
@@ -148,7 +149,10 @@ class MultiTaskClassifier(nn.Module):
                 finally:
                     hook.remove()
                 x = torch.cat(captured).cpu().numpy()
-                probe = LogisticRegressionCV(Cs=[0.01, 0.1, 1.0], cv=3, scoring="roc_auc", max_iter=2000,
+                # C chosen on folds that keep a query's pairs together and mix lengths (rows are length-sorted)
+                groups = task_data.queries[rows] if task_data.queries is not None else np.arange(len(rows))
+                folds = list(StratifiedGroupKFold(3, shuffle=True, random_state=seed).split(x, labels, groups))
+                probe = LogisticRegressionCV(Cs=[0.01, 0.1, 1.0], cv=folds, scoring="roc_auc", max_iter=2000,
                                              l1_ratios=(0.0,), use_legacy_attributes=False)
                 probe.fit(x, labels)
                 head = self.head(task)

@@ -420,8 +420,10 @@ def seeds_ablation_table(per_seed: dict[int, dict[str, RunResult]]) -> str:
     if not rows:
         return ""
     return ("## Ablations over seeds\n\nEach ablation minus the run it changes one switch of, paired by seed, on the "
-            "held-out test split (mean ± std of the differences; the verdict by the rule above, \"better\" meaning "
-            "the ablation scores higher).\n\n"
+            "held-out test split (mean ± std of the differences over the seeds where both have a figure). A "
+            "difference exceeds the seed spread when every seed has the same sign and the mean is larger than the "
+            "standard deviation of either run over those seeds; \"better\" means the ablation scores higher. Runs "
+            "without a test split have no row.\n\n"
             + markdown_table(["run", "minus", "seeds", "Δ test F1 QC", "Δ test AUC QC", "Δ test F1 QI",
                               "Δ test AUC QI", "Δ test F1 avg"], rows))
 

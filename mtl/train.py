@@ -167,8 +167,14 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
     if cfg.model.head_init == "prior" and not cfg.model.init_from:
         model.init_heads({t: float(d.labels.mean()) for t, d in data.train.items()})
     if cfg.model.head_init == "probe" and not cfg.model.init_from and checkpoint is None:
+        plugin = accelerator.state.deepspeed_plugin
+        # ZeRO-3 builds the model partitioned, and after `prepare` DeepSpeed's fp32 copy would ignore edited heads
+        if plugin is not None and plugin.zero_stage == 3:
+            raise ConfigError("model.head_init=probe does not run under ZeRO-3 (the probe needs the whole model "
+                              "before DeepSpeed takes it); use ZeRO-2 or model.head_init=prior")
         model.to(accelerator.device)  # before `prepare`: the whole model, as every process holds it now
-        probe_auc = model.probe_heads(data.train, pair_tokenizer.pad_id, cfg.model.probe_pairs, cfg.train.seed)
+        probe_auc = model.probe_heads(data.train, pair_tokenizer.pad_id, cfg.model.probe_pairs, cfg.train.seed,
+                                      cfg.eval.batch_size)
         log.info("heads start as linear probes: training ROC-AUC %s",
                  ", ".join(f"{t} {a:.3f}" for t, a in probe_auc.items()))
     params = count_parameters(model)
