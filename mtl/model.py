@@ -34,7 +34,7 @@ from mtl.data.pairs import PairTokenizer
 from mtl.dropout import use_bits_dropout
 from mtl.errors import CheckpointError, ConfigError
 from mtl.io import atomic_dir, atomic_write_text, check_schema, input_problem, read_json
-from mtl.packing import path_weights, tree_masks
+from mtl.packing import model_inputs, path_weights, tree_masks
 from mtl.taxonomy import PrefixPriors
 
 log = logging.getLogger(__name__)
@@ -143,9 +143,7 @@ class MultiTaskClassifier(nn.Module):
                 try:
                     for i in range(0, len(rows), batch_size):
                         batch = collate(task_data, rows[i:i + batch_size], pad_id)
-                        inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "features")
-                                  if k in batch}
-                        self(task, **inputs)
+                        self(task, **model_inputs(batch, device))
                 finally:
                     hook.remove()
                 x = torch.cat(captured).cpu().numpy()
