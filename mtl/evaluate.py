@@ -40,8 +40,9 @@ def predict_probs(model, data: TaskData, pad_id: int, batch_size: int, accelerat
         rows = padded[i]
         batch = pack(data, rows, pad_id, row_tokens) if shared else collate(data, rows, pad_id)
         inputs = model_inputs(batch, device)
-        if head == "qc" and "features" not in inputs and _qc_feature_dim(model):
-            inputs["features"] = torch.zeros(len(rows), _qc_feature_dim(model), device=device)
+        if _feature_dim(model, head) and (head != data.task or "features" not in inputs):
+            # another task's pairs, or pairs without this head's features: the head reads zeros there
+            inputs["features"] = torch.zeros(len(rows), _feature_dim(model, head), device=device)
         logits = model(task=head, **inputs)
         if i < len(batches):
             scored.append((rows, (logits.float() if as_logits else torch.sigmoid(logits.float())).cpu().numpy()))
@@ -63,7 +64,7 @@ def predict_probs_mixed(model, data: dict[str, TaskData], pad_id: int, batch_siz
     """P(relevant) for every pair of every task in `data` ({task: TaskData}), each task's in its row order, with
     batches that mix the tasks: all pairs sorted by length, cut into batches, and each batch scored by one backbone
     pass (`MultiTaskClassifier.forward_mixed`), which is how one joint model serves QC and QI together. QC rows
-    without taxonomy features read zeros, as in `predict_probs`. Sharded over processes like `predict_probs`."""
+    without their head's features read zeros, as in `predict_probs`. Sharded over processes like `predict_probs`."""
     tasks = list(data)
     task_of = np.concatenate([np.full(len(data[t]), i) for i, t in enumerate(tasks)])
     row_of = np.concatenate([np.arange(len(data[t])) for t in tasks])
@@ -73,7 +74,7 @@ def predict_probs_mixed(model, data: dict[str, TaskData], pad_id: int, batch_siz
     padded, mine, rank, world = _share(batches, accelerator)
     inner = getattr(model, "module", model)  # DDP / DeepSpeed wrap the model; eval needs no gradient sync
     device = accelerator.device if accelerator else next(model.parameters()).device
-    feature_dim = _qc_feature_dim(model)
+    feature_dim = max(_feature_dim(model, "qc"), _feature_dim(model, "qi"))
     was_training = model.training
     model.eval()
     scored = []
@@ -88,8 +89,9 @@ def predict_probs_mixed(model, data: dict[str, TaskData], pad_id: int, batch_siz
             ids = task_data.input_ids[row]
             input_ids[j, :len(ids)] = torch.tensor(ids, dtype=torch.long)
             attention_mask[j, :len(ids)] = 1
-            if feature_dim and task_data.task == "qc" and task_data.features is not None:
-                features[j] = torch.as_tensor(task_data.features[row], dtype=torch.float32)
+            if feature_dim and task_data.features is not None:  # each row's task features in its first columns
+                row_features = torch.as_tensor(task_data.features[row], dtype=torch.float32)
+                features[j, :len(row_features)] = row_features
         is_qc = torch.tensor([tasks[task_of[item]] == "qc" for item in items])
         logits = inner.forward_mixed(input_ids.to(device), attention_mask.to(device), is_qc.to(device),
                                      features.to(device) if feature_dim else None)
@@ -142,6 +144,6 @@ def _share(batches: list, accelerator) -> tuple[list, list[int], int, int]:
     return padded, list(range(rank, len(padded), world)), rank, world
 
 
-def _qc_feature_dim(model) -> int:
+def _feature_dim(model, task: str) -> int:
     inner = getattr(model, "module", model)  # DDP / DeepSpeed wrap the model
-    return getattr(inner, "qc_feature_dim", 0)
+    return getattr(inner, f"{task}_feature_dim", 0)

@@ -23,6 +23,7 @@ Two kinds of folder:
 A QC head that reads taxonomy features (`taxonomy.features`: prefix priors, node embeddings) is refused: a serving
 stack passes text alone. `--without-taxonomy` exports it without them, scoring every category path as one training
 never saw (all feature columns zero, the value an unseen path gets), so its predictions differ from `mtl predict`'s.
+A QI head that reads word-overlap features (`model.qi_features=overlap`) is refused likewise.
 """
 
 from __future__ import annotations
@@ -112,6 +113,10 @@ def plan_task(task: str, info: ModelInfo, cfg: ExperimentConfig, pairs: PairToke
                           f"{cfg.taxonomy.features}), which a serving stack cannot pass; --without-taxonomy exports it "
                           "scoring every category path as unseen (predictions differ from mtl predict's), --task qi "
                           "leaves QC out, or retrain with taxonomy.features=none")
+    if task == "qi" and info.qi_feature_dim:
+        raise ConfigError(f"{model_dir}: the QI head reads word-overlap features (model.qi_features=overlap), which "
+                          "a serving stack cannot pass; --task qc leaves QI out, or retrain with "
+                          "model.qi_features=none")
     reasons = []
     if info.arch != "decoder":
         reasons.append("an encoder backbone (its stock class pools through a pooler layer)")

@@ -6,8 +6,9 @@
     logits = model.forward_mixed(input_ids, attention_mask, is_qc, features)      # QC and QI rows in one batch
 
 Pooling reads the last non-pad token for decoders (whatever the padding side), the first token or the mean for
-encoders. The QC head also reads the taxonomy features (prefix priors) when `taxonomy.features` is on. Heads compute
-in float32 whatever the backbone's dtype.
+encoders. The QC head also reads the taxonomy features (prefix priors) when `taxonomy.features` is on, the QI head
+the pair's word-overlap features when `model.qi_features=overlap`. Heads compute in float32 whatever the backbone's
+dtype.
 
 A saved model folder holds `adapter/` (PEFT format), `heads.safetensors`, `config.yaml`, `model.json` (tokenizer
 fingerprint, thresholds, priors, shapes), `taxonomy.json` and, for `best/` and `final/`, a model card `README.md`;
@@ -34,6 +35,7 @@ from mtl.data.pairs import PairTokenizer
 from mtl.dropout import use_bits_dropout
 from mtl.errors import CheckpointError, ConfigError
 from mtl.io import atomic_dir, atomic_write_text, check_schema, input_problem, read_json
+from mtl.overlap import OVERLAP_FEATURES
 from mtl.packing import model_inputs, path_weights, tree_masks
 from mtl.taxonomy import PrefixPriors
 
@@ -65,12 +67,14 @@ class MultiTaskClassifier(nn.Module):
 
     def __init__(self, backbone: nn.Module, hidden_size: int, pooling: str, qc_feature_dim: int, head_dropout: float,
                  head_norm: bool = False, arch: str = "decoder", qc_nodes: tuple[int, int] = (0, 0),
-                 node_dim: int = 16):
+                 node_dim: int = 16, qi_feature_dim: int = 0):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
         self.arch = arch
+        self.hidden_size = hidden_size
         self.qc_feature_dim = qc_feature_dim
+        self.qi_feature_dim = qi_feature_dim
         self.head_norm = head_norm
         self.dropout = nn.Dropout(head_dropout)
         n_nodes, self.node_slots = qc_nodes
@@ -81,7 +85,7 @@ class MultiTaskClassifier(nn.Module):
                 self.qc_nodes.weight[0].zero_()
         qc_inputs = hidden_size + qc_feature_dim - self.node_slots + (node_dim if n_nodes else 0)
         self.qc_head = nn.Linear(qc_inputs, 1)
-        self.qi_head = nn.Linear(hidden_size, 1)
+        self.qi_head = nn.Linear(hidden_size + qi_feature_dim, 1)
         if head_norm:
             self.qc_norm = nn.LayerNorm(hidden_size)
             self.qi_norm = nn.LayerNorm(hidden_size)
@@ -93,6 +97,10 @@ class MultiTaskClassifier(nn.Module):
         """Everything that belongs to one task alone: its norm (if any), its node embeddings (QC, if any), its head."""
         nodes = [self.qc_nodes] if task == "qc" and self.node_slots else []
         return ([getattr(self, f"{task}_norm")] if self.head_norm else []) + nodes + [self.head(task)]
+
+    def feature_dim(self, task: str) -> int:
+        """Feature columns the task's head reads beside the pooled vector (0: none)."""
+        return self.qc_feature_dim if task == "qc" else self.qi_feature_dim
 
     def _qc_features(self, features: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
         """The QC head's extra inputs: the prior columns as they are, the node-id columns as summed embeddings."""
@@ -115,7 +123,7 @@ class MultiTaskClassifier(nn.Module):
     @torch.no_grad()
     def probe_heads(self, data: dict, pad_id: int, pairs: int, seed: int, batch_size: int = 32) -> dict[str, float]:
         """Each task's head as a logistic regression on what it reads now ({task: TaskData}, training pairs): the
-        pooled, normalised vector (and QC's taxonomy features) of up to `pairs` pairs drawn with `seed`, scored
+        pooled, normalised vector (and the task's features) of up to `pairs` pairs drawn with `seed`, scored
         in eval mode with the adapter as it is (untrained: the backbone's own features). Returns each probe's
         training ROC-AUC. sklearn's regularised fit rather than a few head-only SGD steps: it is exact and, on
         ~1,000 vectors, seconds."""
@@ -190,19 +198,28 @@ class MultiTaskClassifier(nn.Module):
         pooled = self._head_input(task, pooled)
         if task == "qc" and self.qc_feature_dim:
             pooled = torch.cat([pooled, self._qc_features(features, pooled.dtype)], dim=-1)
+        elif task == "qi" and self.qi_feature_dim:
+            if features is None:
+                raise ValueError("this model's qi_head reads word-overlap features: pass `features`")
+            pooled = torch.cat([pooled, features.to(pooled.dtype)], dim=-1)
         return head(pooled).squeeze(-1)
 
     def forward_mixed(self, input_ids, attention_mask, is_qc: torch.Tensor, features=None) -> torch.Tensor:
         """One logit per row of a batch that mixes both tasks: one backbone pass, then each pooled row goes to its
-        task's head, so one forward serves QC and QI. `features` [batch, qc_feature_dim] holds the QC rows' taxonomy
-        features (QI rows' values are ignored); logits equal `forward(task, ...)` on each task's rows alone."""
+        task's head, so one forward serves QC and QI. `features` [batch, max(qc_feature_dim, qi_feature_dim)] holds
+        each row's task features in its first columns (QC rows' taxonomy features, QI rows' overlap features; the
+        rest is ignored); logits equal `forward(task, ...)` on each task's rows alone."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         pooled = pool(hidden, attention_mask, self.pooling)
         is_qc = is_qc.to(device=pooled.device, dtype=torch.bool)
         qc_in, qi_in = self._head_input("qc", pooled[is_qc]), self._head_input("qi", pooled[~is_qc])
         if self.qc_feature_dim:
-            features = None if features is None else features.to(pooled.device)[is_qc]
-            qc_in = torch.cat([qc_in, self._qc_features(features, qc_in.dtype)], dim=-1)
+            qc_features = None if features is None else features.to(pooled.device)[is_qc, :self.qc_feature_dim]
+            qc_in = torch.cat([qc_in, self._qc_features(qc_features, qc_in.dtype)], dim=-1)
+        if self.qi_feature_dim:
+            if features is None:
+                raise ValueError("this model's qi_head reads word-overlap features: pass `features`")
+            qi_in = torch.cat([qi_in, features.to(pooled.device)[~is_qc, :self.qi_feature_dim].to(qi_in.dtype)], dim=-1)
         logits = qc_in.new_empty(pooled.shape[0])
         logits[is_qc] = self.qc_head(qc_in).squeeze(-1)
         logits[~is_qc] = self.qi_head(qi_in).squeeze(-1)
@@ -228,6 +245,8 @@ class ModelInfo:
     """The training tree's nodes whose embeddings the QC head sums (`mtl.taxonomy.NodeIndex`), if it does."""
     node_slots: int = 0
     """Node ids per path: the last `node_slots` of the `qc_feature_dim` feature columns."""
+    qi_feature_dim: int = 0
+    """Word-overlap columns the QI head reads (`model.qi_features=overlap`; models saved before it read none)."""
 
     @property
     def prior_columns(self) -> int:
@@ -256,19 +275,20 @@ def build_tokenizer(cfg: ExperimentConfig) -> tuple[PairTokenizer, Path]:
 
 
 def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: str,
-                qc_nodes: tuple[int, int] = (0, 0), node_names: list[str] | None = None) -> MultiTaskClassifier:
+                qc_nodes: tuple[int, int] = (0, 0), node_names: list[str] | None = None,
+                qi_feature_dim: int = 0) -> MultiTaskClassifier:
     """Backbone from `folder` + fresh LoRA (seeded by the caller) + fresh heads; `model.init_from` loads saved ones
     (`node_names`: this run's training-tree nodes, to which the saved node embeddings are mapped by name)."""
     backbone = load_backbone(folder, resolve_dtype(cfg.model.dtype), cfg.model.attn_implementation,
                              cfg.model.num_layers)
-    model = wrap_backbone(cfg, backbone, qc_feature_dim, arch, qc_nodes)
+    model = wrap_backbone(cfg, backbone, qc_feature_dim, arch, qc_nodes, qi_feature_dim)
     if cfg.model.init_from:
         load_init_from(model, Path(cfg.model.init_from), cfg.active_tasks, node_names)
     return model
 
 
 def wrap_backbone(cfg: ExperimentConfig, backbone: nn.Module, qc_feature_dim: int, arch: str,
-                  qc_nodes: tuple[int, int] = (0, 0)) -> MultiTaskClassifier:
+                  qc_nodes: tuple[int, int] = (0, 0), qi_feature_dim: int = 0) -> MultiTaskClassifier:
     """A built bare backbone + fresh LoRA + fresh heads as `cfg` says: `build_model` after loading, and the way in
     for a backbone built otherwise (random weights at a released shape: `benchmarks/gpu_bench.py`)."""
     if cfg.model.gradient_checkpointing:
@@ -281,7 +301,7 @@ def wrap_backbone(cfg: ExperimentConfig, backbone: nn.Module, qc_feature_dim: in
     pooling = cfg.model.pooling if cfg.model.pooling != "auto" else ("last" if arch == "decoder" else "first")
     hidden = backbone.get_base_model().config.hidden_size
     return MultiTaskClassifier(backbone, hidden, pooling, qc_feature_dim, cfg.model.head_dropout, cfg.model.head_norm,
-                               arch, qc_nodes, cfg.taxonomy.node_dim)
+                               arch, qc_nodes, cfg.taxonomy.node_dim, qi_feature_dim)
 
 
 def load_init_from(model: MultiTaskClassifier, folder: Path, tasks, node_names: list[str] | None = None) -> None:
@@ -297,12 +317,12 @@ def load_init_from(model: MultiTaskClassifier, folder: Path, tasks, node_names: 
 
 
 def transfer_head(model: MultiTaskClassifier, folder: Path, source: str, target: str) -> None:
-    """The target head (and its norm) start as the source's saved in `folder`; feature columns one head has and
-    the other lacks start at zero (QI -> QC) or are dropped (QC -> QI)."""
+    """The target head (and its norm) start as the source's saved in `folder`: the weights on the pooled vector are
+    copied, the target's feature columns (QC's taxonomy, QI's overlap features: different things) start at zero."""
     saved = load_file(str(folder / "heads.safetensors"))
     weight, bias = saved[f"{source}_head.weight"], saved[f"{source}_head.bias"]
     dst = model.head(target)
-    shared = min(weight.shape[1], dst.weight.shape[1])
+    shared = min(weight.shape[1], model.hidden_size)
     with torch.no_grad():
         dst.weight.zero_()
         dst.weight[:, :shared] = weight[:, :shared]
@@ -377,7 +397,7 @@ def load_weights(model: MultiTaskClassifier, folder: Path, heads=TASKS, node_nam
         if weight is None or weight.shape != head.weight.shape:
             raise CheckpointError(
                 f"{folder}: {task}_head has shape {None if weight is None else tuple(weight.shape)}, this model "
-                f"expects {tuple(head.weight.shape)} (taxonomy.features or the backbone differ)"
+                f"expects {tuple(head.weight.shape)} (taxonomy.features, model.qi_features or the backbone differ)"
             )
         with torch.no_grad():
             head.weight.copy_(weight)
@@ -420,6 +440,9 @@ def read_info(folder: str | Path) -> ModelInfo:
                                   f"got {task!r}: {threshold!r}")
     if info.qc_feature_dim < 0:
         raise CheckpointError(f"{path}: field 'qc_feature_dim': must be >= 0, got {info.qc_feature_dim}")
+    if info.qi_feature_dim not in (0, len(OVERLAP_FEATURES)):
+        raise CheckpointError(f"{path}: field 'qi_feature_dim': must be 0 or {len(OVERLAP_FEATURES)} (the word-overlap "
+                              f"features), got {info.qi_feature_dim}")
     if (info.nodes is None) != (info.node_slots == 0) or info.node_slots < 0 or info.node_slots > info.qc_feature_dim:
         raise CheckpointError(f"{path}: fields 'nodes' and 'node_slots' disagree ({len(info.nodes or [])} nodes, "
                               f"{info.node_slots} slots of qc_feature_dim {info.qc_feature_dim})")
@@ -447,6 +470,7 @@ def load_trained(folder: str | Path, device: str | torch.device = "cpu"):
             f"{folder}: the backbone's tokenizer ({cfg.model.backbone}) is not the one this model was trained with "
             "(fingerprint differs): its token ids would mean something else"
         )
-    model = build_model(cfg, info.qc_feature_dim, backbone_folder, pairs.arch, (len(info.nodes or []), info.node_slots))
+    model = build_model(cfg, info.qc_feature_dim, backbone_folder, pairs.arch, (len(info.nodes or []), info.node_slots),
+                        qi_feature_dim=info.qi_feature_dim)
     load_weights(model, folder)
     return model.to(device).eval(), pairs, info, cfg

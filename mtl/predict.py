@@ -32,7 +32,7 @@ from mtl.backbone import check_device
 from mtl.config import ExperimentConfig, flatten, load_config, to_dict
 from mtl.cv import CV_FILE
 from mtl.data.records import TARGET_FIELD, clean_records, is_blank, parse_id, read_json_lines, read_records
-from mtl.data.tasks import TaskData, make_task_data, qc_features
+from mtl.data.tasks import TaskData, make_task_data, qc_features, qi_features
 from mtl.errors import CheckpointError, ConfigError, DataError
 from mtl.evaluate import predict_probs
 from mtl.io import atomic_open, check_output_path, read_json
@@ -214,11 +214,12 @@ def _score(models: list[Path], infos: list[ModelInfo], jobs: list[Job], device: 
         return [np.zeros(0) for _ in jobs]
     model = data = pad_id = loaded = None
     for number, (folder, info) in enumerate(zip(models, infos), 1):
-        if model is None or (info.nodes, info.node_slots) != loaded:
+        if model is None or (info.nodes, info.node_slots, info.qi_feature_dim) != loaded:
             # A model with node embeddings has its own training tree's node list: its `qc_nodes` and `qc_head`
-            # shapes differ from another fold's, so it is built afresh rather than loaded into the last one.
+            # shapes differ from another fold's, so it is built afresh rather than loaded into the last one (so is
+            # one whose QI head reads other features).
             model, pair_tokenizer, _, cfg = load_trained(folder, device)
-            pad_id, loaded = pair_tokenizer.pad_id, (info.nodes, info.node_slots)
+            pad_id, loaded = pair_tokenizer.pad_id, (info.nodes, info.node_slots, info.qi_feature_dim)
             data = [make_task_data(job.records, job.task, cfg, pair_tokenizer) if len(job.records) else None
                     for job in jobs]
         else:
@@ -234,8 +235,11 @@ def _score(models: list[Path], infos: list[ModelInfo], jobs: list[Job], device: 
 
 def _with_features(data: TaskData, info: ModelInfo) -> TaskData:
     """QC pairs read the taxonomy features of the model that scores them (its prefix priors, then its node ids):
-    each fold's model fitted its own on its own training tree."""
-    if data.task != "qc" or not (info.priors or info.nodes):
+    each fold's model fitted its own on its own training tree. QI pairs read word-overlap features where that
+    model's QI head does."""
+    if data.task == "qi":
+        return dataclasses.replace(data, features=qi_features(data.records) if info.qi_feature_dim else None)
+    if not (info.priors or info.nodes):
         return data
     priors = PrefixPriors.from_dict(info.priors) if info.priors else None
     return dataclasses.replace(data, features=qc_features(data.records[TARGET_FIELD["qc"]].tolist(), priors,

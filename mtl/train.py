@@ -45,6 +45,7 @@ from mtl.io import atomic_write_text
 from mtl.logger import NullLogger, build_logger
 from mtl.measure import attention_pairs, tree_attention_pairs
 from mtl.optim import activate, build_optimizer
+from mtl.overlap import OVERLAP_FEATURES
 from mtl.metrics import f1_avg, format_breakdown, format_table, selection_score
 from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, read_info
 from mtl.packing import TREE_BATCHINGS, model_inputs, pack, resolve_batching
@@ -162,8 +163,10 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
     set_seed(cfg.train.seed)  # LoRA and head initialisation do not depend on what loading consumed
     nodes = data.nodes
     qc_features = (priors.n_features if priors else 0) + (nodes.slots if nodes else 0)
+    qi_features = len(OVERLAP_FEATURES) if cfg.model.qi_features == "overlap" else 0
     model = build_model(cfg, qc_features, backbone_folder, pair_tokenizer.arch,
-                        (len(nodes.nodes), nodes.slots) if nodes else (0, 0), nodes.nodes if nodes else None)
+                        (len(nodes.nodes), nodes.slots) if nodes else (0, 0), nodes.nodes if nodes else None,
+                        qi_features)
     if cfg.model.head_init == "prior" and not cfg.model.init_from:
         model.init_heads({t: float(d.labels.mean()) for t, d in data.train.items()})
     if cfg.model.head_init == "probe" and not cfg.model.init_from and checkpoint is None:
@@ -199,7 +202,8 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
     info = ModelInfo(pair_tokenizer.fingerprint(), pair_tokenizer.arch, bare.pooling,
                      bare.backbone.get_base_model().config.hidden_size, qc_features, list(cfg.active_tasks),
                      priors=priors.to_dict() if priors else None, head_norm=cfg.model.head_norm,
-                     nodes=nodes.nodes if nodes else None, node_slots=nodes.slots if nodes else 0)
+                     nodes=nodes.nodes if nodes else None, node_slots=nodes.slots if nodes else 0,
+                     qi_feature_dim=qi_features)
     logger = build_logger(run_dir, cfg.log.tensorboard, accelerator.is_main_process,
                           purge_step=state.step + 1 if checkpoint is not None else None)
     log.info("training %s on %s: %s trainable of %s parameters, %d process(es), %d micro-batches per step",

@@ -14,10 +14,10 @@ def cfg(tiny_backbone, tmp_path):
                               f"data.cache_dir={tmp_path}"])
 
 
-def make_model(cfg, feature_dim=3, seed=0):
+def make_model(cfg, feature_dim=3, seed=0, qi_feature_dim=0):
     pairs, folder = build_tokenizer(cfg)
     torch.manual_seed(seed)
-    return build_model(cfg, feature_dim, folder, pairs.arch).eval(), pairs
+    return build_model(cfg, feature_dim, folder, pairs.arch, qi_feature_dim=qi_feature_dim).eval(), pairs
 
 
 def batch(pairs, texts, padding_side="right"):
@@ -176,40 +176,51 @@ def test_loss_falls_when_overfitting_32_examples(cfg):
     assert losses[-1] < 0.5 * losses[0]
 
 
-def test_mixed_forward_equals_per_task_forward(cfg):
-    model, pairs = make_model(cfg, feature_dim=3)
+@pytest.mark.parametrize("qi_dim", [0, 5])
+def test_mixed_forward_equals_per_task_forward(cfg, qi_dim):
+    """With overlap features (qi_dim 5) a QI row reads the first 5 of the batch's 5 feature columns, a QC row 3."""
+    model, pairs = make_model(cfg, feature_dim=3, qi_feature_dim=qi_dim)
     randomise_trainables(model)
     texts = [("pan", "kitchen"), ("zapatos nike running", "sneakers red 42"), ("обувь", "shoes"),
              ("flour", "food,grocery,flour, baking and cooking"), ("phone", "smartphone 12")]
     is_qc = torch.tensor([True, False, True, True, False])
-    features = torch.rand(len(texts), 3)
+    features = torch.rand(len(texts), max(3, qi_dim))
     input_ids, mask = batch(pairs, texts)
     mixed = model.forward_mixed(input_ids, mask, is_qc, features)
     qc_ids, qc_mask = batch(pairs, [t for t, q in zip(texts, is_qc) if q])
     qi_ids, qi_mask = batch(pairs, [t for t, q in zip(texts, is_qc) if not q])
-    qc = model(task="qc", input_ids=qc_ids, attention_mask=qc_mask, features=features[is_qc])
-    qi = model(task="qi", input_ids=qi_ids, attention_mask=qi_mask)
+    qc = model(task="qc", input_ids=qc_ids, attention_mask=qc_mask, features=features[is_qc, :3])
+    qi = model(task="qi", input_ids=qi_ids, attention_mask=qi_mask, features=features[~is_qc])
     torch.testing.assert_close(mixed[is_qc], qc, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(mixed[~is_qc], qi, atol=1e-5, rtol=1e-4)
-    # The features reach the QC rows only.
-    shifted = model.forward_mixed(input_ids, mask, is_qc, features + 1)
-    assert not torch.allclose(shifted[is_qc], mixed[is_qc]) and torch.equal(shifted[~is_qc], mixed[~is_qc])
+    # Each task's features reach its own rows only.
+    shifted = features.clone()
+    shifted[is_qc] += 1
+    moved = model.forward_mixed(input_ids, mask, is_qc, shifted)
+    assert not torch.allclose(moved[is_qc], mixed[is_qc]) and torch.equal(moved[~is_qc], mixed[~is_qc])
+    shifted = features.clone()
+    shifted[~is_qc] += 1
+    moved = model.forward_mixed(input_ids, mask, is_qc, shifted)
+    assert torch.equal(moved[is_qc], mixed[is_qc])
+    assert torch.allclose(moved[~is_qc], mixed[~is_qc]) == (qi_dim == 0)
 
 
-def test_predict_probs_mixed_equals_per_task_predictions(cfg):
+@pytest.mark.parametrize("qi_dim", [0, 5])
+def test_predict_probs_mixed_equals_per_task_predictions(cfg, qi_dim):
     import numpy as np
     import pandas as pd
 
     from mtl.data.tasks import TaskData
     from mtl.evaluate import predict_probs, predict_probs_mixed
 
-    model, pairs = make_model(cfg, feature_dim=3)
+    model, pairs = make_model(cfg, feature_dim=3, qi_feature_dim=qi_dim)
     randomise_trainables(model)
 
     def task_data(task, texts, seed):
         records = pd.DataFrame({"id": range(len(texts)), "label": [i % 2 for i in range(len(texts))],
                                 "language": "en"})
-        features = np.random.default_rng(seed).random((len(texts), 3)).astype(np.float32) if task == "qc" else None
+        width = 3 if task == "qc" else qi_dim
+        features = np.random.default_rng(seed).random((len(texts), width)).astype(np.float32) if width else None
         return TaskData(task, records, pairs.encode([q for q, _ in texts], [t for _, t in texts]), features)
 
     data = {"qc": task_data("qc", [("pan", "home & garden,kitchen,cookware"), ("shoes", "food,grocery"),

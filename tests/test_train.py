@@ -166,7 +166,10 @@ def test_a_saved_config_with_a_boolean_taxonomy_flag_still_loads(tmp_path):
         assert load_config(path).taxonomy.features == mode
 
 
-def test_tapt_stage_two_starts_from_stage_one(tiny_backbone, tiny_data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("qi_features", ["none", "overlap"])
+def test_tapt_stage_two_starts_from_stage_one(tiny_backbone, tiny_data, tmp_path, monkeypatch, qi_features):
+    """The QC head starts from the QI head's weights on the pooled vector; its taxonomy-feature columns at zero,
+    whatever feature columns the QI head had (overlap weights mean nothing to a prior column)."""
     built = []
     original = model_module.transfer_head
 
@@ -175,7 +178,8 @@ def test_tapt_stage_two_starts_from_stage_one(tiny_backbone, tiny_data, tmp_path
         built.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
 
     monkeypatch.setattr(model_module, "transfer_head", spy)
-    run(tiny_backbone, tiny_data, tmp_path, "tapt", **{"train.mode": "tapt", "train.task": "qc"})
+    run(tiny_backbone, tiny_data, tmp_path, "tapt", **{"train.mode": "tapt", "train.task": "qc",
+                                                       "model.qi_features": qi_features})
     stage1 = tmp_path / "runs" / "tapt" / "source-qi" / "final"
     assert (tmp_path / "runs" / "tapt" / "target-qc" / "final").is_dir()
     (start,) = built
@@ -183,7 +187,8 @@ def test_tapt_stage_two_starts_from_stage_one(tiny_backbone, tiny_data, tmp_path
     for key, saved in adapter.items():  # PEFT files drop the adapter name that the live module carries
         assert torch.equal(start["backbone." + key.replace(".weight", ".default.weight")], saved), key
     heads = load_file(str(stage1 / "heads.safetensors"))
-    assert torch.equal(start["qc_head.weight"][:, :64], heads["qi_head.weight"])
+    assert heads["qi_head.weight"].shape[1] == 64 + (5 if qi_features == "overlap" else 0)
+    assert torch.equal(start["qc_head.weight"][:, :64], heads["qi_head.weight"][:, :64])
     assert (start["qc_head.weight"][:, 64:] == 0).all(), "taxonomy-feature weights have no QI counterpart"
     assert torch.equal(start["qc_head.bias"], heads["qi_head.bias"])
 

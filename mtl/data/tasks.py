@@ -27,6 +27,7 @@ from mtl.data.pairs import PairTokenizer, build_pairs, tokenize_pairs
 from mtl.data.records import LINE, LoadReport, TARGET_FIELD, load_task_records
 from mtl.errors import ConfigError, DataError, LeakageError, MtlError
 from mtl.io import input_problem
+from mtl.overlap import overlap_features
 from mtl.splits import assign_folds, carve_test, check_split, normalise_query, split_report
 from mtl.taxonomy import NodeIndex, PrefixPriors
 
@@ -300,7 +301,15 @@ def make_task_data(records: pd.DataFrame, task: str, cfg: ExperimentConfig, pair
                                                      records["origin_query"].map(normalise_query).tolist(),
                                                      seed=cfg.data.split_seed) if priors is not None and fitted_on else None
         features = qc_features(paths, priors, nodes, prior_features)
+    elif cfg.model.qi_features == "overlap":
+        features = qi_features(records)
     return TaskData(task, records, input_ids, features, queries=queries)
+
+
+def qi_features(records: pd.DataFrame) -> np.ndarray:
+    """The QI head's feature columns (`model.qi_features=overlap`): the original query's word overlap with the
+    title (`mtl.overlap`), the same with translation augmentation on or off (the translation is not read)."""
+    return overlap_features(records["origin_query"].tolist(), records[TARGET_FIELD["qi"]].tolist())
 
 
 def qc_features(paths, priors: PrefixPriors | None, nodes: NodeIndex | None, prior_features=None):

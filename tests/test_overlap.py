@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from mtl.overlap import OVERLAP_FEATURES, overlap_features, pair_overlap
+
+
+def features(query, title):
+    return dict(zip(OVERLAP_FEATURES, pair_overlap(query, title)))
+
+
+def test_exact_words_and_stems_are_counted_apart():
+    f = features("Cordless Drill bits", "DEWALT 20V cordless drills, kit")
+    assert f["word_share"] == pytest.approx(1 / 3)  # "cordless"; "drill" is not "drills", "bits" absent
+    assert f["stem_share"] == pytest.approx(2 / 3)  # "drill" begins "drills"
+    assert f["last_word"] == 0.0
+    assert f["query_words"] == pytest.approx(np.log2(4) / 4)
+
+
+def test_a_short_query_word_matches_the_start_of_a_title_word():
+    assert features("tv stand", "tvs and stands")["stem_share"] == 1.0
+    assert features("tv", "smart tv")["last_word"] == 1.0
+    assert features("v", "tv")["stem_share"] == 0.0
+
+
+def test_trigram_share_sees_words_run_together():
+    f = features("showerhead", "shower head chrome")
+    assert f["word_share"] == 0.0
+    assert 0.5 < f["trigram_share"] < 1.0
+    assert features("abc", "xyz abc")["trigram_share"] == 1.0
+
+
+def test_a_query_without_words_reads_zeros_and_the_batch_matches_pair_by_pair():
+    assert pair_overlap("  ¿? ", "anything") == [0.0] * len(OVERLAP_FEATURES)
+    queries, titles = ["pan", "мука пшеничная", ""], ["frying pan", "Мука 1 кг", "x"]
+    out = overlap_features(queries, titles)
+    assert out.shape == (3, len(OVERLAP_FEATURES)) and out.dtype == np.float32
+    np.testing.assert_allclose(out, [pair_overlap(q, t) for q, t in zip(queries, titles)], rtol=1e-6)
+    assert out[1, 0] == 0.5  # non-Latin words, lower-cased
