@@ -1,0 +1,25 @@
+import random
+import re
+
+from overlap_baseline import run
+from tests.conftest import write_jsonl
+
+
+def test_the_overlap_baseline_ranks_a_planted_overlap_signal_on_the_test_split(tmp_path):
+    """Relevant titles contain the query's word, the others a different product's: word overlap alone ranks them."""
+    rng = random.Random(0)
+    words = ["drill", "lamp", "hose", "faucet", "rake", "shovel", "mulch", "paint", "brush", "ladder"]
+    rows = []
+    for i in range(400):
+        query, other = rng.sample(words, 2)
+        positive = rng.random() < 0.5
+        rows.append({"id": i, "language": "en", "origin_query": query,
+                     "item_title": f"{query if positive else other} model {rng.randint(1, 99)}", "label": int(positive)})
+    train = write_jsonl(tmp_path / "qi.jsonl", rows)
+    out = run(["--name", "planted", "--fold", "0", "--output-dir", str(tmp_path), f"data.qi_train={train}",
+               f"data.cache_dir={tmp_path / 'cache'}"])
+    text = out.read_text()
+    assert out.name == "overlap-planted.md" and "benchmarks/overlap_baseline.py --name planted" in text
+    row = next(line for line in text.splitlines() if line.startswith("| overlap LR"))
+    val_auc, test_auc, test_f1, all_positive = map(float, re.findall(r"\d\.\d{4}", row))
+    assert val_auc > 0.95 and test_auc > 0.95 and test_f1 > 0.9 and 0.5 < all_positive < 0.8
