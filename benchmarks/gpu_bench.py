@@ -60,6 +60,7 @@ from mtl.errors import ConfigError
 from mtl.io import atomic_write_text
 from gpu_tables import format_markdown, format_summary, phase_line
 from mtl.measure import Meter, machine
+from mtl.overlap import OVERLAP_FEATURES
 from mtl.packing import why_not_packable
 
 log = logging.getLogger("benchmarks.gpu_bench")
@@ -123,6 +124,7 @@ def prepare(out: Path, backbone: str) -> dict:
               "tokenizer_fingerprint": pairs.fingerprint(), "vocab_size": len(tokenizer), "pad_id": pairs.pad_id,
               "reference_max_length": REFERENCE_MAX_LENGTH, "max_length": cfg.data.max_length,
               "qc_feature_dim": ours.priors.n_features if ours.priors else 0, "pairs": counts,
+              **({"qi_feature_dim": len(OVERLAP_FEATURES)} if cfg.model.qi_features == "overlap" else {}),
               "data": {k: {"path": getattr(cfg.data, k), "sha256": _sha256(REPO / getattr(cfg.data, k))}
                        for k in ("qc_train", "qi_train", "qc_dev", "qi_dev")}}
     text = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in [header, *rows])
@@ -305,7 +307,8 @@ def build(cfg, config: dict, header: dict, train: dict, device: str):
         backbone = AutoModel.from_config(backbone_config(config, header["pad_id"]),
                                          dtype=resolve_dtype(cfg.model.dtype),
                                          attn_implementation=cfg.model.attn_implementation)
-    model = wrap_backbone(cfg, backbone.to(device), header["qc_feature_dim"], "decoder")
+    model = wrap_backbone(cfg, backbone.to(device), header["qc_feature_dim"], "decoder",
+                          qi_feature_dim=header.get("qi_feature_dim", 0))
     model.init_heads({t: float(d.labels.mean()) for t, d in train.items()})
     return accelerator.prepare(model), accelerator
 

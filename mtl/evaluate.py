@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mtl.data.tasks import TaskData, collate
+from mtl.data.tasks import TaskData, collate, qi_features
 from mtl.metrics import breakdown, classification_report, majority_baseline, tune_threshold
 from mtl.packing import model_inputs, pack, why_not_packable
 from mtl.taxonomy import parse_path
@@ -33,6 +33,7 @@ def predict_probs(model, data: TaskData, pad_id: int, batch_size: int, accelerat
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     padded, mine, rank, world = _share(batches, accelerator)
     device = accelerator.device if accelerator else next(model.parameters()).device
+    features = _head_features(data, head, _feature_dim(model, head))
     was_training = model.training
     model.eval()
     scored = []
@@ -40,9 +41,8 @@ def predict_probs(model, data: TaskData, pad_id: int, batch_size: int, accelerat
         rows = padded[i]
         batch = pack(data, rows, pad_id, row_tokens) if shared else collate(data, rows, pad_id)
         inputs = model_inputs(batch, device)
-        if _feature_dim(model, head) and (head != data.task or "features" not in inputs):
-            # another task's pairs, or pairs without this head's features: the head reads zeros there
-            inputs["features"] = torch.zeros(len(rows), _feature_dim(model, head), device=device)
+        if features is not None:
+            inputs["features"] = torch.as_tensor(features[rows], device=device)
         logits = model(task=head, **inputs)
         if i < len(batches):
             scored.append((rows, (logits.float() if as_logits else torch.sigmoid(logits.float())).cpu().numpy()))
@@ -63,8 +63,8 @@ def predict_probs_mixed(model, data: dict[str, TaskData], pad_id: int, batch_siz
                         progress: bool = True) -> dict[str, np.ndarray]:
     """P(relevant) for every pair of every task in `data` ({task: TaskData}), each task's in its row order, with
     batches that mix the tasks: all pairs sorted by length, cut into batches, and each batch scored by one backbone
-    pass (`MultiTaskClassifier.forward_mixed`), which is how one joint model serves QC and QI together. QC rows
-    without their head's features read zeros, as in `predict_probs`. Sharded over processes like `predict_probs`."""
+    pass (`MultiTaskClassifier.forward_mixed`), which is how one joint model serves QC and QI together. Pairs
+    without their head's features read what they read in `predict_probs`. Sharded over processes like it."""
     tasks = list(data)
     task_of = np.concatenate([np.full(len(data[t]), i) for i, t in enumerate(tasks)])
     row_of = np.concatenate([np.arange(len(data[t])) for t in tasks])
@@ -75,6 +75,7 @@ def predict_probs_mixed(model, data: dict[str, TaskData], pad_id: int, batch_siz
     inner = getattr(model, "module", model)  # DDP / DeepSpeed wrap the model; eval needs no gradient sync
     device = accelerator.device if accelerator else next(model.parameters()).device
     feature_dim = max(_feature_dim(model, "qc"), _feature_dim(model, "qi"))
+    own = {t: _head_features(data[t], t, _feature_dim(model, t)) for t in tasks}  # where the batch's own are missing
     was_training = model.training
     model.eval()
     scored = []
@@ -89,9 +90,10 @@ def predict_probs_mixed(model, data: dict[str, TaskData], pad_id: int, batch_siz
             ids = task_data.input_ids[row]
             input_ids[j, :len(ids)] = torch.tensor(ids, dtype=torch.long)
             attention_mask[j, :len(ids)] = 1
-            if feature_dim and task_data.features is not None:  # each row's task features in its first columns
-                row_features = torch.as_tensor(task_data.features[row], dtype=torch.float32)
-                features[j, :len(row_features)] = row_features
+            width = _feature_dim(model, task_data.task)
+            if width:  # each row's task features in its first columns
+                source = own[task_data.task] if own[task_data.task] is not None else task_data.features
+                features[j, :width] = torch.as_tensor(source[row], dtype=torch.float32)
         is_qc = torch.tensor([tasks[task_of[item]] == "qc" for item in items])
         logits = inner.forward_mixed(input_ids.to(device), attention_mask.to(device), is_qc.to(device),
                                      features.to(device) if feature_dim else None)
@@ -142,6 +144,22 @@ def _share(batches: list, accelerator) -> tuple[list, list[int], int, int]:
     world, rank = (accelerator.num_processes, accelerator.process_index) if accelerator else (1, 0)
     padded = batches + [batches[-1]] * ((-len(batches)) % world)
     return padded, list(range(rank, len(padded), world)), rank, world
+
+
+def _head_features(data: TaskData, head: str, width: int) -> np.ndarray | None:
+    """What `head` reads beside the pooled vector for `data`'s pairs where their batches do not carry it (None: the
+    head reads nothing, or the pairs' own features). A QC head reads zeros where it has no taxonomy features (every
+    path as one its priors never saw): for QC pairs made without them, and for QI pairs. A QI head on QC pairs
+    (zero-shot) reads the overlap of query and category path; on QI pairs it needs their overlap features, since
+    zeros there (no word in common, a query of no words) are no neutral value."""
+    if not width or (head == data.task and data.features is not None):
+        return None
+    if head == "qi" and data.task == "qi":
+        raise ValueError("this model's qi_head reads word-overlap features and these QI pairs have none "
+                         "(make_task_data with model.qi_features=overlap)")
+    if head == "qi":
+        return qi_features(data.records, data.task)
+    return np.zeros((len(data), width), dtype=np.float32)
 
 
 def _feature_dim(model, task: str) -> int:

@@ -307,7 +307,7 @@ def wrap_backbone(cfg: ExperimentConfig, backbone: nn.Module, qc_feature_dim: in
 def load_init_from(model: MultiTaskClassifier, folder: Path, tasks, node_names: list[str] | None = None) -> None:
     """Warm start from a saved model: its adapter, and the heads it trained that this run trains too. A one-task
     run from a model of the other task alone (TAPT's second stage) starts its head as that model's head, as the
-    paper reuses one classifier head; QC's taxonomy-feature columns, which a QI head lacks, start at zero. Node
+    paper reuses one classifier head; the target head's feature columns (QC's taxonomy, QI's overlap) start at zero. Node
     embeddings are matched by node name (`node_names`, this run's tree), since another run's tree (another fold,
     another file) numbers its nodes otherwise."""
     trained = read_info(folder).tasks

@@ -324,3 +324,40 @@ def test_a_probe_on_one_class_is_refused(cfg):
     data.records["label"] = 1
     with pytest.raises(ConfigError, match="fewer than 3 of one class"):
         model.probe_heads({"qi": data}, pairs.pad_id, pairs=50, seed=0)
+
+
+def test_a_qi_head_with_overlap_features_reads_them_from_its_own_pairs_and_from_qc_pairs_zero_shot(cfg):
+    """QI pairs bring their overlap features (and are refused without them: zeros are no neutral value there); QC
+    pairs scored by the QI head read the overlap of query and category path; a QC head on QI pairs reads zeros."""
+    import numpy as np
+    import pandas as pd
+
+    from mtl.data.tasks import TaskData, qi_features
+    from mtl.evaluate import predict_probs
+    from mtl.overlap import overlap_features
+
+    model, pairs = make_model(cfg, feature_dim=3, qi_feature_dim=5)
+    randomise_trainables(model)
+    texts = [("frying pan", "home & garden,kitchen,cookware,pans"), ("drill", "tools,power tools,drills"),
+             ("zapatos", "shoes,women's shoes")]
+    records = pd.DataFrame({"id": range(3), "label": [1, 0, 1], "language": "en",
+                            "origin_query": [q for q, _ in texts], "category_path": [t for _, t in texts],
+                            "item_title": [t for _, t in texts]})
+    ids = pairs.encode([q for q, _ in texts], [t for _, t in texts])
+    expected = overlap_features(records["origin_query"], records["category_path"])
+    assert expected[:, 1].any()  # "pan" begins "pans", "drill" "drills"
+    np.testing.assert_array_equal(qi_features(records, "qc"), expected)
+    input_ids, mask = batch(pairs, texts)
+    direct = torch.sigmoid(model(task="qi", input_ids=input_ids, attention_mask=mask,
+                                 features=torch.as_tensor(expected))).detach().numpy()
+    qc_pairs = TaskData("qc", records, ids, np.random.default_rng(0).random((3, 3)).astype(np.float32))
+    np.testing.assert_allclose(predict_probs(model, qc_pairs, pairs.pad_id, 8, head="qi", progress=False), direct,
+                               atol=1e-6)
+    qi_pairs = TaskData("qi", records, ids, expected)
+    np.testing.assert_allclose(predict_probs(model, qi_pairs, pairs.pad_id, 8, progress=False), direct, atol=1e-6)
+    with pytest.raises(ValueError, match="qi_head reads word-overlap features and these QI pairs have none"):
+        predict_probs(model, TaskData("qi", records, ids), pairs.pad_id, 8, progress=False)
+    zeros = torch.sigmoid(model(task="qc", input_ids=input_ids, attention_mask=mask,
+                                features=torch.zeros(3, 3))).detach().numpy()
+    np.testing.assert_allclose(predict_probs(model, qi_pairs, pairs.pad_id, 8, head="qc", progress=False), zeros,
+                               atol=1e-6)

@@ -36,3 +36,24 @@ def test_a_query_without_words_reads_zeros_and_the_batch_matches_pair_by_pair():
     assert out.shape == (3, len(OVERLAP_FEATURES)) and out.dtype == np.float32
     np.testing.assert_allclose(out, [pair_overlap(q, t) for q, t in zip(queries, titles)], rtol=1e-6)
     assert out[1, 0] == 0.5  # non-Latin words, lower-cased
+
+
+def test_qi_task_data_reads_the_original_query_against_the_title_with_translation_on(tiny_backbone, tmp_path):
+    import pandas as pd
+
+    from mtl.config import load_config
+    from mtl.data.tasks import make_task_data
+    from mtl.model import build_tokenizer
+
+    cfg = load_config(None, [f"model.backbone={tiny_backbone}", f"data.cache_dir={tmp_path}",
+                             "model.qi_features=overlap", "augment.translation=true"])
+    records = pd.DataFrame({"id": [0, 1], "label": [1, 0], "language": ["es", "en"],
+                            "origin_query": ["taladro inalambrico", "lamp"],
+                            "translated_query": ["cordless drill", "lamp"],
+                            "item_title": ["Cordless Drill taladro", "garden hose"]})
+    pairs, _ = build_tokenizer(cfg)
+    data = make_task_data(records, "qi", cfg, pairs)
+    np.testing.assert_array_equal(data.features, overlap_features(records["origin_query"], records["item_title"]))
+    assert data.features[0, 0] == 0.5  # "taladro" only: the translation's "cordless drill" is not read
+    cfg.model.qi_features = "none"
+    assert make_task_data(records, "qi", cfg, pairs).features is None

@@ -413,9 +413,10 @@ def test_a_device_that_cannot_run_is_refused_before_the_model_loads(tmp_path, no
     (json.dumps({**INFO, "priors": {"depth": 3}}), "field 'priors.strength': missing"),
     (json.dumps({**INFO, "qc_feature_dim": 5}), "field 'priors': depth 3 and counts do not fit qc_feature_dim 5"),
     (json.dumps(INFO)[:-1] + ', "arch": "encoder"}', "field 'arch': appears twice in one object"),
+    (json.dumps({**INFO, "qi_feature_dim": 3}), "field 'qi_feature_dim': must be 0 or 5 (the word-overlap features)"),
 ], ids=["invalid JSON", "a list", "bad UTF-8", "missing key", "extra key", "threshold as a string",
         "threshold 5", "tasks as a string", "unknown task", "bool for int", "priors incomplete", "priors misfit",
-        "duplicate key"])
+        "duplicate key", "overlap misfit"])
 def test_an_invalid_model_json_is_refused_before_the_model_loads(tmp_path, no_model_load, caplog, model_json,
                                                                  message):
     with caplog.at_level(logging.ERROR):

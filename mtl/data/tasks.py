@@ -306,10 +306,11 @@ def make_task_data(records: pd.DataFrame, task: str, cfg: ExperimentConfig, pair
     return TaskData(task, records, input_ids, features, queries=queries)
 
 
-def qi_features(records: pd.DataFrame) -> np.ndarray:
+def qi_features(records: pd.DataFrame, task: str = "qi") -> np.ndarray:
     """The QI head's feature columns (`model.qi_features=overlap`): the original query's word overlap with the
-    title (`mtl.overlap`), the same with translation augmentation on or off (the translation is not read)."""
-    return overlap_features(records["origin_query"].tolist(), records[TARGET_FIELD["qi"]].tolist())
+    title (`mtl.overlap`), the same with translation augmentation on or off (the translation is not read). For QC
+    records (`task="qc"`: a QI head scoring them, zero-shot) the category path stands in for the title."""
+    return overlap_features(records["origin_query"].tolist(), records[TARGET_FIELD[task]].tolist())
 
 
 def qc_features(paths, priors: PrefixPriors | None, nodes: NodeIndex | None, prior_features=None):
