@@ -98,10 +98,6 @@ class MultiTaskClassifier(nn.Module):
         nodes = [self.qc_nodes] if task == "qc" and self.node_slots else []
         return ([getattr(self, f"{task}_norm")] if self.head_norm else []) + nodes + [self.head(task)]
 
-    def feature_dim(self, task: str) -> int:
-        """Feature columns the task's head reads beside the pooled vector (0: none)."""
-        return self.qc_feature_dim if task == "qc" else self.qi_feature_dim
-
     def _qc_features(self, features: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
         """The QC head's extra inputs: the prior columns as they are, the node-id columns as summed embeddings."""
         if features is None:
@@ -110,6 +106,13 @@ class MultiTaskClassifier(nn.Module):
             return features.to(dtype)
         priors, ids = features[:, :-self.node_slots], features[:, -self.node_slots:]
         return torch.cat([priors.to(dtype), self.qc_nodes(ids.round().long()).to(dtype)], dim=-1)
+
+    @staticmethod
+    def _qi_features(features: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        """The QI head's extra inputs: the overlap columns as they are."""
+        if features is None:
+            raise ValueError("this model's qi_head reads word-overlap features: pass `features`")
+        return features.to(dtype)
 
     def init_heads(self, positive_rates: dict[str, float]) -> None:
         """Zero head weights and the bias at the log-odds of the task's training positive rate: the first
@@ -199,9 +202,7 @@ class MultiTaskClassifier(nn.Module):
         if task == "qc" and self.qc_feature_dim:
             pooled = torch.cat([pooled, self._qc_features(features, pooled.dtype)], dim=-1)
         elif task == "qi" and self.qi_feature_dim:
-            if features is None:
-                raise ValueError("this model's qi_head reads word-overlap features: pass `features`")
-            pooled = torch.cat([pooled, features.to(pooled.dtype)], dim=-1)
+            pooled = torch.cat([pooled, self._qi_features(features, pooled.dtype)], dim=-1)
         return head(pooled).squeeze(-1)
 
     def forward_mixed(self, input_ids, attention_mask, is_qc: torch.Tensor, features=None) -> torch.Tensor:
@@ -217,9 +218,8 @@ class MultiTaskClassifier(nn.Module):
             qc_features = None if features is None else features.to(pooled.device)[is_qc, :self.qc_feature_dim]
             qc_in = torch.cat([qc_in, self._qc_features(qc_features, qc_in.dtype)], dim=-1)
         if self.qi_feature_dim:
-            if features is None:
-                raise ValueError("this model's qi_head reads word-overlap features: pass `features`")
-            qi_in = torch.cat([qi_in, features.to(pooled.device)[~is_qc, :self.qi_feature_dim].to(qi_in.dtype)], dim=-1)
+            qi_features = None if features is None else features.to(pooled.device)[~is_qc, :self.qi_feature_dim]
+            qi_in = torch.cat([qi_in, self._qi_features(qi_features, qi_in.dtype)], dim=-1)
         logits = qc_in.new_empty(pooled.shape[0])
         logits[is_qc] = self.qc_head(qc_in).squeeze(-1)
         logits[~is_qc] = self.qi_head(qi_in).squeeze(-1)
