@@ -60,7 +60,7 @@ from mtl.errors import ConfigError
 from mtl.io import atomic_write_text
 from gpu_tables import format_markdown, format_summary, phase_line
 from mtl.measure import Meter, machine
-from mtl.overlap import OVERLAP_FEATURES
+from mtl.overlap import feature_dim
 from mtl.packing import why_not_packable
 
 log = logging.getLogger("benchmarks.gpu_bench")
@@ -124,7 +124,7 @@ def prepare(out: Path, backbone: str) -> dict:
               "tokenizer_fingerprint": pairs.fingerprint(), "vocab_size": len(tokenizer), "pad_id": pairs.pad_id,
               "reference_max_length": REFERENCE_MAX_LENGTH, "max_length": cfg.data.max_length,
               "qc_feature_dim": ours.priors.n_features if ours.priors else 0, "pairs": counts,
-              **({"qi_feature_dim": len(OVERLAP_FEATURES)} if cfg.model.qi_features == "overlap" else {}),
+              **({"qi_feature_dim": feature_dim(cfg.model.qi_features)} if cfg.model.qi_features != "none" else {}),
               "data": {k: {"path": getattr(cfg.data, k), "sha256": _sha256(REPO / getattr(cfg.data, k))}
                        for k in ("qc_train", "qi_train", "qc_dev", "qi_dev")}}
     text = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in [header, *rows])

@@ -42,6 +42,8 @@ from mtl.taxonomy import PrefixPriors
 log = logging.getLogger(__name__)
 
 HEAD_PREFIXES = ("qc_head.", "qi_head.", "qc_norm.", "qi_norm.", "qc_nodes.")
+PROBE_CS = (0.001, 0.003, 0.01, 0.1, 1.0)
+"""Inverse L2 strengths `head_init=probe` chooses from, on standardised head inputs."""
 """State-dict keys of the task-specific parameters, saved in `heads.safetensors`."""
 
 
@@ -124,52 +126,64 @@ class MultiTaskClassifier(nn.Module):
                 self.head(task).bias.fill_(float(np.log(rate / (1 - rate))))
 
     @torch.no_grad()
-    def probe_heads(self, data: dict, pad_id: int, pairs: int, seed: int, batch_size: int = 32) -> dict[str, float]:
-        """Each task's head as a logistic regression on what it reads now ({task: TaskData}, training pairs): the
-        pooled, normalised vector (and the task's features) of up to `pairs` pairs drawn with `seed`, scored
-        in eval mode with the adapter as it is (untrained: the backbone's own features). Returns each probe's
-        training ROC-AUC. sklearn's regularised fit rather than a few head-only SGD steps: it is exact and, on
-        ~1,000 vectors, seconds."""
-        from sklearn.linear_model import LogisticRegressionCV
-        from sklearn.metrics import roc_auc_score
-        from sklearn.model_selection import StratifiedGroupKFold
-
+    def head_inputs(self, task: str, task_data, rows: np.ndarray, pad_id: int, batch_size: int = 32) -> np.ndarray:
+        """What `task`'s head reads for these rows of a TaskData (pooled, normalised vector, then the task's
+        features), in eval mode with the adapter as it is: the probe's inputs, and a frozen backbone's features
+        for `benchmarks/frozen_probe.py`."""
         from mtl.data.tasks import collate
 
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        fit = {}
+        captured = []
+        hook = self.head(task).register_forward_hook(lambda _m, args, _o: captured.append(args[0].float().cpu()))
         try:
-            for task, task_data in data.items():
-                rng = np.random.default_rng(seed)
-                rows = rng.choice(len(task_data), size=min(pairs, len(task_data)), replace=False)
-                rows = rows[np.argsort(task_data.lengths[rows], kind="stable")]  # little padding per batch
-                labels = task_data.labels[rows]
-                if np.bincount(labels.astype(int), minlength=2).min() < 3:
-                    raise ConfigError(f"model.head_init=probe: {task}'s {len(rows)} probe pairs hold fewer than 3 "
-                                      "of one class; raise model.probe_pairs or use model.head_init=prior")
-                captured = []
-                hook = self.head(task).register_forward_hook(lambda _m, args, _o: captured.append(args[0].float()))
-                try:
-                    for i in range(0, len(rows), batch_size):
-                        batch = collate(task_data, rows[i:i + batch_size], pad_id)
-                        self(task, **model_inputs(batch, device))
-                finally:
-                    hook.remove()
-                x = torch.cat(captured).cpu().numpy()
-                # C chosen on folds that keep a query's pairs together and mix lengths (rows are length-sorted)
-                groups = task_data.queries[rows] if task_data.queries is not None else np.arange(len(rows))
-                folds = list(StratifiedGroupKFold(3, shuffle=True, random_state=seed).split(x, labels, groups))
-                probe = LogisticRegressionCV(Cs=[0.01, 0.1, 1.0], cv=folds, scoring="roc_auc", max_iter=2000,
-                                             l1_ratios=(0.0,), use_legacy_attributes=False)
-                probe.fit(x, labels)
-                head = self.head(task)
-                head.weight.copy_(torch.as_tensor(probe.coef_, dtype=head.weight.dtype))
-                head.bias.copy_(torch.as_tensor(probe.intercept_, dtype=head.bias.dtype))
-                fit[task] = float(roc_auc_score(labels, probe.decision_function(x)))
+            order = np.argsort(task_data.lengths[rows], kind="stable")  # little padding per batch
+            for i in range(0, len(rows), batch_size):
+                batch = collate(task_data, rows[order[i:i + batch_size]], pad_id)
+                self(task, **model_inputs(batch, device))
         finally:
+            hook.remove()
             self.train(was_training)
+        x = np.empty((len(rows), captured[0].shape[1]), dtype=np.float32)
+        x[order] = torch.cat(captured).numpy()
+        return x
+
+    @torch.no_grad()
+    def probe_heads(self, data: dict, pad_id: int, pairs: int, seed: int, batch_size: int = 32) -> dict[str, float]:
+        """Each task's head as a logistic regression on what it reads now ({task: TaskData}, training pairs):
+        `head_inputs` of up to `pairs` pairs drawn with `seed` (untrained adapter: the backbone's own features).
+        Returns each probe's cross-validated ROC-AUC at the chosen C. sklearn's regularised fit rather than a few
+        head-only SGD steps: it is exact and, on a few thousand vectors, seconds."""
+        from sklearn.linear_model import LogisticRegressionCV
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        fit = {}
+        for task, task_data in data.items():
+            rng = np.random.default_rng(seed)
+            rows = rng.choice(len(task_data), size=min(pairs, len(task_data)), replace=False)
+            labels = task_data.labels[rows]
+            if np.bincount(labels.astype(int), minlength=2).min() < 3:
+                raise ConfigError(f"model.head_init=probe: {task}'s {len(rows)} probe pairs hold fewer than 3 "
+                                  "of one class; raise model.probe_pairs or use model.head_init=prior")
+            x = self.head_inputs(task, task_data, rows, pad_id, batch_size)
+            # fitted on standardised columns, so that one C penalises a few outlier dimensions of the pooled
+            # vector and a [0, 1] feature column alike; the scaling is then folded into the head's weights
+            mean, std = x.mean(axis=0), x.std(axis=0)
+            std[std == 0] = 1.0
+            # C chosen on folds that keep a query's pairs together. Small Cs: on real QI and QC (fold 0, 1k-8k
+            # frozen vectors) the best validation AUC was at C = 0.001-0.003, and C = 0.1 lost 0.02-0.05 of it
+            # (benchmarks/real/README.md)
+            groups = task_data.queries[rows] if task_data.queries is not None else np.arange(len(rows))
+            folds = list(StratifiedGroupKFold(3, shuffle=True, random_state=seed).split(x, labels, groups))
+            probe = LogisticRegressionCV(Cs=list(PROBE_CS), cv=folds, scoring="roc_auc", max_iter=2000,
+                                         l1_ratios=(0.0,), use_legacy_attributes=False)
+            probe.fit((x - mean) / std, labels)
+            weight = probe.coef_[0] / std
+            head = self.head(task)
+            head.weight.copy_(torch.as_tensor(weight[None, :], dtype=head.weight.dtype))
+            head.bias.copy_(torch.as_tensor(probe.intercept_ - weight @ mean, dtype=head.bias.dtype))
+            fit[task] = float(np.asarray(probe.scores_).mean(axis=0).max())
         return fit
 
     def _head_input(self, task: str, pooled: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,11 @@ _WORD = re.compile(r"\w+")
 STEM = 4
 
 
+def feature_dim(qi_features: str) -> int:
+    """Columns the QI head reads beside its pooled vector under `model.qi_features=qi_features`."""
+    return len(OVERLAP_FEATURES) if qi_features == "overlap" else 0
+
+
 def _trigrams(text: str) -> set[str]:
     text = " ".join(_WORD.findall(text))
     return {text[i:i + 3] for i in range(len(text) - 2)}

@@ -45,7 +45,7 @@ from mtl.io import atomic_write_text
 from mtl.logger import NullLogger, build_logger
 from mtl.measure import attention_pairs, tree_attention_pairs
 from mtl.optim import activate, build_optimizer
-from mtl.overlap import OVERLAP_FEATURES
+from mtl.overlap import feature_dim
 from mtl.metrics import f1_avg, format_breakdown, format_table, selection_score
 from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, read_info
 from mtl.packing import TREE_BATCHINGS, model_inputs, pack, resolve_batching
@@ -161,12 +161,7 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
     priors = data.priors
 
     set_seed(cfg.train.seed)  # LoRA and head initialisation do not depend on what loading consumed
-    nodes = data.nodes
-    qc_features = (priors.n_features if priors else 0) + (nodes.slots if nodes else 0)
-    qi_features = len(OVERLAP_FEATURES) if cfg.model.qi_features == "overlap" else 0
-    model = build_model(cfg, qc_features, backbone_folder, pair_tokenizer.arch,
-                        (len(nodes.nodes), nodes.slots) if nodes else (0, 0), nodes.nodes if nodes else None,
-                        qi_features)
+    model = build_run_model(cfg, data, backbone_folder, pair_tokenizer.arch)
     if cfg.model.head_init == "prior" and not cfg.model.init_from:
         model.init_heads({t: float(d.labels.mean()) for t, d in data.train.items()})
     if cfg.model.head_init == "probe" and not cfg.model.init_from and checkpoint is None:
@@ -178,7 +173,7 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
         model.to(accelerator.device)  # before `prepare`: the whole model, as every process holds it now
         probe_auc = model.probe_heads(data.train, pair_tokenizer.pad_id, cfg.model.probe_pairs, cfg.train.seed,
                                       cfg.eval.batch_size)
-        log.info("heads start as linear probes: training ROC-AUC %s",
+        log.info("heads start as linear probes: cross-validated ROC-AUC %s",
                  ", ".join(f"{t} {a:.3f}" for t, a in probe_auc.items()))
     params = count_parameters(model)
     optimizer = build_optimizer(model, cfg.train.lr, cfg.train.head_lr, cfg.train.weight_decay)
@@ -200,10 +195,10 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
         log.info("resumed from %s at step %d", checkpoint, state.step)
 
     info = ModelInfo(pair_tokenizer.fingerprint(), pair_tokenizer.arch, bare.pooling,
-                     bare.backbone.get_base_model().config.hidden_size, qc_features, list(cfg.active_tasks),
+                     bare.backbone.get_base_model().config.hidden_size, bare.qc_feature_dim, list(cfg.active_tasks),
                      priors=priors.to_dict() if priors else None, head_norm=cfg.model.head_norm,
-                     nodes=nodes.nodes if nodes else None, node_slots=nodes.slots if nodes else 0,
-                     qi_feature_dim=qi_features)
+                     nodes=data.nodes.nodes if data.nodes else None, node_slots=data.nodes.slots if data.nodes else 0,
+                     qi_feature_dim=bare.qi_feature_dim)
     logger = build_logger(run_dir, cfg.log.tensorboard, accelerator.is_main_process,
                           purge_step=state.step + 1 if checkpoint is not None else None)
     log.info("training %s on %s: %s trainable of %s parameters, %d process(es), %d micro-batches per step",
@@ -302,6 +297,14 @@ class RunData:
     """On a CV fold: every validation record of the fold (`val` may be a `data.dev_limit` sample of it)."""
     nodes: NodeIndex | None = None
     """The training tree's node ids, when the QC head embeds nodes (`taxonomy.features=nodes|both`)."""
+
+
+def build_run_model(cfg: ExperimentConfig, data: RunData, folder: Path, arch: str):
+    """The model a run on `data` starts from: its heads as wide as the features this data and config give them."""
+    nodes = data.nodes
+    qc_dim = (data.priors.n_features if data.priors else 0) + (nodes.slots if nodes else 0)
+    return build_model(cfg, qc_dim, folder, arch, (len(nodes.nodes), nodes.slots) if nodes else (0, 0),
+                       nodes.nodes if nodes else None, feature_dim(cfg.model.qi_features))
 
 
 def load_run_data(cfg: ExperimentConfig, pair_tokenizer) -> RunData:

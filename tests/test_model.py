@@ -318,6 +318,24 @@ def test_probed_heads_hold_the_logistic_regression_of_their_inputs(cfg):
         assert roc_auc_score(data[task].labels[unseen], logits[unseen]) > 0.85
 
 
+def test_head_inputs_keep_the_rows_order_and_the_probe_reports_held_out_auc(cfg):
+    """head_inputs batches rows by length but returns them in the order asked; the probe's reported AUC is its
+    cross-validation's, so on labels that carry nothing it is near chance, not the in-sample fit of 120 vectors."""
+    import numpy as np
+
+    model, pairs = make_model(cfg, feature_dim=0)
+    data = planted_pairs("qi", n=160)
+    rows = np.array([5, 150, 3, 77, 0, 42])
+    together = model.head_inputs("qi", data, rows, pairs.pad_id, batch_size=4)
+    one_by_one = np.vstack([model.head_inputs("qi", data, rows[i:i + 1], pairs.pad_id) for i in range(len(rows))])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-4)
+    assert not np.allclose(together[0], together[1])
+
+    data.records["label"] = np.random.default_rng(1).permutation(data.labels)
+    fit = model.probe_heads({"qi": data}, pairs.pad_id, pairs=120, seed=0)
+    assert fit["qi"] < 0.7
+
+
 def test_a_probe_on_one_class_is_refused(cfg):
     model, pairs = make_model(cfg, feature_dim=0)
     data = planted_pairs("qi")

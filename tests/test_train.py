@@ -108,7 +108,7 @@ def test_probed_heads_start_the_run_from_a_fitted_probe(tiny_backbone, tiny_data
         _, summary = run(tiny_backbone, tiny_data, tmp_path, "probe", **{"model.head_init": "probe",
                                                                          "model.probe_pairs": 64})
     assert set(started) == {"qc", "qi"} and all(w.abs().sum() > 0 for w in started.values())
-    assert "heads start as linear probes: training ROC-AUC qc " in caplog.text
+    assert "heads start as linear probes: cross-validated ROC-AUC qc " in caplog.text
     assert summary["steps"] == 6
 
 
