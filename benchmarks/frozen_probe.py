@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from accelerate.utils import set_seed
 
 from mtl.config import load_config
@@ -41,6 +42,8 @@ def run(argv: list[str]) -> Path:
     args = parser.parse_args(argv)
     cfg = load_config(args.config, [*args.overrides, "train.mode=single", f"train.task={args.task}",
                                     f"cv.fold={args.fold}", "model.head_init=probe", f"model.probe_pairs={args.pairs}"])
+    if cfg.model.init_from:
+        raise SystemExit("model.init_from: a warm start keeps the heads it loads and is not probed; drop it")
     started = time.time()
     pair_tokenizer, folder = build_tokenizer(cfg)
     set_seed(cfg.train.seed)
@@ -48,7 +51,7 @@ def run(argv: list[str]) -> Path:
     if args.task not in data.test:
         raise SystemExit("no held-out test split (data.test_fraction=0 or a test file): nothing to score")
     set_seed(cfg.train.seed)
-    model = build_run_model(cfg, data, folder, pair_tokenizer.arch)
+    model = build_run_model(cfg, data, folder, pair_tokenizer.arch).to("cuda" if torch.cuda.is_available() else "cpu")
     train, val, test = data.train[args.task], data.val[args.task], data.test[args.task]
     cv_auc = model.probe_heads({args.task: train}, pair_tokenizer.pad_id, args.pairs, cfg.train.seed,
                                cfg.eval.batch_size)[args.task]

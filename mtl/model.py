@@ -42,9 +42,9 @@ from mtl.taxonomy import PrefixPriors
 log = logging.getLogger(__name__)
 
 HEAD_PREFIXES = ("qc_head.", "qi_head.", "qc_norm.", "qi_norm.", "qc_nodes.")
+"""State-dict keys of the task-specific parameters, saved in `heads.safetensors`."""
 PROBE_CS = (0.001, 0.003, 0.01, 0.1, 1.0)
 """Inverse L2 strengths `head_init=probe` chooses from, on standardised head inputs."""
-"""State-dict keys of the task-specific parameters, saved in `heads.safetensors`."""
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -127,9 +127,9 @@ class MultiTaskClassifier(nn.Module):
 
     @torch.no_grad()
     def head_inputs(self, task: str, task_data, rows: np.ndarray, pad_id: int, batch_size: int = 32) -> np.ndarray:
-        """What `task`'s head reads for these rows of a TaskData (pooled, normalised vector, then the task's
-        features), in eval mode with the adapter as it is: the probe's inputs, and a frozen backbone's features
-        for `benchmarks/frozen_probe.py`."""
+        """What `task`'s head reads for these rows of a TaskData (the pooled vector, through the task's LayerNorm
+        with `head_norm`, then the task's features: QC node ids as their summed embeddings), in eval mode with the
+        adapter as it is: the probe's inputs, and a frozen backbone's features for `benchmarks/frozen_probe.py`."""
         from mtl.data.tasks import collate
 
         was_training = self.training
@@ -169,11 +169,14 @@ class MultiTaskClassifier(nn.Module):
             x = self.head_inputs(task, task_data, rows, pad_id, batch_size)
             # fitted on standardised columns, so that one C penalises a few outlier dimensions of the pooled
             # vector and a [0, 1] feature column alike; the scaling is then folded into the head's weights
+            # (in float64, and a column constant up to float32 rounding is left unscaled: dividing by its ~1e-8
+            # spread would give the head a weight in the thousands on it)
+            x = x.astype(np.float64)
             mean, std = x.mean(axis=0), x.std(axis=0)
-            std[std == 0] = 1.0
+            std[std <= 1e-6 * np.maximum(1.0, np.abs(mean))] = 1.0
             # C chosen on folds that keep a query's pairs together. Small Cs: on real QI and QC (fold 0, 1k-8k
             # frozen vectors) the best validation AUC was at C = 0.001-0.003, and C = 0.1 lost 0.02-0.05 of it
-            # (benchmarks/real/README.md)
+            # (benchmarks/real/README.md, "Frozen backbone")
             groups = task_data.queries[rows] if task_data.queries is not None else np.arange(len(rows))
             folds = list(StratifiedGroupKFold(3, shuffle=True, random_state=seed).split(x, labels, groups))
             probe = LogisticRegressionCV(Cs=list(PROBE_CS), cv=folds, scoring="roc_auc", max_iter=2000,
