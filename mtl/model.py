@@ -175,7 +175,7 @@ class MultiTaskClassifier(nn.Module):
             mean, std = x.mean(axis=0), x.std(axis=0)
             std[std <= 1e-6 * np.maximum(1.0, np.abs(mean))] = 1.0
             # C chosen on folds that keep a query's pairs together. Small Cs: on real QI and QC (fold 0, 1k-8k
-            # frozen vectors) the best validation AUC was at C = 0.001-0.003, and C = 0.1 lost 0.02-0.05 of it
+            # frozen vectors) the best validation AUC was at C = 0.001-0.003, and C = 0.1 lost 0.03-0.06 of it
             # (benchmarks/real/README.md, "Frozen backbone")
             groups = task_data.queries[rows] if task_data.queries is not None else np.arange(len(rows))
             folds = list(StratifiedGroupKFold(3, shuffle=True, random_state=seed).split(x, labels, groups))
