@@ -66,8 +66,9 @@ def run(argv: list[str]) -> Path:
              f"- command: `{shlex.join(['python', 'benchmarks/frozen_probe.py', *argv])}`",
              f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}; {time.time() - started:.0f} s on this machine",
              f"- {args.task.upper()} head: a logistic regression on what it reads under the untrained adapter "
-             f"({cfg.model.num_layers or 'all'} layers, `{cfg.model.pooling}` pooling, QC features "
-             f"`{cfg.taxonomy.features}`, QI features `{cfg.model.qi_features}`), fitted on {fitted:,} of fold "
+             f"({cfg.model.num_layers or 'all'} layers, `{cfg.model.pooling}` pooling, "
+             + (f"taxonomy features `{cfg.taxonomy.features}`" if args.task == "qc" else
+                f"QI features `{cfg.model.qi_features}`") + f"), fitted on {fitted:,} of fold "
              f"{args.fold}'s {len(train):,} training pairs; validation: the fold's {len(val):,}-pair sample; test: "
              f"the held-out {len(test):,} pairs at the validation-tuned threshold {threshold:.3f}", "",
              "| | probe CV AUC (training pairs) | val AUC | val F1 | test AUC | test F1 | all-positive F1 (test) |",
