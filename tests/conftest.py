@@ -55,6 +55,21 @@ def make_records(task: str, n: int, seed: int = 0, with_label: bool = True) -> l
     return rows
 
 
+def overlap_records(n: int = 400, seed: int = 0) -> list[dict]:
+    """QI records whose label is word overlap: relevant titles contain the query's word, the others another
+    product's."""
+    rng = random.Random(seed)
+    words = ["drill", "lamp", "hose", "faucet", "rake", "shovel", "mulch", "paint", "brush", "ladder"]
+    rows = []
+    for i in range(n):
+        query, other = rng.sample(words, 2)
+        positive = rng.random() < 0.5
+        rows.append({"id": i, "language": "en", "origin_query": query,
+                     "item_title": f"{query if positive else other} model {rng.randint(1, 99)}",
+                     "label": int(positive)})
+    return rows
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")

@@ -1,23 +1,13 @@
-import random
 import re
 
 from frozen_probe import run
-from tests.conftest import write_jsonl
+from tests.conftest import overlap_records, write_jsonl
 
 
 def test_a_probed_head_on_a_frozen_backbone_ranks_the_test_split_by_what_its_features_carry(tiny_backbone, tmp_path):
     """Relevant titles contain the query's word: a random backbone's pooled vector knows nothing of it, the overlap
     columns beside it do, so the probe (fitted on standardised columns) ranks the held-out test split by them."""
-    rng = random.Random(0)
-    words = ["drill", "lamp", "hose", "faucet", "rake", "shovel", "mulch", "paint", "brush", "ladder"]
-    rows = []
-    for i in range(400):
-        query, other = rng.sample(words, 2)
-        positive = rng.random() < 0.5
-        rows.append({"id": i, "language": "en", "origin_query": query,
-                     "item_title": f"{query if positive else other} model {rng.randint(1, 99)}",
-                     "label": int(positive)})
-    train = write_jsonl(tmp_path / "qi.jsonl", rows)
+    train = write_jsonl(tmp_path / "qi.jsonl", overlap_records())
     out = run(["--name", "planted", "--task", "qi", "--fold", "0", "--pairs", "200", "--output-dir", str(tmp_path),
                f"model.backbone={tiny_backbone}", "lora.r=4", "lora.alpha=8", f"data.qi_train={train}",
                f"data.cache_dir={tmp_path / 'cache'}", "model.qi_features=overlap"])

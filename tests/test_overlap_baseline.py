@@ -1,21 +1,12 @@
-import random
 import re
 
 from overlap_baseline import run
-from tests.conftest import write_jsonl
+from tests.conftest import overlap_records, write_jsonl
 
 
 def test_the_overlap_baseline_ranks_a_planted_overlap_signal_on_the_test_split(tmp_path):
     """Relevant titles contain the query's word, the others a different product's: word overlap alone ranks them."""
-    rng = random.Random(0)
-    words = ["drill", "lamp", "hose", "faucet", "rake", "shovel", "mulch", "paint", "brush", "ladder"]
-    rows = []
-    for i in range(400):
-        query, other = rng.sample(words, 2)
-        positive = rng.random() < 0.5
-        rows.append({"id": i, "language": "en", "origin_query": query,
-                     "item_title": f"{query if positive else other} model {rng.randint(1, 99)}", "label": int(positive)})
-    train = write_jsonl(tmp_path / "qi.jsonl", rows)
+    train = write_jsonl(tmp_path / "qi.jsonl", overlap_records())
     out = run(["--name", "planted", "--fold", "0", "--output-dir", str(tmp_path), f"data.qi_train={train}",
                f"data.cache_dir={tmp_path / 'cache'}"])
     text = out.read_text()
