@@ -212,7 +212,8 @@ def _remote(config, extra: dict, info: ModelInfo, backbone, norm, weight: torch.
 
 def save_tokenizer(pairs: PairTokenizer, folder: Path) -> None:
     """The tokenizer, right-padded, cutting at `data.max_length`; for decoders with mtl's pair template as its
-    post-processor (`<bos> query \\n target <eos>`), checked on reload against mtl's own ids."""
+    post-processor (`<bos> query \\n target <eos>`, or `data.template=prompt`'s question), checked on reload against
+    mtl's own ids."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     tok = pairs.tokenizer
@@ -220,7 +221,9 @@ def save_tokenizer(pairs: PairTokenizer, folder: Path) -> None:
         from tokenizers import Tokenizer, processors
 
         backend = Tokenizer.from_str(tok.backend_tokenizer.to_str())
-        prefix, sep, suffix = (tok.convert_ids_to_tokens(ids) for ids in (pairs.prefix, pairs.sep, pairs.suffix))
+        # Pieces named by id, not by token: the template parser splits a name at ":" and reads "$..." as a sequence,
+        # and a prompt's tokens hold both.
+        prefix, sep, suffix = ([f"<mtl-id-{i}>" for i in ids] for ids in (pairs.prefix, pairs.sep, pairs.suffix))
         specials = dict(zip(prefix + sep + suffix, pairs.prefix + pairs.sep + pairs.suffix))
         backend.post_processor = processors.TemplateProcessing(
             single=[*prefix, "$A", *suffix], pair=[*prefix, "$A", *sep, "$B:1", *suffix],
@@ -245,7 +248,7 @@ def save_preprocess(folder: Path, task: str, cfg: ExperimentConfig, pairs: PairT
     """`preprocess.py` (copied unchanged) and the settings it reads, `preprocess.json`."""
     settings = {"task": task, "clean": cfg.data.clean, "lowercase": cfg.data.lowercase,
                 "translation": bool(cfg.augment.translation), "render": cfg.taxonomy.render, "arch": pairs.arch,
-                "max_length": pairs.max_length}
+                "template": pairs.template, "max_length": pairs.max_length}
     if pairs.arch == "decoder":
         settings.update(prefix=pairs.prefix, separator_ids=pairs.sep, suffix=pairs.suffix,
                         separator=pairs.tokenizer.decode(pairs.sep))

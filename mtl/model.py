@@ -288,7 +288,7 @@ def build_tokenizer(cfg: ExperimentConfig) -> tuple[PairTokenizer, Path]:
     from transformers import AutoConfig
 
     arch = cfg.model.arch if cfg.model.arch != "auto" else detect_arch(AutoConfig.from_pretrained(str(folder)))
-    return PairTokenizer(load_tokenizer(folder), arch, cfg.data.max_length), folder
+    return PairTokenizer(load_tokenizer(folder), arch, cfg.data.max_length, cfg.data.template), folder
 
 
 def build_model(cfg: ExperimentConfig, qc_feature_dim: int, folder: Path, arch: str,

@@ -47,8 +47,8 @@ AVERAGES = ("probabilities", "logits")
 
 SHARED_INFO = ("tokenizer_fingerprint", "arch", "tasks", "pooling", "hidden_size", "prior_columns", "head_norm")
 SHARED_CONFIG = ("model.backbone", "model.gguf_file", "model.num_layers", "model.dtype", "lora.r", "lora.alpha",
-                 "lora.target_modules", "data.max_length", "data.clean", "data.lowercase", "augment.translation",
-                 "taxonomy.render")
+                 "lora.target_modules", "data.max_length", "data.template", "data.clean", "data.lowercase",
+                 "augment.translation", "taxonomy.render")
 """What the models of an ensemble must share (`model.json` fields, config keys): they run on one loaded backbone
 with one LoRA layout (alpha scales the loaded weights), and the input is read and tokenized once, as the first
 model's config says. Node-id columns may differ (each fold's tree has its own depth): such a model is built on its

@@ -12,11 +12,11 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipe
 from mtl import stages
 from mtl.cli import main
 from mtl.config import load_config
-from mtl.data.pairs import build_pairs
+from mtl.data.pairs import PairTokenizer, build_pairs
 from mtl.data.records import TARGET_FIELD, clean_records, read_records
 from mtl.data.tasks import collate, make_task_data, qc_features
 from mtl.errors import ConfigError
-from mtl.export import export_model, shifted_threshold
+from mtl.export import export_model, save_tokenizer, shifted_threshold
 from mtl.model import load_trained
 from mtl.predict import predict_file
 from mtl.taxonomy import PrefixPriors
@@ -207,6 +207,13 @@ def test_preprocess_renders_and_encodes_as_mtl(models, exported, tmp_path, task)
         assert max(map(len, ids)) == cfg.data.max_length
     short = [i for i, row in enumerate(ids) if len(row) < cfg.data.max_length]
     assert [tokenizer(kept[i]["text"], kept[i]["text_pair"])["input_ids"] for i in short] == [ids[i] for i in short]
+
+
+def test_a_saved_tokenizer_reproduces_the_prompt_template(tiny_backbone, tmp_path):
+    pairs = PairTokenizer(AutoTokenizer.from_pretrained(str(tiny_backbone)), "decoder", 96, template="prompt")
+    save_tokenizer(pairs, tmp_path)
+    a, b = ["zapatos nike: air", "pan"], ["shoes > sneakers", "Tefal pan 24cm\nResult:"]
+    assert AutoTokenizer.from_pretrained(str(tmp_path))(a, b)["input_ids"] == pairs.encode(a, b)
 
 
 def test_a_qc_head_with_taxonomy_features_is_refused_before_the_model_loads(models, tmp_path, monkeypatch):

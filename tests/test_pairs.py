@@ -4,6 +4,7 @@ from transformers import AutoTokenizer
 
 from mtl.data import pairs as pairs_module
 from mtl.data.pairs import PairTokenizer, build_pairs, query_text, target_text, tokenize_pairs
+from mtl.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +92,30 @@ def test_bumping_the_format_version_retokenizes(tokenizer, tmp_path, monkeypatch
     monkeypatch.setattr(pairs_module, "FORMAT_VERSION", pairs_module.FORMAT_VERSION + "-next")
     tokenize_pairs(frame, encoder, tmp_path)
     assert len(list((tmp_path / "tokenized").iterdir())) == 2
+
+
+def test_the_prompt_template_wraps_both_sides_in_a_question_that_ends_the_row(tokenizer):
+    encoder = PairTokenizer(tokenizer, "decoder", max_length=96, template="prompt")
+    (ids,) = encoder.encode(["pan"], ["kitchen"])
+    piece = [tokenizer.encode(text, add_special_tokens=False) for text in pairs_module.PROMPT]
+    assert all(piece)
+    expected = ([tokenizer.bos_token_id] + piece[0] + tokenizer.encode("pan", add_special_tokens=False) + piece[1]
+                + tokenizer.encode("kitchen", add_special_tokens=False) + piece[2])
+    assert ids == expected
+    assert ids[-1] != tokenizer.eos_token_id
+
+
+def test_the_prompt_template_truncates_within_max_length_and_has_its_own_fingerprint(tokenizer):
+    plain, prompt = (PairTokenizer(tokenizer, "decoder", 96, template=t) for t in ("plain", "prompt"))
+    (ids,) = prompt.encode(["zapatos " * 30], ["kitchen cookware " * 30])
+    assert len(ids) == 96 and ids[-len(prompt.suffix):] == prompt.suffix
+    assert plain.fingerprint() != prompt.fingerprint()
+    assert PairTokenizer(tokenizer, "decoder", 96).fingerprint() == plain.fingerprint()
+    fixed = len(prompt.prefix) + len(prompt.sep) + len(prompt.suffix)
+    with pytest.raises(ConfigError, match=f"data.max_length={fixed} leaves no room"):
+        PairTokenizer(tokenizer, "decoder", fixed, template="prompt")
+
+
+def test_the_prompt_template_is_refused_for_an_encoder(tokenizer):
+    with pytest.raises(ConfigError, match="data.template=prompt"):
+        PairTokenizer(tokenizer, "encoder", 32, template="prompt")

@@ -10,6 +10,7 @@ from mtl import stages
 from mtl.config import load_config
 from mtl.errors import CheckpointError, ConfigError, DataError
 from mtl.cli import main
+from mtl.data.pairs import PROMPT
 from mtl.model import ModelInfo, read_info
 from mtl.predict import evaluate_files, predict_file, predict_files, read_predictions
 from tests.conftest import make_records, tiny_overrides, write_jsonl
@@ -520,3 +521,22 @@ def test_a_qi_head_with_overlap_features_learns_them_and_predict_reads_them_as_t
     with pytest.raises(ConfigError, match=r"reads word-overlap features \(model.qi_features=overlap\)"):
         export_model(fold / "best", tmp_path / "export")
     assert not (tmp_path / "export").exists()
+
+
+def test_a_model_trained_on_the_prompt_template_predicts_through_it(tiny_backbone, tiny_data, tmp_path):
+    """`data.template=prompt` travels with the model: `mtl predict` rebuilds the prompt from the saved config and
+    reproduces the fold's out-of-fold scores, which the plain template's ids would not."""
+    from mtl.data.tasks import load_splits
+    from mtl.model import load_trained
+
+    stages.run(load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{
+        "log.run_name": "prompt", "cv.fold": "1", "cv.n_folds": 2, "data.dev_limit": 16, "train.mode": "single",
+        "train.task": "qi", "data.template": "prompt", "data.max_length": 128, "model.pooling": "last"})))
+    fold = tmp_path / "runs" / "prompt"
+    _, pairs, _, cfg = load_trained(fold / "best")
+    assert cfg.data.template == "prompt" and pairs.suffix == pairs.tokenizer.encode(PROMPT[2], add_special_tokens=False)
+    records = load_splits(load_config(fold / "config.yaml"), ["qi"])["qi"].val_all
+    source = write_jsonl(tmp_path / "qi.txt", records.drop(columns="label").to_dict("records"))
+    predict_file(fold / "best", source, tmp_path / "out.txt", with_scores=True)
+    oof = {r["id"]: r["score"] for r in read_jsonl(fold / "oof_qi.jsonl")}
+    assert scores(tmp_path / "out.txt") == pytest.approx([oof[i] for i in records["id"]], abs=1e-6)

@@ -4,9 +4,12 @@ The query side is `"<origin_query> - <translated_query>"` when translation augme
 differs from the query exists (the paper's TA), else the query alone. The QC target is the category path, written
 level by level (`a > b > c`) when `taxonomy.render=levels` so the model sees where one level ends.
 
-Decoders read `<bos> query \\n target <eos>` with right padding; the pooled token is the final `<eos>`, which has
+Decoders read `<bos> query \\n target <eos>` with right padding (`data.template=plain`); the last token, `<eos>`, has
 attended to both sides. (The GGUF Gemma tokenizer's own pair template, `<bos>A<bos>B`, puts a second attention-sink
-token mid-sequence, so the format is set here deliberately.) Encoders use the tokenizer's own pair template.
+token mid-sequence, so the format is set here deliberately.) `data.template=prompt` wraps the same two sides in a
+question that ends where a language model would answer it (`PROMPT`): a pretrained decoder has seen text like it, so
+the last token's state may already hold a judgement of the pair before any fine-tuning. Encoders use the tokenizer's
+own pair template.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from mtl.data.records import TARGET_FIELD
+from mtl.errors import ConfigError
 from mtl.io import atomic_dir
 from mtl.taxonomy import render_levels
 
@@ -25,6 +29,12 @@ FORMAT_VERSION = "1"
 
 _PROBE = "кухонная посуда 厨房 キッチン 주방 مطبخ रसोई ครัว cookware"
 """Multilingual probe whose token ids identify a tokenizer in fingerprints."""
+
+
+PROMPT = ("Search query:\n", "\nResult:\n", "\nIs this result relevant to the search query? Answer:")
+"""`data.template=prompt`: the text before the query, between query and target, and after the target. One wording
+for both tasks, since one tokenizer serves a joint model's QC and QI pairs. The pieces end and start at newlines so
+that each side tokenizes as it does alone."""
 
 
 def query_text(origin: str, translated: str, use_translation: bool) -> str:
@@ -47,16 +57,30 @@ def build_pairs(records: pd.DataFrame, task: str, use_translation: bool, render:
 class PairTokenizer:
     """Turns text pairs into token ids, identically in training, evaluation and prediction."""
 
-    def __init__(self, tokenizer, arch: str, max_length: int):
-        self.tokenizer, self.arch, self.max_length = tokenizer, arch, max_length
+    def __init__(self, tokenizer, arch: str, max_length: int, template: str = "plain"):
+        self.tokenizer, self.arch, self.max_length, self.template = tokenizer, arch, max_length, template
         tokenizer.padding_side = "right"
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if self.pad_id is None:
             raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has neither a pad nor an eos token")
+        if template not in ("plain", "prompt"):
+            raise ConfigError(f"data.template={template!r}: expected plain or prompt")
+        if template == "prompt" and arch != "decoder":
+            raise ConfigError("data.template=prompt is for decoders; an encoder reads a pair through its tokenizer's "
+                              "own pair template: set data.template=plain")
         if arch == "decoder":
-            self.prefix = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-            self.suffix = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-            self.sep = tokenizer.encode("\n", add_special_tokens=False)
+            bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+            if template == "prompt":
+                before, between, after = (tokenizer.encode(text, add_special_tokens=False) for text in PROMPT)
+                self.prefix, self.sep, self.suffix = bos + before, between, after
+            else:
+                self.prefix = bos
+                self.suffix = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+                self.sep = tokenizer.encode("\n", add_special_tokens=False)
+            fixed = len(self.prefix) + len(self.sep) + len(self.suffix)
+            if max_length - fixed < 2:
+                raise ConfigError(f"data.max_length={max_length} leaves no room for a pair after the {fixed} tokens "
+                                  f"of data.template={template}: raise data.max_length")
 
     def encode(self, text_a: list[str], text_b: list[str]) -> list[list[int]]:
         if self.arch == "encoder":
@@ -79,6 +103,8 @@ class PairTokenizer:
         probe = tok.encode(_PROBE, add_special_tokens=False)
         parts = [FORMAT_VERSION, self.arch, str(self.max_length), type(tok).__name__, str(len(tok)), str(probe),
                  str((tok.bos_token_id, tok.eos_token_id, self.pad_id))]
+        if self.template != "plain":  # appended only here, so models saved before templates keep their fingerprint
+            parts.append(f"{self.template}:{self.prefix}:{self.sep}:{self.suffix}")
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 @functools.cache
 def settings() -> dict:
-    """task, clean, lowercase, translation, render, arch, max_length, and for decoders the prefix, separator and
-    suffix token ids and the separator's text: `preprocess.json` beside this file, read on first use (so the copy
-    inside the mtl package, which has none, still imports)."""
+    """task, clean, lowercase, translation, render, arch, template, max_length, and for decoders the prefix,
+    separator and suffix token ids and the separator's text: `preprocess.json` beside this file, read on first use
+    (so the copy inside the mtl package, which has none, still imports)."""
     return json.loads(Path(__file__).with_name("preprocess.json").read_text(encoding="utf-8"))
 
 _LEVEL_SEP = re.compile(r",(?! )")
