@@ -264,6 +264,9 @@ class ModelInfo:
     """Node ids per path: the last `node_slots` of the `qc_feature_dim` feature columns."""
     qi_feature_dim: int = 0
     """Word-overlap columns the QI head reads (`model.qi_features=overlap`; models saved before it read none)."""
+    qi_features: list[str] | None = None
+    """Those columns' names in order (`mtl.overlap.OVERLAP_FEATURES` when trained), so that a model is refused by an
+    mtl whose overlap columns differ, not fed other features of the same count (None: saved before names were)."""
 
     @property
     def prior_columns(self) -> int:
@@ -460,6 +463,9 @@ def read_info(folder: str | Path) -> ModelInfo:
     if info.qi_feature_dim not in (0, len(OVERLAP_FEATURES)):
         raise CheckpointError(f"{path}: field 'qi_feature_dim': must be 0 or {len(OVERLAP_FEATURES)} (the word-overlap "
                               f"features), got {info.qi_feature_dim}")
+    if info.qi_features is not None and tuple(info.qi_features) != (OVERLAP_FEATURES if info.qi_feature_dim else ()):
+        raise CheckpointError(f"{path}: field 'qi_features': the QI head reads {info.qi_features}, but this mtl computes "
+                              f"{list(OVERLAP_FEATURES) if info.qi_feature_dim else 'none'}: retrain the model")
     if (info.nodes is None) != (info.node_slots == 0) or info.node_slots < 0 or info.node_slots > info.qc_feature_dim:
         raise CheckpointError(f"{path}: fields 'nodes' and 'node_slots' disagree ({len(info.nodes or [])} nodes, "
                               f"{info.node_slots} slots of qc_feature_dim {info.qc_feature_dim})")
