@@ -8,7 +8,10 @@
 Runs `mtl train` for each `train.seed` under `--root/<name>/seed-S` (a complete run is skipped, so an interrupted
 call continues) and writes `benchmarks/results/seeds-<name>.md`: per seed and task the best checkpoint's validation
 ROC-AUC, F1 and share predicted relevant, the held-out test F1 and AUC, mean and std over seeds, and whether the
-seed learned: validation AUC >= 0.70 and neither 0% nor 100% predicted relevant.
+seed learned: validation AUC >= 0.70 and neither 0% nor 100% predicted relevant. Beside it, `seeds-<name>.json`
+keeps each seed's scores, so a later call with the same arguments adds seeds to the table without retraining the
+ones whose run folders are gone (a CPU session can afford a seed or two of a real-data recipe, and its runs do not
+outlive it).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from mtl.cli import main as mtl_main
+from mtl.io import atomic_write_text
 
 LEARNED_AUC = 0.70
 
@@ -78,9 +82,15 @@ def run(argv: list[str]) -> Path:
     parser.add_argument("--fold")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
+    out = Path(args.output_dir) / f"seeds-{args.name}.md"
+    recipe = [args.config, args.mode, args.task, args.fold, *args.overrides]
+    recorded = read_recorded(out.with_suffix(".json"), recipe)
     runs = {}
     for seed in [int(s) for s in args.seeds.split(",")]:
         run_dir = Path(args.root) / args.name / f"seed-{seed}"
+        if not (run_dir / "metrics.json").is_file() and str(seed) in recorded:
+            runs[seed] = recorded[str(seed)]
+            continue
         if not (run_dir / "metrics.json").is_file():
             command = ["-q", "train", "--mode", args.mode, *(["--task", args.task] if args.task else []),
                        *(["--fold", args.fold] if args.fold else []), *(["--config", args.config] if args.config else []),
@@ -90,11 +100,23 @@ def run(argv: list[str]) -> Path:
             status = mtl_main(command)
             if status:
                 raise SystemExit(f"seed {seed}: mtl train exited with {status}")
-        runs[seed] = json.loads((run_dir / "metrics.json").read_text())
-    out = Path(args.output_dir) / f"seeds-{args.name}.md"
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        runs[seed] = {part: {"reports": metrics.get(part, {}).get("reports", {})} for part in ("best", "test")}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(table(args.name, runs, shlex.join(["python", "benchmarks/seeds.py", *argv])), encoding="utf-8")
+    recorded.update({str(seed): scores for seed, scores in runs.items()})
+    atomic_write_text(out.with_suffix(".json"), json.dumps({"recipe": recipe, "seeds": recorded}, indent=1) + "\n")
+    atomic_write_text(out, table(args.name, runs, shlex.join(["python", "benchmarks/seeds.py", *argv])))
     return out
+
+
+def read_recorded(path: Path, recipe: list) -> dict:
+    """Seed -> scores from an earlier call's `seeds-<name>.json`; refused if that call trained another recipe."""
+    if not path.is_file():
+        return {}
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    if saved["recipe"] != recipe:
+        raise SystemExit(f"{path}: its seeds were trained with {saved['recipe']}, not {recipe}: use another --name")
+    return saved["seeds"]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,47 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import seeds
+
+
+def fake_train(calls):
+    """Stands in for `mtl train`: writes the metrics.json a finished run would, its validation AUC set by the seed."""
+    def train(argv):
+        seed = int(next(a for a in argv if a.startswith("train.seed=")).split("=")[1])
+        root = next(a for a in argv if a.startswith("log.root=")).split("=", 1)[1]
+        name = next(a for a in argv if a.startswith("log.run_name=")).split("=", 1)[1]
+        calls.append(seed)
+        report = {"auc": 0.55 + seed / 10, "f1": 0.7, "predicted_positive_rate": 0.5}
+        folder = Path(root) / name
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({
+            "best": {"reports": {"qi": report}}, "test": {"reports": {"qi": {**report, "at_threshold": report}}},
+            "curve": [1, 2, 3]}))
+        return 0
+    return train
+
+
+def test_seeds_whose_runs_are_gone_come_back_from_the_json_and_only_new_seeds_train(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(seeds, "mtl_main", fake_train(calls))
+    argv = ["--name", "x", "--root", str(tmp_path / "runs"), "--output-dir", str(tmp_path / "out"), "--mode", "single",
+            "--task", "qi", "model.qi_features=overlap"]
+    seeds.run([*argv, "--seeds", "1,2"])
+    shutil.rmtree(tmp_path / "runs")
+    out = seeds.run([*argv, "--seeds", "1,2,3"])
+    assert calls == [1, 2, 3]
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ")][1:]
+    assert [row.split(" | ")[1] for row in rows[:3]] == ["0.6500", "0.7500", "0.8500"]
+    assert "2 of 3" in rows[3]
+    assert "curve" not in (tmp_path / "out" / "seeds-x.json").read_text()
+
+
+def test_a_recorded_seed_of_another_recipe_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(seeds, "mtl_main", fake_train([]))
+    argv = ["--name", "x", "--root", str(tmp_path / "runs"), "--output-dir", str(tmp_path), "--seeds", "1"]
+    seeds.run(argv)
+    with pytest.raises(SystemExit, match="seeds-x.json: its seeds were trained with .*use another --name"):
+        seeds.run([*argv, "train.lr=1e-4"])
