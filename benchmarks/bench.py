@@ -264,7 +264,7 @@ def setup_facts(cfg: ExperimentConfig, options: BenchOptions, plan: dict) -> dic
             "lora_targets": list(cfg.lora.target_modules), "lora_dropout": cfg.lora.dropout,
             "fast_dropout": cfg.lora.fast_dropout,
             "data": {k: getattr(cfg.data, k) for k in ("qc_train", "qi_train", "qc_dev", "qi_dev")},
-            "dev_limit": cfg.data.dev_limit, "train_limit": cfg.data.train_limit}
+            "dev_limit": cfg.data.dev_limit, "train_limit": cfg.data.train_limit, "template": cfg.data.template}
 
 
 def batching_verdict(ours: dict, others: dict[str, dict], plan: dict) -> dict:
@@ -296,7 +296,7 @@ def reference_config(cfg: ExperimentConfig, task: str, steps: int, work: Path) -
         "data.max_length": REFERENCE_MAX_LENGTH,
         # PairTokenizer's encoder path is the tokenizer's own pair template with truncation: exactly what the
         # paper's code feeds its decoder. Pooling must then be set to the decoder's last token explicitly.
-        "model.arch": "encoder", "model.pooling": "last",
+        "model.arch": "encoder", "model.pooling": "last", "data.template": "plain",
         "taxonomy.features": False,
         "lora.fast_dropout": False,  # the paper's code uses peft's own dropout
         "log.root": str(work), "log.run_name": f"reference-{task}",

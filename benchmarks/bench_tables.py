@@ -6,6 +6,11 @@ from mtl.config import TASKS
 from mtl.measure import cores, mib
 
 
+PAIR_FORMATS = {"plain": "ours `<bos> q \\n t <eos>`, the reference `<bos>q<bos>t`: one token shorter",
+                "prompt": "ours `data.template=prompt`'s question around the pair, the reference `<bos>q<bos>t`"}
+"""How each pipeline writes a pair, by ours' `data.template`, for the figures' explanation."""
+
+
 def format_markdown(r: dict) -> str:
     return "\n".join([*header(r), *training_table(r), *start_table(r), *inference_table(r), *targets_section(r),
                       *method_notes(r)])
@@ -123,8 +128,8 @@ def method_notes(r: dict) -> list[str]:
             f"- Ours trains {s['joint_steps']} joint steps, each reference model {s['steps_per_task']} steps on its "
             "task: the same pairs per task, the same optimizer, learning rates, schedule and seed. Training time is "
             "the trainer's own (optimizer steps only; evaluation and checkpoints excluded).",
-            "- Tokens/s counts the tokens of the pairs trained on in each pipeline's own pair format (ours "
-            "`<bos> q \\n t <eos>`, the reference `<bos>q<bos>t`: one token shorter), so pairs/s is the "
+            "- Tokens/s counts the tokens of the pairs trained on in each pipeline's own pair format "
+            f"({PAIR_FORMATS[s.get('template', 'plain')]}), so pairs/s is the "
             "like-for-like rate. *Computed* is the share of those tokens the forward passes ran on: prefix-tree "
             "rows (`shared` batching) compute a query, and the start of paths, once for all its pairs in a "
             "batch; the share they saved is in brackets. Packed rows (`packed` batching) hold several pairs each, "

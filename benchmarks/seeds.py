@@ -9,9 +9,9 @@ Runs `mtl train` for each `train.seed` under `--root/<name>/seed-S` (a complete 
 call continues) and writes `benchmarks/results/seeds-<name>.md`: per seed and task the best checkpoint's validation
 ROC-AUC, F1 and share predicted relevant, the held-out test F1 and AUC, mean and std over seeds, and whether the
 seed learned: validation AUC >= 0.70 and neither 0% nor 100% predicted relevant. Beside it, `seeds-<name>.json`
-keeps each seed's scores, so a later call with the same arguments adds seeds to the table without retraining the
-ones whose run folders are gone (a CPU session can afford a seed or two of a real-data recipe, and its runs do not
-outlive it).
+keeps each seed's scores, written as each seed ends, so a later call with the same arguments (but `--seeds`) adds
+seeds without retraining those whose run folders are gone (a CPU session can afford a seed or two of a real-data
+recipe, and its runs do not outlive it); the table lists every seed recorded there.
 """
 
 from __future__ import annotations
@@ -83,15 +83,14 @@ def run(argv: list[str]) -> Path:
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
     out = Path(args.output_dir) / f"seeds-{args.name}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
     recipe = [args.config, args.mode, args.task, args.fold, *args.overrides]
     recorded = read_recorded(out.with_suffix(".json"), recipe)
-    runs = {}
     for seed in [int(s) for s in args.seeds.split(",")]:
         run_dir = Path(args.root) / args.name / f"seed-{seed}"
-        if not (run_dir / "metrics.json").is_file() and str(seed) in recorded:
-            runs[seed] = recorded[str(seed)]
-            continue
         if not (run_dir / "metrics.json").is_file():
+            if str(seed) in recorded:
+                continue
             command = ["-q", "train", "--mode", args.mode, *(["--task", args.task] if args.task else []),
                        *(["--fold", args.fold] if args.fold else []), *(["--config", args.config] if args.config else []),
                        *args.overrides, f"train.seed={seed}", f"log.root={run_dir.parent}", f"log.run_name={run_dir.name}"]
@@ -101,10 +100,11 @@ def run(argv: list[str]) -> Path:
             if status:
                 raise SystemExit(f"seed {seed}: mtl train exited with {status}")
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        runs[seed] = {part: {"reports": metrics.get(part, {}).get("reports", {})} for part in ("best", "test")}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    recorded.update({str(seed): scores for seed, scores in runs.items()})
-    atomic_write_text(out.with_suffix(".json"), json.dumps({"recipe": recipe, "seeds": recorded}, indent=1) + "\n")
+        recorded[str(seed)] = {part: {"reports": metrics.get(part, {}).get("reports", {})} for part in ("best", "test")}
+        # Written after every seed: a session that ends during the next one keeps this one.
+        recorded = dict(sorted(recorded.items(), key=lambda item: int(item[0])))
+        atomic_write_text(out.with_suffix(".json"), json.dumps({"recipe": recipe, "seeds": recorded}, indent=1) + "\n")
+    runs = {int(seed): scores for seed, scores in recorded.items()}
     atomic_write_text(out, table(args.name, runs, shlex.join(["python", "benchmarks/seeds.py", *argv])))
     return out
 
@@ -114,7 +114,7 @@ def read_recorded(path: Path, recipe: list) -> dict:
     if not path.is_file():
         return {}
     saved = json.loads(path.read_text(encoding="utf-8"))
-    if saved["recipe"] != recipe:
+    if saved.get("recipe") != recipe:
         raise SystemExit(f"{path}: its seeds were trained with {saved['recipe']}, not {recipe}: use another --name")
     return saved["seeds"]
 

@@ -57,7 +57,8 @@ class DataConfig:
     template: Literal["plain", "prompt"] = "plain"
     """How a decoder reads a pair (`mtl.data.pairs`): plain, `<bos> query \\n target <eos>`; prompt, the pair inside
     a question (search query, result, is the result relevant?) that ends where the model would answer, so that the
-    last token's state is its judgement of the pair. Encoders use their tokenizer's pair template (prompt refused)."""
+    last token's state is its judgement of the pair. The question's tokens (21 on Gemma-3) count in `max_length`.
+    Encoders use their tokenizer's pair template (prompt refused)."""
     train_limit: int = 0
     """Keep at most this many training records per task, stratified sample (0 = all)."""
     dev_limit: int = 400

@@ -264,7 +264,7 @@ class ModelInfo:
     """Node ids per path: the last `node_slots` of the `qc_feature_dim` feature columns."""
     qi_feature_dim: int = 0
     """Word-overlap columns the QI head reads (`model.qi_features=overlap`; models saved before it read none)."""
-    qi_features: list[str] | None = None
+    qi_feature_names: list[str] | None = None
     """Those columns' names in order (`mtl.overlap.OVERLAP_FEATURES` when trained), so that a model is refused by an
     mtl whose overlap columns differ, not fed other features of the same count (None: saved before names were)."""
 
@@ -440,7 +440,8 @@ def remap_nodes(saved: torch.Tensor, saved_nodes: list[str], nodes: list[str], f
 def read_info(folder: str | Path) -> ModelInfo:
     """A model folder's `model.json`, checked against `ModelInfo` before anything else reads it: the fields without
     a default are required, the others optional, each of its annotated type (`check_schema`: no "0.5" for 0.5), no
-    other key; thresholds in [0, 1], tasks among TASKS, and priors that fit `qc_feature_dim`."""
+    other key; thresholds in [0, 1], tasks among TASKS, priors that fit `qc_feature_dim`, and word-overlap columns
+    named as this mtl computes them."""
     path = Path(folder) / "model.json"
     problem = input_problem(path)
     if problem:
@@ -463,9 +464,11 @@ def read_info(folder: str | Path) -> ModelInfo:
     if info.qi_feature_dim not in (0, len(OVERLAP_FEATURES)):
         raise CheckpointError(f"{path}: field 'qi_feature_dim': must be 0 or {len(OVERLAP_FEATURES)} (the word-overlap "
                               f"features), got {info.qi_feature_dim}")
-    if info.qi_features is not None and tuple(info.qi_features) != (OVERLAP_FEATURES if info.qi_feature_dim else ()):
-        raise CheckpointError(f"{path}: field 'qi_features': the QI head reads {info.qi_features}, but this mtl computes "
-                              f"{list(OVERLAP_FEATURES) if info.qi_feature_dim else 'none'}: retrain the model")
+    if info.qi_feature_names is not None and (tuple(info.qi_feature_names)
+                                              != (OVERLAP_FEATURES if info.qi_feature_dim else ())):
+        raise CheckpointError(f"{path}: field 'qi_feature_names': the QI head reads {info.qi_feature_names}, but "
+                              f"this mtl computes {list(OVERLAP_FEATURES) if info.qi_feature_dim else 'none'}: "
+                              "retrain it")
     if (info.nodes is None) != (info.node_slots == 0) or info.node_slots < 0 or info.node_slots > info.qc_feature_dim:
         raise CheckpointError(f"{path}: fields 'nodes' and 'node_slots' disagree ({len(info.nodes or [])} nodes, "
                               f"{info.node_slots} slots of qc_feature_dim {info.qc_feature_dim})")

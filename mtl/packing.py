@@ -55,7 +55,7 @@ def pack(data: TaskData, rows, pad_id: int, row_tokens: int, share: bool = True)
     rows = np.asarray(rows)
     sequences = [tuple(data.input_ids[r]) for r in rows]
     order = sorted(range(len(rows)), key=lambda i: sequences[i])  # pairs with a common prefix become neighbours
-    units = split_units([sequences[i] for i in order], order, share)
+    units = split_units([sequences[i] for i in order], order, share, max(1, data.shared_prefix))
     n_rows = max(1, -(-sum(cost for cost, _ in units) // row_tokens))
     # Longest unit first onto the least-filled row: rows come out nearly equal, so little is left to pad.
     fill, members = [0] * n_rows, [[] for _ in range(n_rows)]
@@ -96,19 +96,20 @@ def model_inputs(batch: dict, device) -> dict:
     return {name: batch[name].to(device) for name in names if name in batch}
 
 
-def split_units(sorted_sequences: list[tuple], indices: list[int], share: bool = True) -> list[tuple[int, list[int]]]:
-    """Runs of sorted pairs that share more than their first token (which every pair of a row shares anyway),
-    each with the nodes it adds to a row: a unit stays in one row so its shared prefix is computed once. Without
-    `share`, every pair is a unit of its own length."""
+def split_units(sorted_sequences: list[tuple], indices: list[int], share: bool = True,
+                floor: int = 1) -> list[tuple[int, list[int]]]:
+    """Runs of sorted pairs that share more than the `floor` leading tokens every pair has (`<bos>`, a prompt
+    template's opening: every row computes those anyway), each with the nodes it adds to a row: a unit stays in one
+    row so its shared prefix is computed once. Without `share`, every pair is a unit of its own length."""
     units: list[tuple[int, list[int]]] = []
     previous: tuple = ()
     for seq, i in zip(sorted_sequences, indices):
         common = common_prefix(previous, seq) if share else 0
-        if units and common > 1:
+        if units and common > floor:
             cost, members = units[-1]
             units[-1] = (cost + len(seq) - common, members + [i])
         else:
-            units.append((len(seq) - min(common, 1), [i]))
+            units.append((len(seq) - min(common, floor), [i]))
         previous = seq
     return units
 

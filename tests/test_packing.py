@@ -176,6 +176,22 @@ def test_rows_are_balanced_and_hold_every_pair_once():
     assert 1 - packed["computed"] / (n_rows * width) < 0.1  # longest first onto the least-filled row
 
 
+def test_a_prompt_every_pair_opens_with_does_not_put_a_batch_in_one_row():
+    """With `data.template=prompt` every pair shares `<bos>` and the prompt's first words: rows still hold about
+    `row_tokens` nodes, each computing the prompt once, and pairs sharing more than it (a query) stay together."""
+    rng = np.random.default_rng(0)
+    prompt = [2, 11, 12, 13]
+    ids = [prompt + rng.integers(20, 1000, size=int(n)).tolist() for n in rng.integers(5, 40, size=40)]
+    ids += [prompt + [14, 15, 16, 17, 18, 19, 500 + k] for k in range(3)]  # one query, three titles
+    data = TaskData("qi", pd.DataFrame({"id": range(43), "label": 0, "language": "en"}), ids)
+    assert data.shared_prefix == len(prompt)
+    packed = pack(data, np.arange(43), pad_id=0, row_tokens=128)
+    n_rows = packed["input_ids"].shape[0]
+    assert n_rows == -(-(sum(map(len, ids)) - 42 * len(prompt) - 2 * 6) // 128) > 1
+    assert len({packed["pool_at"][i, 0].item() for i in (40, 41, 42)}) == 1
+    assert packed["computed"] == sum(map(len, ids)) - (43 - n_rows) * len(prompt) - 2 * 6
+
+
 def test_a_training_step_on_rows_ending_in_padding_has_finite_gradients(tiny_backbone, tiny_data, tmp_path):
     model, pad_id = tiny_model(tiny_backbone, tiny_data, tmp_path)
     model.train()

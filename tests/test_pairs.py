@@ -1,3 +1,5 @@
+import hashlib
+
 import pandas as pd
 import pytest
 from transformers import AutoTokenizer
@@ -110,7 +112,10 @@ def test_the_prompt_template_truncates_within_max_length_and_has_its_own_fingerp
     (ids,) = prompt.encode(["zapatos " * 30], ["kitchen cookware " * 30])
     assert len(ids) == 96 and ids[-len(prompt.suffix):] == prompt.suffix
     assert plain.fingerprint() != prompt.fingerprint()
-    assert PairTokenizer(tokenizer, "decoder", 96).fingerprint() == plain.fingerprint()
+    probe = tokenizer.encode(pairs_module._PROBE, add_special_tokens=False)
+    before_templates = [pairs_module.FORMAT_VERSION, "decoder", "96", type(tokenizer).__name__, str(len(tokenizer)),
+                        str(probe), str((tokenizer.bos_token_id, tokenizer.eos_token_id, plain.pad_id))]
+    assert plain.fingerprint() == hashlib.sha256("|".join(before_templates).encode()).hexdigest()[:16]
     fixed = len(prompt.prefix) + len(prompt.sep) + len(prompt.suffix)
     with pytest.raises(ConfigError, match=f"data.max_length={fixed} leaves no room"):
         PairTokenizer(tokenizer, "decoder", fixed, template="prompt")

@@ -415,9 +415,9 @@ def test_a_device_that_cannot_run_is_refused_before_the_model_loads(tmp_path, no
     (json.dumps({**INFO, "qc_feature_dim": 5}), "field 'priors': depth 3 and counts do not fit qc_feature_dim 5"),
     (json.dumps(INFO)[:-1] + ', "arch": "encoder"}', "field 'arch': appears twice in one object"),
     (json.dumps({**INFO, "qi_feature_dim": 3}), "field 'qi_feature_dim': must be 0 or 5 (the word-overlap features)"),
-    (json.dumps({**INFO, "qi_feature_dim": 5, "qi_features": ["word_share", "stem_share", "trigram_share",
-                                                              "query_words", "last_word"]}),
-     "field 'qi_features': the QI head reads ['word_share', 'stem_share', 'trigram_share', 'query_words', "
+    (json.dumps({**INFO, "qi_feature_dim": 5,
+                 "qi_feature_names": ["word_share", "stem_share", "trigram_share", "query_words", "last_word"]}),
+     "field 'qi_feature_names': the QI head reads ['word_share', 'stem_share', 'trigram_share', 'query_words', "
      "'last_word'], but this mtl computes ['word_share', 'stem_share', 'trigram_share', 'last_word', 'query_words']"),
 ], ids=["invalid JSON", "a list", "bad UTF-8", "missing key", "extra key", "threshold as a string",
         "threshold 5", "tasks as a string", "unknown task", "bool for int", "priors incomplete", "priors misfit",
@@ -513,7 +513,7 @@ def test_a_qi_head_with_overlap_features_learns_them_and_predict_reads_them_as_t
         "train.task": "qi", "model.qi_features": "overlap"})))
     fold = tmp_path / "runs" / "overlap"  # one fold: its run folder
     info = read_info(fold / "best")
-    assert info.qi_feature_dim == len(OVERLAP_FEATURES) and info.qi_features == list(OVERLAP_FEATURES)
+    assert info.qi_feature_dim == len(OVERLAP_FEATURES) and info.qi_feature_names == list(OVERLAP_FEATURES)
     weight = load_file(str(fold / "best" / "heads.safetensors"))["qi_head.weight"]
     assert weight.shape[1] == info.hidden_size + len(OVERLAP_FEATURES)
     assert weight[0, -len(OVERLAP_FEATURES):].abs().min() > 0

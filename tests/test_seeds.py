@@ -37,6 +37,17 @@ def test_seeds_whose_runs_are_gone_come_back_from_the_json_and_only_new_seeds_tr
     assert [row.split(" | ")[1] for row in rows[:3]] == ["0.6500", "0.7500", "0.8500"]
     assert "2 of 3" in rows[3]
     assert "curve" not in (tmp_path / "out" / "seeds-x.json").read_text()
+    rows = [line for line in seeds.run([*argv, "--seeds", "2"]).read_text().splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + 3 + 1 and calls == [1, 2, 3]  # every recorded seed, none retrained
+
+
+def test_a_seed_that_fails_leaves_the_seeds_before_it_recorded(tmp_path, monkeypatch):
+    train = fake_train([])
+    monkeypatch.setattr(seeds, "mtl_main", lambda argv: 1 if "train.seed=2" in argv else train(argv))
+    argv = ["--name", "x", "--root", str(tmp_path / "runs"), "--output-dir", str(tmp_path), "--seeds", "1,2"]
+    with pytest.raises(SystemExit, match="seed 2: mtl train exited with 1"):
+        seeds.run(argv)
+    assert list(json.loads((tmp_path / "seeds-x.json").read_text())["seeds"]) == ["1"]
 
 
 def test_a_recorded_seed_of_another_recipe_is_refused(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ carry its own label.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -62,6 +63,15 @@ class TaskData:
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    @functools.cached_property
+    def shared_prefix(self) -> int:
+        """Leading tokens every pair has (`<bos>`, and `data.template=prompt`'s opening words): the first and last
+        sequence in sorted order share exactly what all of them share."""
+        if not self.input_ids:
+            return 0
+        first, last = min(map(tuple, self.input_ids)), max(map(tuple, self.input_ids))
+        return next((i for i, (a, b) in enumerate(zip(first, last)) if a != b), min(len(first), len(last)))
 
     @property
     def labels(self) -> np.ndarray:
