@@ -38,7 +38,9 @@ def learned(report: dict) -> bool:
 
 def table(name: str, runs: dict[int, dict], command: str) -> str:
     tasks = sorted({t for s in runs.values() for t in s["best"]["reports"]})
-    lines = [f"# Seeds: {name}", "", f"- command: `{command}`", f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
+    lines = [f"# Seeds: {name}", "", f"- command: `{command}` (the table: every seed recorded for this recipe in "
+             f"seeds-{name}.json, {', '.join(map(str, sorted(runs)))})",
+             f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
              f"- learned: validation ROC-AUC >= {LEARNED_AUC} and neither 0% nor 100% predicted relevant (at the "
              "threshold 0.5), on the best checkpoint; test: the held-out test split at the threshold tuned on "
              "validation", ""]
@@ -115,7 +117,7 @@ def read_recorded(path: Path, recipe: list) -> dict:
         return {}
     saved = json.loads(path.read_text(encoding="utf-8"))
     if saved.get("recipe") != recipe:
-        raise SystemExit(f"{path}: its seeds were trained with {saved['recipe']}, not {recipe}: use another --name")
+        raise SystemExit(f"{path}: its seeds were trained with {saved.get('recipe')}, not {recipe}: use another --name")
     return saved["seeds"]
 
 
