@@ -68,10 +68,10 @@ class TaskData:
     def shared_prefix(self) -> int:
         """Leading tokens every pair has (`<bos>`, and `data.template=prompt`'s opening words): the first and last
         sequence in sorted order share exactly what all of them share."""
-        if not self.input_ids:
-            return 0
-        first, last = min(map(tuple, self.input_ids)), max(map(tuple, self.input_ids))
-        return next((i for i, (a, b) in enumerate(zip(first, last)) if a != b), min(len(first), len(last)))
+        from mtl.packing import common_prefix  # here: mtl.packing imports this module
+
+        sequences = [tuple(ids) for ids in self.input_ids]
+        return common_prefix(min(sequences), max(sequences)) if sequences else 0
 
     @property
     def labels(self) -> np.ndarray:
