@@ -6,7 +6,8 @@ Reads each root's `cv.json` (written by `mtl train --fold 0,1,2`: per fold AUC a
 other folds) and each fold's `metrics.jsonl` (validation F1 and AUC during training), and writes into this folder:
 `cv.json` ({task: {cv_f1_mean, cv_f1_std, cv_auc_mean, cv_auc_std, ...}, command}), `curves_<task>.png` (F1 and AUC
 against training pairs seen, one line per fold) and `curves.md` (the same as a table, and the CV figures per
-language). Nothing here trains or scores: it reads what the trainer measured.
+language). A task left out (`--qi` alone, say) keeps its figures and section from the files already there. Nothing
+here trains or scores: it reads what the trainer measured.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import yaml
 
 HERE = Path(__file__).resolve().parent
+TASKS = ("qc", "qi")
 
 
 def fold_dirs(root: Path, folds: list[int]) -> list[Path]:
@@ -101,13 +103,32 @@ def table(task: str, by_fold: dict, cv: dict, test: dict[int, dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def kept(args: argparse.Namespace) -> tuple[dict, dict[str, str]]:
+    """The figures and curves.md section of each task not collected this time, from the files already in `--out`.
+
+    A task's fold runs take hours and its run folders need not outlive the session that made them, so collecting
+    one task again must not drop the other's committed figures."""
+    summary, sections = {}, {}
+    skip = {task for task in TASKS if getattr(args, task) is None}
+    if skip and (args.out / "cv.json").exists():
+        old = json.loads((args.out / "cv.json").read_text(encoding="utf-8"))
+        summary = {task: old[task] for task in skip if task in old}
+    if skip and (args.out / "curves.md").exists():
+        for part in (args.out / "curves.md").read_text(encoding="utf-8").split("\n## ")[1:]:
+            task = part.split("\n", 1)[0].strip().lower()
+            if task in skip:
+                sections[task] = "## " + part.rstrip("\n")
+    return summary, sections
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qc", type=Path, help="root of the QC fold runs")
     parser.add_argument("--qi", type=Path, help="root of the QI fold runs")
     parser.add_argument("--command-file", type=Path, help="the commands that made the runs (recorded in cv.json)")
-    args = parser.parse_args()
-    summary, sections = {}, []
+    parser.add_argument("--out", type=Path, default=HERE, help="where cv.json, curves.md and the plots go")
+    args = parser.parse_args(argv)
+    summary, sections = kept(args)
     for task, root in (("qc", args.qc), ("qi", args.qi)):
         if root is None:
             continue
@@ -120,12 +141,13 @@ def main() -> None:
             summary[task].update(zip(("test_f1_mean", "test_f1_std"),
                                      mean_std([r.get("at_threshold", r)["f1"] for r in test.values()])))
             summary[task].update(zip(("test_auc_mean", "test_auc_std"), mean_std([r["auc"] for r in test.values()])))
-        plot(task, by_fold, HERE / f"curves_{task}.png")
-        sections.append(table(task, by_fold, cv, test) + f"\n\n![{task}](curves_{task}.png)")
+        plot(task, by_fold, args.out / f"curves_{task}.png")
+        sections[task] = table(task, by_fold, cv, test) + f"\n\n![{task}](curves_{task}.png)"
     summary["command"] = args.command_file.read_text(encoding="utf-8").strip() if args.command_file else ""
-    (HERE / "cv.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    (HERE / "curves.md").write_text("# Real data: learning curves and cross-validation\n\n"
-                                    + "\n\n".join(sections) + "\n", encoding="utf-8")
+    (args.out / "cv.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    (args.out / "curves.md").write_text("# Real data: learning curves and cross-validation\n\n"
+                                    + "\n\n".join(sections[t] for t in TASKS if t in sections) + "\n",
+                                    encoding="utf-8")
 
 
 if __name__ == "__main__":
