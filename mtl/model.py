@@ -318,10 +318,32 @@ def wrap_backbone(cfg: ExperimentConfig, backbone: nn.Module, qc_feature_dim: in
     backbone = get_peft_model(backbone, lora)
     if cfg.lora.fast_dropout:
         use_bits_dropout(backbone)
-    pooling = cfg.model.pooling if cfg.model.pooling != "auto" else ("last" if arch == "decoder" else "first")
+    pooling = resolve_pooling(cfg.model.pooling, arch)
     hidden = backbone.get_base_model().config.hidden_size
     return MultiTaskClassifier(backbone, hidden, pooling, qc_feature_dim, cfg.model.head_dropout, cfg.model.head_norm,
                                arch, qc_nodes, cfg.taxonomy.node_dim, qi_feature_dim)
+
+
+def resolve_pooling(pooling: str, arch: str) -> str:
+    """`auto` pools a decoder's last token and an encoder's first."""
+    return pooling if pooling != "auto" else ("last" if arch == "decoder" else "first")
+
+
+def check_warm_start(cfg: ExperimentConfig) -> ModelInfo:
+    """`model.init_from`'s model.json, refused when it read its pairs in another `data.template` or pooled them
+    otherwise: its adapter and heads would load (the shapes fit) but they learned other positions and vectors."""
+    folder = Path(cfg.model.init_from)
+    info = read_info(folder)
+    if (folder / "config.yaml").is_file():
+        saved = load_config(folder / "config.yaml").data.template
+        if saved != cfg.data.template:
+            raise ConfigError(f"{folder / 'config.yaml'}: field 'data.template': the model was trained on {saved!r} "
+                              f"pairs, this run reads {cfg.data.template!r} pairs; warm start with the same template")
+    pooling = resolve_pooling(cfg.model.pooling, info.arch)
+    if info.pooling != pooling:
+        raise ConfigError(f"{folder / 'model.json'}: field 'pooling': the model's heads read {info.pooling!r} pooling, "
+                          f"this run pools {pooling!r}; warm start with the same model.pooling")
+    return info
 
 
 def load_init_from(model: MultiTaskClassifier, folder: Path, tasks, node_names: list[str] | None = None) -> None:

@@ -560,3 +560,17 @@ def test_a_file_left_empty_by_cleaning_is_refused_before_the_run_folder_is_made(
     with pytest.raises(DataError, match=r"blank_QI.txt: no usable records: all 3 were dropped \(3 with an empty query\)"):
         stages.run(cfg)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_warm_start_from_a_model_of_another_template_or_pooling_is_refused(tiny_backbone, tiny_data, tmp_path):
+    qc_last = {"train.max_steps": 2, "train.mode": "single", "train.task": "qc", "model.pooling": "last"}
+    run(tiny_backbone, tiny_data, tmp_path, "source", **qc_last)
+    saved = tmp_path / "runs" / "source" / "final"
+    for key, value, message in (("data.template", "prompt", "field 'data.template': the model was trained on 'plain'"),
+                                ("model.pooling", "mean", "field 'pooling': the model's heads read 'last'")):
+        with pytest.raises(ConfigError, match=message):
+            run(tiny_backbone, tiny_data, tmp_path, f"warm-{value}",
+                **{**qc_last, "data.max_length": 96, "model.init_from": str(saved), key: value})
+        assert not (tmp_path / "runs" / f"warm-{value}").exists()
+    run(tiny_backbone, tiny_data, tmp_path, "warm-same", **{**qc_last, "model.init_from": str(saved)})
+    assert (tmp_path / "runs" / "warm-same" / "final" / "model.json").is_file()

@@ -111,10 +111,10 @@ def check_inputs(cfg: ExperimentConfig) -> None:
     for key in input_keys(cfg, tasks):
         _check_path(key, getattr(cfg.data, key.split(".")[1]), "file")
     if cfg.model.init_from:
-        from mtl.model import read_info
+        from mtl.model import check_warm_start
 
         _check_path("model.init_from", cfg.model.init_from, "folder")
-        read_info(cfg.model.init_from)
+        check_warm_start(cfg)
     if cfg.train.deepspeed:
         _check_path("train.deepspeed", cfg.train.deepspeed, "file")
     _check_backbone(cfg.model.backbone, cfg.model.gguf_file)
