@@ -89,8 +89,9 @@ class TaxonomyConfig:
     earlier runs said true (= priors) or false (= none)."""
     node_dim: int = 16
     """Width of the node embeddings (`features=nodes|both`)."""
-    render: Literal["raw", "levels"] = "levels"
-    """How a category path is written for the model: as in the data, or level by level (`a > b > c`)."""
+    render: Literal["raw", "levels", "leaf_first"] = "levels"
+    """How a category path is written for the model: as in the data, level by level (`a > b > c`), or level by level
+    from the leaf up (`c < b < a`), so that the level a near-miss category differs in comes first."""
     prior_depth: int = 3
     """Prefix depths 1..prior_depth get a smoothed positive-rate and count feature."""
     prior_strength: float = 20.0

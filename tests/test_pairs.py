@@ -28,6 +28,7 @@ def test_qc_target_is_rendered_level_by_level():
     path = "food,grocery,flour, baking and cooking,decorations"
     assert target_text("qc", path, "levels") == "food > grocery > flour, baking and cooking > decorations"
     assert target_text("qc", path, "raw") == path
+    assert target_text("qc", path, "leaf_first") == "decorations < flour, baking and cooking < grocery < food"
     assert target_text("qi", "Nike Air, men", "levels") == "Nike Air, men"
 
 
@@ -124,3 +125,13 @@ def test_the_prompt_template_truncates_within_max_length_and_has_its_own_fingerp
 def test_the_prompt_template_is_refused_for_an_encoder(tokenizer):
     with pytest.raises(ConfigError, match="data.template=prompt"):
         PairTokenizer(tokenizer, "encoder", 32, template="prompt")
+
+
+@pytest.mark.parametrize("render", ["raw", "levels", "leaf_first"])
+def test_the_exported_preprocess_renders_a_category_path_as_mtl(render, monkeypatch):
+    from mtl.serving import preprocess
+
+    monkeypatch.setattr(preprocess, "settings", lambda: {"task": "qc", "render": render, "clean": True,
+                                                          "lowercase": True})
+    for path in ("Food,Grocery,flour, baking and cooking,", "  a,b , c", "one level"):
+        assert preprocess.target_text(path) == target_text("qc", " ".join(path.split()).lower(), render)

@@ -2,7 +2,8 @@
 
 The query side is `"<origin_query> - <translated_query>"` when translation augmentation is on and a translation that
 differs from the query exists (the paper's TA), else the query alone. The QC target is the category path, written
-level by level (`a > b > c`) when `taxonomy.render=levels` so the model sees where one level ends.
+level by level (`a > b > c`) when `taxonomy.render=levels` so the model sees where one level ends, or from the leaf up
+(`c < b < a`, `leaf_first`).
 
 Decoders read `<bos> query \\n target <eos>` with right padding (`data.template=plain`); the last token, `<eos>`, has
 attended to both sides. (The GGUF Gemma tokenizer's own pair template, `<bos>A<bos>B`, puts a second attention-sink
@@ -22,7 +23,7 @@ import pandas as pd
 from mtl.data.records import TARGET_FIELD
 from mtl.errors import ConfigError
 from mtl.io import atomic_dir
-from mtl.taxonomy import render_levels
+from mtl.taxonomy import parse_path, render_levels
 
 FORMAT_VERSION = "1"
 """Bump when the pair format changes, so cached token ids from the old format are not reused."""
@@ -44,7 +45,9 @@ def query_text(origin: str, translated: str, use_translation: bool) -> str:
 
 
 def target_text(task: str, target: str, render: str) -> str:
-    return render_levels(target) if task == "qc" and render == "levels" else target
+    if task != "qc" or render == "raw":
+        return target
+    return render_levels(target) if render == "levels" else " < ".join(reversed(parse_path(target)))
 
 
 def build_pairs(records: pd.DataFrame, task: str, use_translation: bool, render: str) -> pd.DataFrame:

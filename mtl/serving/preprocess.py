@@ -67,9 +67,12 @@ def query_text(query: str, translated_query: str = "") -> str:
 
 
 def target_text(target: str) -> str:
-    """The category path level by level (`a > b > c`) where the model was trained so, else the cleaned target."""
+    """The category path level by level (`a > b > c`, or `c < b < a` for `leaf_first`) where the model was trained
+    so, else the cleaned target."""
     target = clean(target)
-    return " > ".join(levels(target)) if settings()["task"] == "qc" and settings()["render"] == "levels" else target
+    if settings()["task"] != "qc" or settings()["render"] == "raw":
+        return target
+    return " > ".join(levels(target)) if settings()["render"] == "levels" else " < ".join(reversed(levels(target)))
 
 
 def readable(query: str, target: str) -> bool:
