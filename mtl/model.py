@@ -330,15 +330,22 @@ def resolve_pooling(pooling: str, arch: str) -> str:
 
 
 def check_warm_start(cfg: ExperimentConfig) -> ModelInfo:
-    """`model.init_from`'s model.json, refused when it read its pairs in another `data.template` or pooled them
-    otherwise: its adapter and heads would load (the shapes fit) but they learned other positions and vectors."""
+    """`model.init_from`'s model.json, refused when it read its pairs in another `data.template`, its category paths
+    in another `taxonomy.render` (when both train QC) or pooled them otherwise: its adapter and heads would load (the
+    shapes fit) but they learned other positions and vectors."""
     folder = Path(cfg.model.init_from)
     info = read_info(folder)
-    if (folder / "config.yaml").is_file():
-        saved = load_config(folder / "config.yaml").data.template
-        if saved != cfg.data.template:
-            raise ConfigError(f"{folder / 'config.yaml'}: field 'data.template': the model was trained on {saved!r} "
-                              f"pairs, this run reads {cfg.data.template!r} pairs; warm start with the same template")
+    if not (folder / "config.yaml").is_file():
+        raise CheckpointError(f"{folder}: incomplete model folder, config.yaml is missing")
+    saved = load_config(folder / "config.yaml")
+    if saved.data.template != cfg.data.template:
+        raise ConfigError(f"{folder / 'config.yaml'}: field 'data.template': the model was trained on "
+                          f"{saved.data.template!r} pairs, this run reads {cfg.data.template!r} pairs; warm start "
+                          "with the same template")
+    if "qc" in info.tasks and "qc" in cfg.active_tasks and saved.taxonomy.render != cfg.taxonomy.render:
+        raise ConfigError(f"{folder / 'config.yaml'}: field 'taxonomy.render': the model read category paths "
+                          f"{saved.taxonomy.render!r}, this run writes them {cfg.taxonomy.render!r}; warm start with "
+                          "the same rendering")
     pooling = resolve_pooling(cfg.model.pooling, info.arch)
     if info.pooling != pooling:
         raise ConfigError(f"{folder / 'model.json'}: field 'pooling': the model's heads read {info.pooling!r} pooling, "

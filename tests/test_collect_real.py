@@ -32,15 +32,17 @@ def test_collecting_one_task_keeps_the_other_tasks_figures_and_section(tmp_path)
     fold_runs(tmp_path / "qi-cv", "qi", 0.74)
     out = tmp_path / "out"
     out.mkdir()
-    collect.main(["--qc", str(tmp_path / "qc-cv"), "--qi", str(tmp_path / "qi-cv"), "--out", str(out)])
+    (tmp_path / "commands").write_text("the qc command\nthe qi command\n")
+    collect.main(["--qc", str(tmp_path / "qc-cv"), "--qi", str(tmp_path / "qi-cv"), "--out", str(out),
+                  "--command-file", str(tmp_path / "commands")])
     first = (out / "curves.md").read_text(encoding="utf-8")
 
     fold_runs(tmp_path / "qi-cv-2", "qi", 0.77)
-    (tmp_path / "commands").write_text("the qi command\n")
-    collect.main(["--qi", str(tmp_path / "qi-cv-2"), "--out", str(out), "--command-file", str(tmp_path / "commands")])
+    collect.main(["--qi", str(tmp_path / "qi-cv-2"), "--out", str(out)])
     summary = json.loads((out / "cv.json").read_text(encoding="utf-8"))
+    assert list(summary) == ["qc", "qi", "command"]
     assert summary["qc"]["cv_auc_mean"] == 0.68 and summary["qi"]["cv_auc_mean"] == 0.77
-    assert summary["qi"]["test_f1_mean"] == 0.61 and summary["command"] == "the qi command"
+    assert summary["qi"]["test_f1_mean"] == 0.61 and summary["command"] == "the qc command\nthe qi command"
     curves = (out / "curves.md").read_text(encoding="utf-8")
     qc_section = first.split("## QI")[0]
     assert curves.startswith(qc_section) and "0.6800" in qc_section

@@ -29,6 +29,8 @@ def test_qc_target_is_rendered_level_by_level():
     assert target_text("qc", path, "levels") == "food > grocery > flour, baking and cooking > decorations"
     assert target_text("qc", path, "raw") == path
     assert target_text("qc", path, "leaf_first") == "decorations < flour, baking and cooking < grocery < food"
+    with pytest.raises(ValueError, match="taxonomy.render='plain'"):
+        target_text("qc", path, "plain")
     assert target_text("qi", "Nike Air, men", "levels") == "Nike Air, men"
 
 
@@ -131,7 +133,7 @@ def test_the_prompt_template_is_refused_for_an_encoder(tokenizer):
 def test_the_exported_preprocess_renders_a_category_path_as_mtl(render, monkeypatch):
     from mtl.serving import preprocess
 
-    monkeypatch.setattr(preprocess, "settings", lambda: {"task": "qc", "render": render, "clean": True,
-                                                          "lowercase": True})
+    settings = {"task": "qc", "render": render, "clean": True, "lowercase": True}
+    monkeypatch.setattr(preprocess, "settings", lambda: settings)
     for path in ("Food,Grocery,flour, baking and cooking,", "  a,b , c", "one level"):
         assert preprocess.target_text(path) == target_text("qc", " ".join(path.split()).lower(), render)

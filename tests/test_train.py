@@ -562,12 +562,13 @@ def test_a_file_left_empty_by_cleaning_is_refused_before_the_run_folder_is_made(
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_warm_start_from_a_model_of_another_template_or_pooling_is_refused(tiny_backbone, tiny_data, tmp_path):
+def test_a_warm_start_from_a_model_reading_pairs_otherwise_is_refused(tiny_backbone, tiny_data, tmp_path):
     qc_last = {"train.max_steps": 2, "train.mode": "single", "train.task": "qc", "model.pooling": "last"}
     run(tiny_backbone, tiny_data, tmp_path, "source", **qc_last)
     saved = tmp_path / "runs" / "source" / "final"
     for key, value, message in (("data.template", "prompt", "field 'data.template': the model was trained on 'plain'"),
-                                ("model.pooling", "mean", "field 'pooling': the model's heads read 'last'")):
+                                ("model.pooling", "mean", "field 'pooling': the model's heads read 'last'"),
+                                ("taxonomy.render", "leaf_first", "field 'taxonomy.render': the model read")):
         with pytest.raises(ConfigError, match=message):
             run(tiny_backbone, tiny_data, tmp_path, f"warm-{value}",
                 **{**qc_last, "data.max_length": 96, "model.init_from": str(saved), key: value})

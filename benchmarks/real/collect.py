@@ -104,15 +104,16 @@ def table(task: str, by_fold: dict, cv: dict, test: dict[int, dict]) -> str:
 
 
 def kept(args: argparse.Namespace) -> tuple[dict, dict[str, str]]:
-    """The figures and curves.md section of each task not collected this time, from the files already in `--out`.
+    """The figures and curves.md section of each task not collected this time, and the commands (replaced only by a
+    `--command-file`), from the files already in `--out`.
 
     A task's fold runs take hours and its run folders need not outlive the session that made them, so collecting
     one task again must not drop the other's committed figures."""
-    summary, sections = {}, {}
+    summary, sections = {"command": ""}, {}
     skip = {task for task in TASKS if getattr(args, task) is None}
     if skip and (args.out / "cv.json").exists():
         old = json.loads((args.out / "cv.json").read_text(encoding="utf-8"))
-        summary = {task: old[task] for task in skip if task in old}
+        summary = {"command": old.get("command", ""), **{task: old[task] for task in skip if task in old}}
     if skip and (args.out / "curves.md").exists():
         for part in (args.out / "curves.md").read_text(encoding="utf-8").split("\n## ")[1:]:
             task = part.split("\n", 1)[0].strip().lower()
@@ -143,7 +144,9 @@ def main(argv: list[str] | None = None) -> None:
             summary[task].update(zip(("test_auc_mean", "test_auc_std"), mean_std([r["auc"] for r in test.values()])))
         plot(task, by_fold, args.out / f"curves_{task}.png")
         sections[task] = table(task, by_fold, cv, test) + f"\n\n![{task}](curves_{task}.png)"
-    summary["command"] = args.command_file.read_text(encoding="utf-8").strip() if args.command_file else ""
+    if args.command_file:
+        summary["command"] = args.command_file.read_text(encoding="utf-8").strip()
+    summary = {**{task: summary[task] for task in TASKS if task in summary}, "command": summary["command"]}
     (args.out / "cv.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     (args.out / "curves.md").write_text("# Real data: learning curves and cross-validation\n\n"
                                     + "\n\n".join(sections[t] for t in TASKS if t in sections) + "\n",

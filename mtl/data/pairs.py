@@ -47,7 +47,11 @@ def query_text(origin: str, translated: str, use_translation: bool) -> str:
 def target_text(task: str, target: str, render: str) -> str:
     if task != "qc" or render == "raw":
         return target
-    return render_levels(target) if render == "levels" else " < ".join(reversed(parse_path(target)))
+    if render == "levels":
+        return render_levels(target)
+    if render == "leaf_first":
+        return " < ".join(reversed(parse_path(target)))
+    raise ValueError(f"taxonomy.render={render!r}: expected raw, levels or leaf_first")
 
 
 def build_pairs(records: pd.DataFrame, task: str, use_translation: bool, render: str) -> pd.DataFrame:

@@ -69,10 +69,14 @@ def query_text(query: str, translated_query: str = "") -> str:
 def target_text(target: str) -> str:
     """The category path level by level (`a > b > c`, or `c < b < a` for `leaf_first`) where the model was trained
     so, else the cleaned target."""
-    target = clean(target)
-    if settings()["task"] != "qc" or settings()["render"] == "raw":
+    target, render = clean(target), settings()["render"]
+    if settings()["task"] != "qc" or render == "raw":
         return target
-    return " > ".join(levels(target)) if settings()["render"] == "levels" else " < ".join(reversed(levels(target)))
+    if render == "levels":
+        return " > ".join(levels(target))
+    if render == "leaf_first":
+        return " < ".join(reversed(levels(target)))
+    raise ValueError(f"preprocess.json: field 'render': {render!r} is not raw, levels or leaf_first")
 
 
 def readable(query: str, target: str) -> bool:
