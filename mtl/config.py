@@ -153,9 +153,10 @@ class ModelConfig:
     A warm start (`init_from`) keeps the heads it loads; not under ZeRO-3."""
     probe_pairs: int = 1024
     """Training pairs per task that `head_init=probe` scores (one forward pass each, no gradient) and fits on."""
-    qi_features: Literal["none", "overlap"] = "none"
+    qi_features: Literal["none", "overlap", "overlap_binned"] = "none"
     """overlap: the QI head also reads the pair's word-overlap features (`mtl.overlap`: shares of query words,
-    word stems and character 3-grams found in the title), computed from the text alone."""
+    word stems and character 3-grams found in the title), computed from the text alone; overlap_binned: those and
+    their fixed bins (`mtl.overlap.BINNED_FEATURES`), so that a linear head can weigh a share unevenly."""
 
     def __post_init__(self):
         check("model.head_dropout", self.head_dropout, 0 <= self.head_dropout < 1, "in [0, 1)")

@@ -158,7 +158,7 @@ def _head_features(data: TaskData, head: str, width: int) -> np.ndarray | None:
         raise ValueError("this model's qi_head reads word-overlap features and these QI pairs have none "
                          "(make_task_data with model.qi_features=overlap)")
     if head == "qi":
-        return qi_features(data.records, data.task)
+        return qi_features(data.records, data.task, width)
     return np.zeros((len(data), width), dtype=np.float32)
 
 

@@ -114,9 +114,9 @@ def plan_task(task: str, info: ModelInfo, cfg: ExperimentConfig, pairs: PairToke
                           "scoring every category path as unseen (predictions differ from mtl predict's), --task qi "
                           "leaves QC out, or retrain with taxonomy.features=none")
     if task == "qi" and info.qi_feature_dim:
-        raise ConfigError(f"{model_dir}: the QI head reads word-overlap features (model.qi_features=overlap), which "
-                          "a serving stack cannot pass; --task qc leaves QI out, or retrain with "
-                          "model.qi_features=none")
+        raise ConfigError(f"{model_dir}: the QI head reads word-overlap features (model.qi_features="
+                          f"{cfg.model.qi_features}), which a serving stack cannot pass; --task qc leaves QI out, or "
+                          "retrain with model.qi_features=none")
     reasons = []
     if info.arch != "decoder":
         reasons.append("an encoder backbone (its stock class pools through a pooler layer)")

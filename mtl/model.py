@@ -35,7 +35,7 @@ from mtl.data.pairs import PairTokenizer
 from mtl.dropout import use_bits_dropout
 from mtl.errors import CheckpointError, ConfigError
 from mtl.io import atomic_dir, atomic_write_text, check_schema, input_problem, read_json
-from mtl.overlap import OVERLAP_FEATURES
+from mtl.overlap import FEATURE_SETS, feature_set
 from mtl.packing import model_inputs, path_weights, tree_masks
 from mtl.taxonomy import PrefixPriors
 
@@ -263,9 +263,10 @@ class ModelInfo:
     node_slots: int = 0
     """Node ids per path: the last `node_slots` of the `qc_feature_dim` feature columns."""
     qi_feature_dim: int = 0
-    """Word-overlap columns the QI head reads (`model.qi_features=overlap`; models saved before it read none)."""
+    """Word-overlap columns the QI head reads (`model.qi_features=overlap|overlap_binned`; models saved before it read
+    none)."""
     qi_feature_names: list[str] | None = None
-    """Those columns' names in order (`mtl.overlap.OVERLAP_FEATURES` when trained), so that a model is refused by an
+    """Those columns' names in order (`mtl.overlap.FEATURE_SETS` when trained), so that a model is refused by an
     mtl whose overlap columns differ, not fed other features of the same count (None: saved before names were)."""
 
     @property
@@ -490,14 +491,14 @@ def read_info(folder: str | Path) -> ModelInfo:
                                   f"got {task!r}: {threshold!r}")
     if info.qc_feature_dim < 0:
         raise CheckpointError(f"{path}: field 'qc_feature_dim': must be >= 0, got {info.qc_feature_dim}")
-    if info.qi_feature_dim not in (0, len(OVERLAP_FEATURES)):
-        raise CheckpointError(f"{path}: field 'qi_feature_dim': must be 0 or {len(OVERLAP_FEATURES)} (the word-overlap "
-                              f"features), got {info.qi_feature_dim}")
-    if info.qi_feature_names is not None and (tuple(info.qi_feature_names)
-                                              != (OVERLAP_FEATURES if info.qi_feature_dim else ())):
+    widths = sorted(len(names) for names in FEATURE_SETS.values())
+    if info.qi_feature_dim not in widths:
+        raise CheckpointError(f"{path}: field 'qi_feature_dim': must be one of {widths} (the word-overlap feature "
+                              f"sets), got {info.qi_feature_dim}")
+    expected = FEATURE_SETS[feature_set(info.qi_feature_dim)]
+    if info.qi_feature_names is not None and tuple(info.qi_feature_names) != expected:
         raise CheckpointError(f"{path}: field 'qi_feature_names': the QI head reads {info.qi_feature_names}, but "
-                              f"this mtl computes {list(OVERLAP_FEATURES) if info.qi_feature_dim else 'none'}: "
-                              "retrain it")
+                              f"this mtl computes {list(expected) if expected else 'none'}: retrain it")
     if (info.nodes is None) != (info.node_slots == 0) or info.node_slots < 0 or info.node_slots > info.qc_feature_dim:
         raise CheckpointError(f"{path}: fields 'nodes' and 'node_slots' disagree ({len(info.nodes or [])} nodes, "
                               f"{info.node_slots} slots of qc_feature_dim {info.qc_feature_dim})")

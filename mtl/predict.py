@@ -238,7 +238,8 @@ def _with_features(data: TaskData, info: ModelInfo) -> TaskData:
     each fold's model fitted its own on its own training tree. QI pairs read word-overlap features where that
     model's QI head does."""
     if data.task == "qi":
-        return dataclasses.replace(data, features=qi_features(data.records) if info.qi_feature_dim else None)
+        return dataclasses.replace(data, features=qi_features(data.records, width=info.qi_feature_dim)
+                                   if info.qi_feature_dim else None)
     if not (info.priors or info.nodes):
         return data
     priors = PrefixPriors.from_dict(info.priors) if info.priors else None

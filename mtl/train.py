@@ -45,7 +45,7 @@ from mtl.io import atomic_write_text
 from mtl.logger import NullLogger, build_logger
 from mtl.measure import attention_pairs, tree_attention_pairs
 from mtl.optim import activate, build_optimizer
-from mtl.overlap import OVERLAP_FEATURES, feature_dim
+from mtl.overlap import FEATURE_SETS, feature_dim
 from mtl.metrics import f1_avg, format_breakdown, format_table, selection_score
 from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, read_info
 from mtl.packing import TREE_BATCHINGS, model_inputs, pack, resolve_batching
@@ -199,7 +199,7 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
                      priors=priors.to_dict() if priors else None, head_norm=cfg.model.head_norm,
                      nodes=data.nodes.nodes if data.nodes else None, node_slots=data.nodes.slots if data.nodes else 0,
                      qi_feature_dim=bare.qi_feature_dim,
-                     qi_feature_names=list(OVERLAP_FEATURES) if bare.qi_feature_dim else None)
+                     qi_feature_names=list(FEATURE_SETS[cfg.model.qi_features]) if bare.qi_feature_dim else None)
     logger = build_logger(run_dir, cfg.log.tensorboard, accelerator.is_main_process,
                           purge_step=state.step + 1 if checkpoint is not None else None)
     log.info("training %s on %s: %s trainable of %s parameters, %d process(es), %d micro-batches per step",

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from mtl.overlap import OVERLAP_FEATURES, overlap_features, pair_overlap
+from mtl.overlap import (BINNED_FEATURES, FEATURE_SETS, OVERLAP_FEATURES, feature_dim, feature_set, overlap_features,
+                         pair_overlap)
 
 
 def features(query, title):
@@ -57,3 +58,22 @@ def test_qi_task_data_reads_the_original_query_against_the_title_with_translatio
     assert data.features[0, 0] == 0.5  # "taladro" only: the translation's "cordless drill" is not read
     cfg.model.qi_features = "none"
     assert make_task_data(records, "qi", cfg, pairs).features is None
+
+
+def test_binned_columns_put_each_share_in_one_bin_exactly_at_the_edges():
+    binned = dict(zip(OVERLAP_FEATURES + BINNED_FEATURES, pair_overlap("Cordless Drill bits", "DEWALT cordless drills",
+                                                                       binned=True)))
+    assert len(binned) == len(OVERLAP_FEATURES) + len(BINNED_FEATURES) == feature_dim("overlap_binned")
+    assert binned["word_share<=1/3"] == 1.0 and binned["word_share=0"] == 0.0  # 1/3 exactly: the lower bin
+    assert binned["stem_share<3/4"] == 1.0  # 2/3
+    for share in ("word_share", "stem_share", "trigram_share"):
+        assert sum(binned[k] for k in binned if k.startswith(share + "<") or k.startswith(share + "=")) == 1.0
+    assert binned["query_words=3"] == 1.0 and binned["stem_share*query_words=3"] == pytest.approx(2 / 3)
+    assert binned["stem_share*last_word"] == 0.0
+    long = dict(zip(OVERLAP_FEATURES + BINNED_FEATURES, pair_overlap("a b c d e f g", "a b c d e f g", binned=True)))
+    assert long["query_words>=5"] == 1.0 and long["word_share=1"] == 1.0 and long["stem_share*last_word"] == 1.0
+    assert pair_overlap("", "x", binned=True) == [0.0] * feature_dim("overlap_binned")
+    np.testing.assert_array_equal(overlap_features(["cordless drill bits"], ["dewalt cordless drills"], binned=True)[0,
+                                  :len(OVERLAP_FEATURES)], overlap_features(["cordless drill bits"],
+                                                                            ["dewalt cordless drills"])[0])
+    assert {feature_set(len(names)) for names in FEATURE_SETS.values()} == set(FEATURE_SETS)

@@ -497,32 +497,34 @@ def test_a_flex_attention_model_is_scored_with_sdpa_off_cuda(trained, tmp_path):
     assert model.backbone.get_base_model().config._attn_implementation == "sdpa"
 
 
+@pytest.mark.parametrize("qi_features", ["overlap", "overlap_binned"])
 def test_a_qi_head_with_overlap_features_learns_them_and_predict_reads_them_as_training_did(tiny_backbone, tiny_data,
-                                                                                          tmp_path):
-    """`model.qi_features=overlap`: the QI head has a column per overlap feature, training moves them from zero,
-    `mtl predict` computes them from the text and reproduces the fold's out-of-fold scores, and `mtl export`
-    refuses the head (a serving stack passes text alone)."""
+                                                                                          tmp_path, qi_features):
+    """`model.qi_features=overlap|overlap_binned`: the QI head has a column per overlap feature, training moves the
+    raw ones from zero, `mtl predict` computes them from the text and reproduces the fold's out-of-fold scores, and
+    `mtl export` refuses the head (a serving stack passes text alone)."""
     from safetensors.torch import load_file
 
     from mtl.data.tasks import load_splits
     from mtl.export import export_model
-    from mtl.overlap import OVERLAP_FEATURES
+    from mtl.overlap import FEATURE_SETS, OVERLAP_FEATURES
 
     stages.run(load_config(None, tiny_overrides(tiny_backbone, tiny_data, tmp_path, **{
         "log.run_name": "overlap", "cv.fold": "1", "cv.n_folds": 2, "data.dev_limit": 16, "train.mode": "single",
-        "train.task": "qi", "model.qi_features": "overlap"})))
+        "train.task": "qi", "model.qi_features": qi_features})))
     fold = tmp_path / "runs" / "overlap"  # one fold: its run folder
     info = read_info(fold / "best")
-    assert info.qi_feature_dim == len(OVERLAP_FEATURES) and info.qi_feature_names == list(OVERLAP_FEATURES)
+    names = FEATURE_SETS[qi_features]
+    assert info.qi_feature_dim == len(names) and info.qi_feature_names == list(names)
     weight = load_file(str(fold / "best" / "heads.safetensors"))["qi_head.weight"]
-    assert weight.shape[1] == info.hidden_size + len(OVERLAP_FEATURES)
-    assert weight[0, -len(OVERLAP_FEATURES):].abs().min() > 0
+    assert weight.shape[1] == info.hidden_size + len(names)
+    assert weight[0, info.hidden_size:info.hidden_size + len(OVERLAP_FEATURES)].abs().min() > 0
     records = load_splits(load_config(fold / "config.yaml"), ["qi"])["qi"].val_all
     source = write_jsonl(tmp_path / "qi.txt", records.drop(columns="label").to_dict("records"))
     predict_file(fold / "best", source, tmp_path / "out.txt", with_scores=True)
     oof = {r["id"]: r["score"] for r in read_jsonl(fold / "oof_qi.jsonl")}
     assert scores(tmp_path / "out.txt") == pytest.approx([oof[i] for i in records["id"]], abs=1e-6)
-    with pytest.raises(ConfigError, match=r"reads word-overlap features \(model.qi_features=overlap\)"):
+    with pytest.raises(ConfigError, match=rf"reads word-overlap features \(model.qi_features={qi_features}\)"):
         export_model(fold / "best", tmp_path / "export")
     assert not (tmp_path / "export").exists()
 

@@ -17,6 +17,7 @@ from mtl import train as train_module
 from mtl.errors import Interrupted
 from mtl.config import load_config
 from mtl.errors import ConfigError, DataError, MtlError
+from mtl.overlap import feature_dim
 from tests.conftest import make_records, tiny_overrides, write_jsonl
 
 
@@ -187,7 +188,7 @@ def test_tapt_stage_two_starts_from_stage_one(tiny_backbone, tiny_data, tmp_path
     for key, saved in adapter.items():  # PEFT files drop the adapter name that the live module carries
         assert torch.equal(start["backbone." + key.replace(".weight", ".default.weight")], saved), key
     heads = load_file(str(stage1 / "heads.safetensors"))
-    assert heads["qi_head.weight"].shape[1] == 64 + (5 if qi_features == "overlap" else 0)
+    assert heads["qi_head.weight"].shape[1] == 64 + feature_dim(qi_features)
     assert torch.equal(start["qc_head.weight"][:, :64], heads["qi_head.weight"][:, :64])
     assert (start["qc_head.weight"][:, 64:] == 0).all(), "taxonomy-feature weights have no QI counterpart"
     assert torch.equal(start["qc_head.bias"], heads["qi_head.bias"])

@@ -28,7 +28,7 @@ from mtl.data.pairs import PairTokenizer, build_pairs, tokenize_pairs
 from mtl.data.records import LINE, LoadReport, TARGET_FIELD, load_task_records
 from mtl.errors import ConfigError, DataError, LeakageError, MtlError
 from mtl.io import input_problem
-from mtl.overlap import overlap_features
+from mtl.overlap import OVERLAP_FEATURES, feature_dim, feature_set, overlap_features
 from mtl.splits import assign_folds, carve_test, check_split, normalise_query, split_report
 from mtl.taxonomy import NodeIndex, PrefixPriors
 
@@ -311,16 +311,18 @@ def make_task_data(records: pd.DataFrame, task: str, cfg: ExperimentConfig, pair
                                                      records["origin_query"].map(normalise_query).tolist(),
                                                      seed=cfg.data.split_seed) if priors is not None and fitted_on else None
         features = qc_features(paths, priors, nodes, prior_features)
-    elif cfg.model.qi_features == "overlap":
-        features = qi_features(records)
+    elif cfg.model.qi_features != "none":
+        features = qi_features(records, width=feature_dim(cfg.model.qi_features))
     return TaskData(task, records, input_ids, features, queries=queries)
 
 
-def qi_features(records: pd.DataFrame, task: str = "qi") -> np.ndarray:
-    """The QI head's feature columns (`model.qi_features=overlap`): the original query's word overlap with the
-    title (`mtl.overlap`), the same with translation augmentation on or off (the translation is not read). For QC
-    records (`task="qc"`: a QI head scoring them, zero-shot) the category path stands in for the title."""
-    return overlap_features(records["origin_query"].tolist(), records[TARGET_FIELD[task]].tolist())
+def qi_features(records: pd.DataFrame, task: str = "qi", width: int = len(OVERLAP_FEATURES)) -> np.ndarray:
+    """The QI head's `width` feature columns (`model.qi_features=overlap|overlap_binned`, `mtl.overlap`): the
+    original query's word overlap with the title, the same with translation augmentation on or off (the translation
+    is not read). For QC records (`task="qc"`: a QI head scoring them, zero-shot) the category path stands in for the
+    title."""
+    return overlap_features(records["origin_query"].tolist(), records[TARGET_FIELD[task]].tolist(),
+                            binned=feature_set(width) == "overlap_binned")
 
 
 def qc_features(paths, priors: PrefixPriors | None, nodes: NodeIndex | None, prior_features=None):
