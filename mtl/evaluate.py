@@ -156,7 +156,7 @@ def _head_features(data: TaskData, head: str, width: int) -> np.ndarray | None:
         return None
     if head == "qi" and data.task == "qi":
         raise ValueError("this model's qi_head reads word-overlap features and these QI pairs have none "
-                         "(make_task_data with model.qi_features=overlap)")
+                         "(make_task_data with the model's model.qi_features)")
     if head == "qi":
         return qi_features(data.records, data.task, width)
     return np.zeros((len(data), width), dtype=np.float32)

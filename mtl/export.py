@@ -23,7 +23,7 @@ Two kinds of folder:
 A QC head that reads taxonomy features (`taxonomy.features`: prefix priors, node embeddings) is refused: a serving
 stack passes text alone. `--without-taxonomy` exports it without them, scoring every category path as one training
 never saw (all feature columns zero, the value an unseen path gets), so its predictions differ from `mtl predict`'s.
-A QI head that reads word-overlap features (`model.qi_features=overlap`) is refused likewise.
+A QI head that reads word-overlap features (`model.qi_features=overlap|overlap_binned`) is refused likewise.
 """
 
 from __future__ import annotations

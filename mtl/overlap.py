@@ -33,10 +33,11 @@ BINNED_FEATURES = (
     *(f"stem_share*query_words={n}" for n in range(1, MAX_WORDS)), f"stem_share*query_words>={MAX_WORDS}",
     "stem_share*last_word")
 """`overlap_binned` adds these to `OVERLAP_FEATURES`: each share one-hot in `SHARE_BINS`, the query's word count
-one-hot, the stem share per word count, and the stem share where the last word matches. A linear head cannot bend
-a column: on real QI fold 0 a logistic regression on the five raw columns reached validation AUC 0.710 and one on
-these fixed bins 0.727, as much as gradient-boosted trees on the raw five (benchmarks/real/README.md). Fixed edges,
-not fitted ones, so the columns stay a function of the pair's text alone."""
+one-hot, the stem share per word count, and the stem share where the last word matches (all zero for a query
+without words). A linear head cannot bend a column: on real QI fold 0 a logistic regression on the five raw columns
+reached validation AUC 0.710 and one on these fixed bins 0.727, as much as gradient-boosted trees on the raw five
+(benchmarks/results/overlap-real-qi-fold0*.md). Fixed edges, not fitted ones, so the columns stay a function of the
+pair's text alone."""
 FEATURE_SETS = {"none": (), "overlap": OVERLAP_FEATURES, "overlap_binned": OVERLAP_FEATURES + BINNED_FEATURES}
 """`model.qi_features` -> the names of the columns the QI head reads beside its pooled vector."""
 
@@ -51,7 +52,10 @@ def feature_dim(qi_features: str) -> int:
 
 def feature_set(width: int) -> str:
     """The `model.qi_features` value whose columns number `width` (each set has its own width)."""
-    return next(name for name, names in FEATURE_SETS.items() if len(names) == width)
+    for name, names in FEATURE_SETS.items():
+        if len(names) == width:
+            return name
+    raise ValueError(f"no word-overlap feature set has {width} columns: {sorted(map(len, FEATURE_SETS.values()))}")
 
 
 def _trigrams(text: str) -> set[str]:

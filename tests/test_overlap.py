@@ -77,3 +77,5 @@ def test_binned_columns_put_each_share_in_one_bin_exactly_at_the_edges():
                                   :len(OVERLAP_FEATURES)], overlap_features(["cordless drill bits"],
                                                                             ["dewalt cordless drills"])[0])
     assert {feature_set(len(names)) for names in FEATURE_SETS.values()} == set(FEATURE_SETS)
+    with pytest.raises(ValueError, match="no word-overlap feature set has 3 columns"):
+        feature_set(3)

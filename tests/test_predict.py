@@ -414,7 +414,7 @@ def test_a_device_that_cannot_run_is_refused_before_the_model_loads(tmp_path, no
     (json.dumps({**INFO, "priors": {"depth": 3}}), "field 'priors.strength': missing"),
     (json.dumps({**INFO, "qc_feature_dim": 5}), "field 'priors': depth 3 and counts do not fit qc_feature_dim 5"),
     (json.dumps(INFO)[:-1] + ', "arch": "encoder"}', "field 'arch': appears twice in one object"),
-    (json.dumps({**INFO, "qi_feature_dim": 3}), "field 'qi_feature_dim': must be 0 or 5 (the word-overlap features)"),
+    (json.dumps({**INFO, "qi_feature_dim": 3}), "field 'qi_feature_dim': must be one of [0, 5, 34] (the word-overlap feature sets), got 3"),
     (json.dumps({**INFO, "qi_feature_dim": 5,
                  "qi_feature_names": ["word_share", "stem_share", "trigram_share", "query_words", "last_word"]}),
      "field 'qi_feature_names': the QI head reads ['word_share', 'stem_share', 'trigram_share', 'query_words', "
