@@ -7,8 +7,8 @@
 
 Pooling reads the last non-pad token for decoders (whatever the padding side), the first token or the mean for
 encoders. The QC head also reads the taxonomy features (prefix priors) when `taxonomy.features` is on, the QI head
-the pair's word-overlap features when `model.qi_features=overlap|overlap_binned`. Heads compute in float32 whatever the backbone's
-dtype.
+the pair's word-overlap features when `model.qi_features=overlap|overlap_binned`. Heads compute in float32 whatever
+the backbone's dtype.
 
 A saved model folder holds `adapter/` (PEFT format), `heads.safetensors`, `config.yaml`, `model.json` (tokenizer
 fingerprint, thresholds, priors, shapes), `taxonomy.json` and, for `best/` and `final/`, a model card `README.md`;
