@@ -76,7 +76,7 @@ def pair_overlap(query: str, title: str, binned: bool = False) -> list[float]:
     query, title = str(query).lower(), str(title).lower()
     words = _WORD.findall(query)
     if not words:
-        return [0.0] * (len(OVERLAP_FEATURES) + (len(BINNED_FEATURES) if binned else 0))
+        return [0.0] * feature_dim("overlap_binned" if binned else "overlap")
     title_words = set(_WORD.findall(title))
     stems = {w[:STEM] for w in title_words}
     starts = {w[:n] for w in title_words for n in range(1, min(len(w), STEM) + 1)}  # a short query word begins one
@@ -99,7 +99,7 @@ def pair_overlap(query: str, title: str, binned: bool = False) -> list[float]:
 
 def overlap_features(queries: Sequence[str], titles: Sequence[str], binned: bool = False) -> np.ndarray:
     """float32 [pairs, len(OVERLAP_FEATURES) (+ len(BINNED_FEATURES) with `binned`)]."""
-    out = np.zeros((len(queries), len(OVERLAP_FEATURES) + (len(BINNED_FEATURES) if binned else 0)), dtype=np.float32)
+    out = np.zeros((len(queries), feature_dim("overlap_binned" if binned else "overlap")), dtype=np.float32)
     for i, (query, title) in enumerate(zip(queries, titles)):
         out[i] = pair_overlap(query, title, binned)
     return out

@@ -321,10 +321,11 @@ def qi_features(records: pd.DataFrame, task: str = "qi", width: int = len(OVERLA
     original query's word overlap with the title, the same with translation augmentation on or off (the translation
     is not read). For QC records (`task="qc"`: a QI head scoring them, zero-shot) the category path stands in for the
     title."""
-    if feature_set(width) == "none":
+    columns = feature_set(width)
+    if columns == "none":
         raise ValueError("qi_features(width=0): a head without word-overlap columns reads none")
     return overlap_features(records["origin_query"].tolist(), records[TARGET_FIELD[task]].tolist(),
-                            binned=feature_set(width) == "overlap_binned")
+                            binned=columns == "overlap_binned")
 
 
 def qc_features(paths, priors: PrefixPriors | None, nodes: NodeIndex | None, prior_features=None):
