@@ -392,7 +392,7 @@ def evaluate_transfer(source_run: Path, task: str, run_dir: Path) -> dict:
     from mtl.evaluate import predict_probs, task_report
     from mtl.logger import build_logger
     from mtl.model import count_parameters, load_trained
-    from mtl.train import TrainState, summarize
+    from mtl.train import TrainState, eval_scalars, summarize
 
     if not (source_run / "metrics.json").is_file():
         raise MtlError(f"source run {source_run.name} did not complete: nothing to transfer")
@@ -405,10 +405,7 @@ def evaluate_transfer(source_run: Path, task: str, run_dir: Path) -> dict:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     logger = build_logger(run_dir, cfg.log.tensorboard, is_main=True)
-    scalars = {f"eval/f1/{task}": reports[task]["f1"], f"eval/precision/{task}": reports[task]["precision"],
-               f"eval/recall/{task}": reports[task]["recall"]}
-    scalars.update({f"eval/f1_by_language/{task}/{lang}": v for lang, v in reports[task]["f1_by_language"].items()})
-    logger.log(scalars, 0)
+    logger.log(eval_scalars(reports), 0)
     logger.close()
 
     cfg.train.mode, cfg.train.task = "single", task

@@ -81,6 +81,8 @@ class RunResult:
     test_reports: dict = field(default_factory=dict)
     """The held-out test split's reports per task (metrics.json's `test`)."""
     f1_by_language: dict[str, dict[str, float]] = field(default_factory=dict)
+    auc_by_language: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Validation ROC-AUC per task and language at the best checkpoint (empty: not recorded)."""
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     """`eval/f1/<task>` per step, x shifted by the steps of earlier stages."""
     reports: dict = field(default_factory=dict)
@@ -132,6 +134,7 @@ class TaskReport(TypedDict, total=False):
     positive_rate: Unit
     threshold: Unit
     f1_by_language: dict[str, Unit]
+    auc_by_language: dict[str, Unit]
     tuned: dict[str, Unit]
     baseline: dict[str, Unit]
     by_seen: dict[str, Bucket]
@@ -515,6 +518,7 @@ def from_summary(run: RunResult, summary: dict, source_stage: Path | None) -> No
     run.f1 = {k.split("/", 1)[1]: v for k, v in best["headline"].items() if k.startswith("f1/")}
     run.f1_tuned = {k.split("/", 1)[1]: v for k, v in best["headline"].items() if k.startswith("f1_tuned/")}
     run.f1_by_language = {t: r.get("f1_by_language", {}) for t, r in best["reports"].items()}
+    run.auc_by_language = {t: r["auc_by_language"] for t, r in best["reports"].items() if r.get("auc_by_language")}
     run.auc = {t: r["auc"] for t, r in best["reports"].items() if "auc" in r}
     test = summary.get("test", {}).get("reports", {})
     run.test_f1 = {t: r.get("at_threshold", r)["f1"] for t, r in test.items()}
@@ -553,10 +557,13 @@ def from_events(run: RunResult, events: Events) -> None:
     if len(run.tasks) == 2:
         run.f1["avg"] = at_best.get("eval/f1/avg", 0.5 * (run.f1["qc"] + run.f1["qi"]))
     run.f1_tuned = {t: at_best[f"eval/f1_tuned/{t}"] for t in run.tasks if at_best.get(f"eval/f1_tuned/{t}") is not None}
+    run.auc = {t: at_best[f"eval/auc/{t}"] for t in run.tasks if at_best.get(f"eval/auc/{t}") is not None}
     for name, value in at_best.items():
-        if name.startswith("eval/f1_by_language/") and value is not None:
-            _, _, task, lang = name.split("/", 3)
-            run.f1_by_language.setdefault(task, {})[lang] = value
+        for prefix, into in (("eval/f1_by_language/", run.f1_by_language),
+                             ("eval/auc_by_language/", run.auc_by_language)):
+            if name.startswith(prefix) and value is not None:
+                _, _, task, lang = name.split("/", 3)
+                into.setdefault(task, {})[lang] = value
     rates = [v for _, v in scalars.get("perf/tokens_per_s", [])]
     run.tokens_per_s = sum(rates) / len(rates) if rates else None
 
@@ -753,20 +760,23 @@ def cost_table(runs: dict[str, RunResult]) -> str:
 
 
 def language_section(runs: dict[str, RunResult]) -> str:
-    parts = ["## F1 by language\n\nBest checkpoint, threshold 0.5. Languages missing from a run's validation "
-             f"records are {DASH}. See also `{LANGUAGE_PLOT}`."]
+    """F1 per language, then ROC-AUC per language (what ranks, whatever the threshold), per task."""
+    parts = ["## F1 and ROC-AUC by language\n\nBest checkpoint; F1 at threshold 0.5. Languages missing from a run's "
+             f"validation records are {DASH}. See also `{LANGUAGE_PLOT}`."]
     for task in TASKS:
-        with_task = [r for r in runs.values() if r.has_figures and task in r.f1_by_language]
-        languages = sorted({lang for r in with_task for lang in r.f1_by_language[task]})
-        if not with_task:
-            continue
-        rows = [[f"`{r.name}`", *(_num(r.f1_by_language[task].get(lang)) for lang in languages)] for r in with_task]
-        parts.append(f"### {task.upper()}\n\n" + markdown_table(["run", *languages], rows))
+        for label, attr in (("F1", "f1_by_language"), ("ROC-AUC", "auc_by_language")):
+            with_task = [r for r in runs.values() if r.has_figures and task in getattr(r, attr)]
+            if not with_task:
+                continue
+            languages = sorted({lang for r in with_task for lang in getattr(r, attr)[task]})
+            rows = [[f"`{r.name}`", *(_num(getattr(r, attr)[task].get(lang)) for lang in languages)]
+                    for r in with_task]
+            parts.append(f"### {task.upper()}: {label}\n\n" + markdown_table(["run", *languages], rows))
     return "\n\n".join(parts)
 
 
 def zero_shot_section(runs: dict[str, RunResult]) -> str:
-    """F1 on validation languages that the run's training records never had."""
+    """F1 and ROC-AUC on validation languages that the run's training records never had."""
     rows = []
     for run in runs.values():
         if not run.has_figures or not any(run.unseen_languages.get(t) for t in run.tasks):
@@ -778,18 +788,20 @@ def zero_shot_section(runs: dict[str, RunResult]) -> str:
             if not unseen or task not in run.f1:
                 cells.append(DASH)
                 continue
-            text = ", ".join(f"{lang} {_num(by_language.get(lang))}" for lang in unseen)
+            auc_by_language = run.auc_by_language.get(task, {})
+            text = ", ".join(f"{lang} {_num(by_language.get(lang))} / {_num(auc_by_language.get(lang))}"
+                             for lang in unseen)
             if set(unseen) == set(by_language):  # the whole validation set is zero-shot: its F1 is too
-                text += f"; all: **{_num(run.f1[task])}**"
+                text += f"; all: **{_num(run.f1[task])} / {_num(run.auc.get(task))}**"
             cells.append(text)
         rows.append([f"`{run.name}`", *cells])
     if not rows:
         return ""
-    return ("## Zero-shot languages\n\nF1 on validation languages absent from the run's training records: the dev "
-            "files' languages that training lacks, and under the language split (`*-langout-fold0`) every "
+    return ("## Zero-shot languages\n\nF1 / ROC-AUC on validation languages absent from the run's training records: "
+            "the dev files' languages that training lacks, and under the language split (`*-langout-fold0`) every "
             "validation language (so the run's whole F1 is zero-shot). For the joint model the held-out languages "
             "are absent from both tasks' training records.\n\n"
-            + markdown_table(["run", "QC: language F1", "QI: language F1"], rows))
+            + markdown_table(["run", "QC: language F1 / AUC", "QI: language F1 / AUC"], rows))
 
 
 def ablation_section(runs: dict[str, RunResult]) -> str:

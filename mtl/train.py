@@ -477,6 +477,16 @@ def validate(model, val_data: dict[str, TaskData], accelerator, cfg, pad_id, log
         probs = predict_probs(model, data, pad_id, cfg.eval.batch_size, accelerator, row_tokens=cfg.train.row_tokens)
         reports[task] = task_report(data, probs, tune=cfg.eval.tune_threshold, taxonomy=taxonomy,
                                     group_levels=cfg.cv.qc_group_levels)
+    scalars = eval_scalars(reports)
+    logger.log(scalars, step)
+    log.info("step %d: %s", step, ", ".join(f"{k}={v:.4f}" for k, v in scalars.items()
+                                             if k.startswith(("eval/f1/", "eval/auc/"))))
+    return reports
+
+
+def eval_scalars(reports: dict) -> dict[str, float]:
+    """The TensorBoard scalars of one evaluation ({task: task_report}): what a training run logs at each evaluation
+    and a zero-shot transfer run (`mtl.experiments.evaluate_transfer`) at step 0."""
     scalars = {}
     for task, r in reports.items():
         scalars.update({f"eval/f1/{task}": r["f1"], f"eval/precision/{task}": r["precision"],
@@ -490,10 +500,7 @@ def validate(model, val_data: dict[str, TaskData], accelerator, cfg, pad_id, log
             scalars.update({f"eval/f1_by_seen/{task}/{bucket}": b["f1"], f"eval/auc_by_seen/{task}/{bucket}": b["auc"]})
     if f1_avg(reports) is not None:
         scalars["eval/f1/avg"] = f1_avg(reports)
-    logger.log(scalars, step)
-    log.info("step %d: %s", step, ", ".join(f"{k}={v:.4f}" for k, v in scalars.items()
-                                             if k.startswith(("eval/f1/", "eval/auc/"))))
-    return reports
+    return scalars
 
 
 def log_training(logger, window: dict, scheduler, state: TrainState) -> None:

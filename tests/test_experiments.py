@@ -8,7 +8,7 @@ import torch
 from mtl.config import load_config
 from mtl.errors import ConfigError
 from mtl.experiments import FAILED_FILE, Budget, RunSpec, build_grid, plan, run_config, run_grid, run_seeds
-from mtl.report import write_report
+from mtl.report import read_events, write_report
 from tests.conftest import tiny_overrides
 
 MAIN = ["single-qc", "single-qi", "tapt-qi-to-qc", "tapt-qc-to-qi", "joint", "joint-ft-qc", "joint-ft-qi",
@@ -118,6 +118,14 @@ def test_small_grid_records_a_failure_goes_on_and_resumes(tiny_backbone, tiny_da
     transfer = json.loads((root / "transfer-qc-to-qi" / "metrics.json").read_text())
     assert transfer["mode"] == "transfer" and set(transfer["best"]["reports"]) == {"qi"}
     assert f"| {transfer['best']['headline']['f1/qi']:.4f} |" in text
+    # the transfer logs what a training run's evaluation logs (AUC beside F1), and the report shows its AUC per
+    # language: how the other task's head ranks this task's pairs, language by language
+    logged = read_events(root / "transfer-qc-to-qi").scalars
+    assert logged["eval/auc/qi"] == [(0, pytest.approx(transfer["best"]["reports"]["qi"]["auc"]))]
+    qi_auc = text.split("### QI: ROC-AUC\n", 1)[1].split("\n#", 1)[0]
+    row = next(line for line in qi_auc.splitlines() if line.startswith("| `transfer-qc-to-qi` |"))
+    by_language = transfer["best"]["reports"]["qi"]["auc_by_language"]
+    assert by_language and all(f"| {auc:.4f} |" in row for auc in by_language.values())
     assert "| `joint-ft-qi` | ok | 4+1 |" in text
     cost = text.split("## Cost", 1)[1].split("\n## ", 1)[0]
     joint_cost = next(line for line in cost.splitlines() if line.startswith("| `joint` |"))

@@ -18,7 +18,8 @@ JOINT_EVENTS = {  # best by F1 avg: step 20
     10: {"eval/f1/qc": 0.6123, "eval/f1/qi": 0.5234, "eval/f1/avg": 0.56785, "eval/f1_by_language/qc/en": 0.7011,
          "eval/f1_by_language/qc/pl": 0.4012, "eval/f1_by_language/qi/en": 0.5511},
     20: {"eval/f1/qc": 0.6543, "eval/f1/qi": 0.5877, "eval/f1/avg": 0.621, "eval/f1_by_language/qc/en": 0.7321,
-         "eval/f1_by_language/qc/pl": 0.4432, "eval/f1_by_language/qi/en": 0.6012, "perf/tokens_per_s": 250.0},
+         "eval/f1_by_language/qc/pl": 0.4432, "eval/f1_by_language/qi/en": 0.6012, "perf/tokens_per_s": 250.0,
+         "eval/auc/qc": 0.7012, "eval/auc_by_language/qc/en": 0.7345, "eval/auc_by_language/qc/pl": 0.6543},
     30: {"eval/f1/qc": 0.6601, "eval/f1/qi": 0.5502, "eval/f1/avg": 0.60515, "perf/tokens_per_s": 270.0},
 }
 SINGLE_QC_SUMMARY = {
@@ -26,6 +27,7 @@ SINGLE_QC_SUMMARY = {
     "best": {"headline": {"f1/qc": 0.71234, "f1_tuned/qc": 0.73456},
              "reports": {"qc": {"f1": 0.71234, "precision": 0.7, "recall": 0.72, "n": 100, "positive_rate": 0.5,
                                 "threshold": 0.5, "f1_by_language": {"en": 0.75, "pl": 0.61},
+                                "auc": 0.8123, "auc_by_language": {"en": 0.8234, "pl": 0.7789},
                                 "tuned": {"f1": 0.73456, "precision": 0.7, "recall": 0.8, "threshold": 0.41}}}},
     "train_seconds": 12.5, "tokens": 1000, "tokens_per_s": 80.0,
     "parameters": {"trainable": 1_234_567, "total": 270_000_000, "bytes": 1_080_000_000},
@@ -73,7 +75,10 @@ def test_table_values_are_the_logged_values(root, tmp_path):
     assert joint[-1] == "20"
     single = results_row(text, "single-qc")
     assert single[2] == "ok" and single[8] == "0.7123" and single[9] == "—" and single[-1] == "5"
-    assert "| `joint` | 0.7321 | 0.4432 |" in text  # F1 by language at the best step
+    qc_f1, qc_auc = (text.split(f"### QC: {m}\n", 1)[1].split("\n#", 1)[0] for m in ("F1", "ROC-AUC"))
+    assert "| `joint` | 0.7321 | 0.4432 |" in qc_f1  # F1 by language at the best step
+    assert "| `joint` | 0.7345 | 0.6543 |" in qc_auc and "| `single-qc` | 0.8234 | 0.7789 |" in qc_auc
+    assert "### QI: ROC-AUC" not in text, "no run recorded QI's AUC by language: no table"
     # Cost: tokens/s, then other load (not recorded by this run: a dash), then the parameters.
     assert "| `single-qc` | ok | 10 | " in text and "| 80 | — | 1.23M | 270.00M | 1030 MiB |" in text
 
