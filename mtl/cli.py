@@ -266,7 +266,9 @@ def add_compare(commands) -> None:
                                                      "machines: other jobs taking it never overlap a run)")
     compare.add_argument("--fold", default="none", metavar="K",
                          help="validate every run on CV fold K of the training files instead of the dev files "
-                              "(no dev files needed; the ablations that set their own fold keep it)")
+                              "(no dev files needed; the ablations that set their own fold keep it); a list "
+                              "K1,K2,... or `all`: the grid once per fold, under ROOT/fold-K/ (the report gives "
+                              "mean ± std over folds)")
     compare.add_argument("--seeds", default="", metavar="S1,S2,...",
                          help="run the whole grid once per train.seed, under ROOT/seed-S/ (the report gives mean ± "
                               "std over them)")
@@ -481,8 +483,12 @@ def cmd_compare(args) -> int:
     seeds = parse_seeds(args.seeds)
     fold = str(args.fold)
     specs = experiments.plan(args.grid, args.overrides, args.config, args.only, fold)
+    folds = experiments.grid_folds(fold, args.config, args.overrides)
     if seeds and any(o.partition("=")[0].strip() == "train.seed" for o in args.overrides):
         raise ConfigError("--seeds sets train.seed for each grid: drop the train.seed override")
+    if seeds and folds:
+        raise ConfigError(f"--seeds with several folds (--fold {fold}): give one fold, or run the folds' grids "
+                          "without --seeds")
     if args.dry_run:
         for spec in specs:
             source = f" (from {spec.source})" if spec.source else ""
@@ -495,6 +501,8 @@ def cmd_compare(args) -> int:
          *args.overrides])
     if seeds:
         statuses = experiments.run_seeds(specs, args.root, seeds, args.overrides, args.config, command, args.lock, fold)
+    elif folds:
+        statuses = experiments.run_folds(specs, args.root, folds, args.overrides, args.config, command, args.lock)
     else:
         statuses = experiments.run_grid(specs, args.root, args.overrides, args.config, command, args.lock, fold)
     for name, status in statuses.items():

@@ -223,6 +223,33 @@ def plan(which: str, base_overrides: list[str] = (), config_file: str | None = N
     return [s for s in specs if not only or s.name in only]
 
 
+def grid_folds(fold: str, config_file: str | None = None, base_overrides: list[str] = ()) -> list[str]:
+    """`mtl compare --fold`: a list (`0,1,2`) or `all` is one grid per fold, these folds; one fold or `none` is one
+    grid ([])."""
+    fold = str(fold).replace(" ", "")
+    if fold == "all":
+        return [str(k) for k in range(load_config(config_file, list(base_overrides)).cv.n_folds)]
+    return fold.split(",") if "," in fold else []
+
+
+def fold_root(root: str | Path, fold: str) -> Path:
+    """Where the grid of one fold of a multi-fold comparison lives (`mtl compare --fold 0,1,2`)."""
+    return Path(root) / f"fold-{fold}"
+
+
+def run_folds(specs: list[RunSpec], root: str | Path, folds: list[str], base_overrides: list[str] = (),
+              config_file: str | None = None, command: str = "", lock: str | Path | None = None) -> dict[str, str]:
+    """The whole grid once per CV fold, each under `fold_root(root, fold)` and validated on that fold, fold after
+    fold: the spread over folds is what one model against two has to beat on real data, where a run's own seed
+    noise is not the only noise (the fold decides the training records and the checkpoint chosen). A grid of
+    one fold run on its own with `--root ROOT/fold-K --fold K` (the same base) continues into the same folder."""
+    statuses = {}
+    for fold in folds:
+        done = run_grid(specs, fold_root(root, fold), base_overrides, config_file, command, lock, fold)
+        statuses.update({f"fold-{fold}/{name}": status for name, status in done.items()})
+    return statuses
+
+
 def seed_root(root: str | Path, seed: int) -> Path:
     """Where the grid of one seed of a multi-seed comparison lives (`mtl compare --seeds`)."""
     return Path(root) / f"seed-{seed}"

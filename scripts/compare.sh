@@ -6,8 +6,8 @@
 #   bash scripts/compare.sh --root runs/cmp --out benchmarks/compare train.max_steps=96 model.backbone=/models/x
 #
 # train.max_steps is the budget: the joint run's steps; per-task runs get half (mtl/experiments.py says why).
-# Other flags (--grid, --only, --config, --lock, --dry-run) go to `mtl compare`. Running the same command again
-# continues an interrupted grid (complete runs are skipped) and rewrites the report.
+# Other flags (--grid, --only, --config, --fold, --seeds, --lock, --dry-run) go to `mtl compare`. Running the same
+# command again continues an interrupted grid (complete runs are skipped) and rewrites the report.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # as scripts/train_mtl.sh: see benchmarks/results/omp-wait-cpu.md

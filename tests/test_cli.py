@@ -173,3 +173,10 @@ def test_arguments_that_are_not_overrides_are_still_refused(argv, monkeypatch, c
         main(argv)
     assert exit_info.value.code == 2
     assert f"unrecognized arguments: {argv[-1]}" in capsys.readouterr().err
+
+
+def test_compare_refuses_seeds_with_several_folds(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr("mtl.experiments.run_grid", lambda *a, **k: pytest.fail("a grid started"))
+    with caplog.at_level(logging.ERROR):
+        assert main(["compare", "--root", str(tmp_path / "g"), "--seeds", "1,2", "--fold", "0,1"]) == 2
+    assert "--seeds with several folds (--fold 0,1)" in caplog.text and not (tmp_path / "g").exists()

@@ -7,7 +7,8 @@ import torch
 
 from mtl.config import load_config
 from mtl.errors import ConfigError
-from mtl.experiments import FAILED_FILE, Budget, RunSpec, build_grid, plan, run_config, run_grid, run_seeds
+from mtl.experiments import (FAILED_FILE, Budget, RunSpec, build_grid, grid_folds, plan, run_config, run_folds, run_grid,
+                             run_seeds)
 from mtl.report import read_events, write_report
 from tests.conftest import tiny_overrides
 
@@ -72,6 +73,16 @@ def test_a_grid_on_a_cv_fold_validates_every_run_there_but_the_ablations_that_na
         assert cfg.cv.fold == ("0" if "fold0" in spec.name else "2"), spec.name
     with pytest.raises(ConfigError, match="cv.fold"):
         plan("main", fold="9")
+
+
+def test_a_fold_list_runs_the_grid_once_per_fold_under_its_own_root(tmp_path):
+    assert grid_folds("1") == [] and grid_folds("none") == []
+    assert grid_folds("all", None, ["cv.n_folds=3"]) == ["0", "1", "2"]
+    run_folds([], tmp_path, grid_folds("0, 2"), ["train.max_steps=8"])
+    for fold in ("0", "2"):
+        grid = json.loads((tmp_path / f"fold-{fold}" / "grid.json").read_text())
+        assert grid["base_overrides"] == ["train.max_steps=8"] and grid["fold"] == fold
+    assert not (tmp_path / "fold-1").exists() and not (tmp_path / "grid.json").exists()
 
 
 def test_seeds_run_the_grid_once_per_seed_under_its_own_root(tmp_path):

@@ -12,7 +12,8 @@ import yaml
 from torch.utils.tensorboard import SummaryWriter
 
 from mtl.cli import main
-from mtl.report import CURVE_PLOTS, LANGUAGE_PLOT, read_grid, read_run, read_runs, render
+from mtl.errors import ConfigError
+from mtl.report import CURVE_PLOTS, LANGUAGE_PLOT, read_grid, read_run, read_runs, render, write_report
 
 JOINT_EVENTS = {  # best by F1 avg: step 20
     10: {"eval/f1/qc": 0.6123, "eval/f1/qi": 0.5234, "eval/f1/avg": 0.56785, "eval/f1_by_language/qc/en": 0.7011,
@@ -223,9 +224,9 @@ def test_report_states_noise_positives_limitations_and_other_load(tmp_path):
     assert "well above 0 were slowed down" in cost
 
 
-def seed_grid(root, seed, joint_test, single_test, ablation_test=None):
+def seed_grid(root, seed, joint_test, single_test, ablation_test=None, test_auc=None):
     """A grid of one seed: a joint run and the two per-task runs with held-out test figures in metrics.json, and
-    with `ablation_test` an ablation of the joint run."""
+    with `ablation_test` an ablation of the joint run. Test AUC 0.7 unless `test_auc` ({run: AUC}) names it."""
     specs = []
     runs = [("joint", ["qc", "qi"], joint_test), ("single-qc", ["qc"], {"qc": single_test[0]}),
             ("single-qi", ["qi"], {"qi": single_test[1]})]
@@ -234,7 +235,8 @@ def seed_grid(root, seed, joint_test, single_test, ablation_test=None):
     for name, tasks, test in runs:
         reports = {t: {"f1": 0.5, "precision": 0.5, "recall": 0.5, "n": 10, "positive_rate": 0.5, "auc": 0.6}
                    for t in tasks}
-        test_reports = {t: {"f1": 0.1, "auc": 0.7, "n": 10, "at_threshold": {"f1": f1, "threshold": 0.4}}
+        test_reports = {t: {"f1": 0.1, "auc": (test_auc or {}).get(name, 0.7), "n": 10,
+                            "at_threshold": {"f1": f1, "threshold": 0.4}}
                         for t, f1 in test.items()}
         (root / name).mkdir(parents=True)
         (root / name / "metrics.json").write_text(json.dumps({
@@ -287,9 +289,40 @@ def test_the_per_task_verdicts_read_each_task_on_its_own(tmp_path):
     main(["report", str(root)])
     systems = (root / "report.md").read_text().split("## Systems over seeds", 1)[1].split("\n## ", 1)[0]
     row = [line for line in systems.splitlines() if line.startswith("| per-task models")][-1]  # the minus table
-    qc_cell, qi_cell = row.strip("| ").split(" | ")[1:]
+    qc_cell, qi_cell, qc_auc, qi_auc = row.strip("| ").split(" | ")[1:]
     assert qc_cell.startswith("0.0167 ± ") and "within the seed spread" in qc_cell
     assert qi_cell.startswith("0.1200 ± 0.0163 (3): better, beyond the seed spread")
+    assert qc_auc == qi_auc == "0.0000 ± 0.0000 (3): within the seed spread (±0.0000)"  # every run's AUC is 0.7
+
+
+def test_a_multi_fold_report_pairs_by_fold_and_reads_auc_beside_f1(tmp_path):
+    """`mtl compare --fold 0,1,2` leaves ROOT/fold-K/ grids: the same tables over folds, AUC verdicts included."""
+    root = tmp_path / "runs"
+    # F1: joint 0.80 / 0.70 / 0.90 against per-task 0.70 / 0.80 / 0.85 (noise); AUC: joint +0.05 on every fold
+    for fold, (joint, single) in enumerate([(0.80, 0.70), (0.70, 0.80), (0.90, 0.85)]):
+        auc = {"joint": 0.75 + 0.01 * fold, "single-qc": 0.70 + 0.01 * fold, "single-qi": 0.70 + 0.01 * fold}
+        seed_grid(root / f"fold-{fold}", 1, {"qc": joint, "qi": joint}, (single, single), test_auc=auc)
+    assert main(["report", str(root)]) == 0
+    text = (root / "report.md").read_text()
+    assert text.startswith("# Single vs joint vs TAPT over folds") and "3 CV folds (0, 1, 2)" in text
+    systems = text.split("## Systems over folds", 1)[1].split("\n## ", 1)[0]
+    assert "| joint model (mtl) | 0.8000 ± 0.0816 (3) | 0.8000 ± 0.0816 (3) | 0.8000 ± 0.0816 (3) | " \
+           "0.7600 ± 0.0082 (3) | 0.7600 ± 0.0082 (3) |" in systems
+    assert "Paired by fold (same fold: same training and validation records)" in systems
+    row = [line for line in systems.splitlines() if line.startswith("| per-task models")][-1]
+    f1_qc, _, auc_qc, auc_qi = row.strip("| ").split(" | ")[1:]
+    assert "within the fold spread" in f1_qc
+    assert auc_qc == auc_qi == "0.0500 ± 0.0000 (3): better, beyond the fold spread (±0.0082)"
+    assert "## Runs over folds" in text and "- fold 2: [`fold-2/report.md`](fold-2/report.md)" in text
+    assert (root / "fold-1" / "report.md").is_file()
+
+
+def test_a_root_with_seed_and_fold_grids_is_refused(tmp_path):
+    root = tmp_path / "runs"
+    seed_grid(root / "seed-1", 1, {"qc": 0.8, "qi": 0.8}, (0.7, 0.7))
+    seed_grid(root / "fold-0", 1, {"qc": 0.8, "qi": 0.8}, (0.7, 0.7))
+    with pytest.raises(ConfigError, match="both seed-S/ and fold-K/ grids"):
+        write_report(root)
 
 
 def test_the_seeds_report_pairs_each_ablation_with_its_compared_run(tmp_path):
