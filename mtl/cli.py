@@ -271,7 +271,7 @@ def add_compare(commands) -> None:
                               "mean ± std over folds)")
     compare.add_argument("--seeds", default="", metavar="S1,S2,...",
                          help="run the whole grid once per train.seed, under ROOT/seed-S/ (the report gives mean ± "
-                              "std over them)")
+                              "std over them); with one --fold at most")
     compare.add_argument("--invoked-as", default="", help="the command line to record in grid.json (scripts set it)")
     compare.add_argument("overrides", nargs="*", metavar="key=value")
     compare.set_defaults(func=cmd_compare)
@@ -281,11 +281,12 @@ def add_report(commands) -> None:
     report = commands.add_parser(
         "report", help="write report.md and plots comparing the runs under a log root",
         description="Read every run folder under RUN_ROOT (metrics.json, TensorBoard event files, and grid.json "
-                    "when `mtl compare` made it) and write report.md: best F1 QC / QI / avg per run, the systems "
-                    "that serve both tasks, per-language and zero-shot-language F1, ablation deltas, steps, wall "
-                    "time, tokens/s, parameters and model memory; plus PNG plots (F1 curves per task, F1 by "
-                    "language) and a TensorBoard custom-scalar layout at RUN_ROOT. Failed or missing runs are rows "
-                    "saying so.",
+                    "when `mtl compare` made it) and write report.md: best F1 and ROC-AUC QC / QI per run, the "
+                    "systems that serve both tasks (F1 and AUC), per-language and zero-shot-language F1 and AUC, "
+                    "ablation deltas, steps, wall time, tokens/s, parameters and model memory; plus PNG plots (F1 "
+                    "curves per task, F1 by language) and a TensorBoard custom-scalar layout at RUN_ROOT. Failed or "
+                    "missing runs are rows saying so. A root of per-seed or per-fold grids (ROOT/seed-S/, "
+                    "ROOT/fold-K/) gets each grid's report and, at the root, mean ± std over them.",
     )
     report.add_argument("root", metavar="RUN_ROOT", help="log root holding the runs (e.g. runs/compare)")
     report.add_argument("--out", help="folder for report.md and the PNGs (default: RUN_ROOT)")
@@ -493,6 +494,9 @@ def cmd_compare(args) -> int:
         for spec in specs:
             source = f" (from {spec.source})" if spec.source else ""
             print(f"{spec.name:30s} {spec.kind:9s} {' '.join(spec.overrides)}{source}")
+        if folds:
+            print(f"each once per fold ({', '.join(folds)}) under {args.root}/fold-K/ with cv.fold=K; a run that "
+                  f"names its own cv.fold only in fold-{folds[0]}/")
         return 0
     command = args.invoked_as or " ".join(
         ["mtl compare", f"--root {args.root}", f"--grid {args.grid}", *(f"--only {n}" for n in args.only),
@@ -568,9 +572,9 @@ def summary_table(summary: dict) -> str:
     reports, test = summary["best"]["reports"], summary.get("test", {}).get("reports", {})
     text = (f"best step {summary['best_step']} of {summary['steps']} (test: held out, scored once at the threshold "
             f"tuned on validation; the other columns are validation)\n\n{format_table(reports, test)}\n\n"
-            f"Validation by language (F1 at threshold 0.5):\n{format_language_table(reports)}")
+            f"Validation by language (F1 at threshold 0.5, ROC-AUC):\n{format_language_table(reports)}")
     if test:
-        text += f"\n\nTest by language (F1 at threshold 0.5):\n{format_language_table(test)}"
+        text += f"\n\nTest by language (F1 at threshold 0.5, ROC-AUC):\n{format_language_table(test)}"
     return text
 
 

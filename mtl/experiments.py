@@ -223,13 +223,67 @@ def plan(which: str, base_overrides: list[str] = (), config_file: str | None = N
     return [s for s in specs if not only or s.name in only]
 
 
+REPLICATE_UNITS = ("seed", "fold")
+"""What a multi-grid comparison repeats: `--seeds` writes ROOT/seed-S/, `--fold K1,K2,...` ROOT/fold-K/ (the report
+reads the same layout: `mtl.report.replicate_roots`)."""
+
+
 def grid_folds(fold: str, config_file: str | None = None, base_overrides: list[str] = ()) -> list[str]:
     """`mtl compare --fold`: a list (`0,1,2`) or `all` is one grid per fold, these folds; one fold or `none` is one
-    grid ([])."""
+    grid ([]). Folds as `cv.fold` spells them (`01` -> `1`), so that ROOT/fold-K/ is one folder per fold."""
     fold = str(fold).replace(" ", "")
     if fold == "all":
         return [str(k) for k in range(load_config(config_file, list(base_overrides)).cv.n_folds)]
-    return fold.split(",") if "," in fold else []
+    return [str(int(part)) for part in fold.split(",")] if "," in fold else []
+
+
+def replicate_grids(root: str | Path) -> dict[str, list[Path]]:
+    """{unit: [ROOT/<unit>-N folders holding a grid.json]} for the units found."""
+    found = {}
+    for unit in REPLICATE_UNITS:
+        folders = [f for f in Path(root).glob(f"{unit}-*")
+                   if f.is_dir() and f.name[len(unit) + 1:].isdigit() and (f / GRID_FILE).is_file()]
+        if folders:
+            found[unit] = sorted(folders)
+    return found
+
+
+def check_layout(root: str | Path, unit: str | None, fold: str = "none") -> None:
+    """Refuse a root that would mix one grid (`unit` None) with per-seed or per-fold grids, or grids of the other
+    unit, before anything trains: its report would read one of them and silently drop the others. A grid in a
+    folder named fold-K must validate on fold K (it continues that fold of a multi-fold comparison)."""
+    root = Path(root)
+    held = replicate_grids(root)
+    if unit is None:
+        if held:
+            kinds = " and ".join(f"{u}-N/" for u in held)
+            raise ConfigError(f"{root} holds per-{'/'.join(held)} grids ({kinds}): continue them with the same "
+                              "--seeds or --fold list, or one of them with --root ROOT/<unit>-N, or use another --root")
+        name = root.name
+        if name.startswith("fold-") and name[5:].isdigit() and str(fold) != str(int(name[5:])):
+            raise ConfigError(f"{root} is the grid of fold {int(name[5:])} of a multi-fold comparison; this call "
+                              f"validates on --fold {fold}: give --fold {int(name[5:])} or another --root")
+        return
+    clash = [f"{u}-N/" for u in held if u != unit] + ([GRID_FILE] if (root / GRID_FILE).is_file() else [])
+    if clash:
+        raise ConfigError(f"{root} holds {' and '.join(clash)}: a per-{unit} comparison needs a root of its own")
+
+
+def check_resumable(root: Path, base_overrides: list[str], config_file: str | None, budget: Budget,
+                    fold: str) -> dict:
+    """The setup a grid records; raises if `root` holds a grid of another one. A resumed grid must use the same
+    base config, budget and fold: a run is only comparable with the others if they differ in the spec's own
+    overrides alone."""
+    path = root / GRID_FILE
+    grid = read_grid_file(path) if path.exists() else {}
+    setup = {"base_overrides": list(base_overrides), "config_file": config_file or "", "budget_steps": budget.joint,
+             "fold": fold}
+    if grid:
+        grid.setdefault("fold", "none")  # grids recorded before --fold existed validated on the dev files
+    if grid and {k: grid.get(k) for k in setup} != setup:
+        raise ConfigError(f"{root} holds a grid run with {({k: grid.get(k) for k in setup})}; this call has {setup}. "
+                          "Use another --root, or the same overrides to continue it")
+    return setup
 
 
 def fold_root(root: str | Path, fold: str) -> Path:
@@ -237,15 +291,27 @@ def fold_root(root: str | Path, fold: str) -> Path:
     return Path(root) / f"fold-{fold}"
 
 
+def pinned_fold(spec: RunSpec) -> str | None:
+    """The CV fold a spec validates on whatever the grid's (the fold-0 ablations), or None."""
+    return next((o.split("=", 1)[1] for o in spec.overrides if o.startswith("cv.fold=")), None)
+
+
 def run_folds(specs: list[RunSpec], root: str | Path, folds: list[str], base_overrides: list[str] = (),
               config_file: str | None = None, command: str = "", lock: str | Path | None = None) -> dict[str, str]:
     """The whole grid once per CV fold, each under `fold_root(root, fold)` and validated on that fold, fold after
     fold: the spread over folds is what one model against two has to beat on real data, where a run's own seed
-    noise is not the only noise (the fold decides the training records and the checkpoint chosen). A grid of
-    one fold run on its own with `--root ROOT/fold-K --fold K` (the same base) continues into the same folder."""
-    statuses = {}
+    noise is not the only noise (the fold decides the training records and the checkpoint chosen). A spec that
+    pins its own fold (the fold-0 ablations) runs once, in the first fold's grid: elsewhere it would repeat the
+    same run and fake a spread of 0. A grid of one fold run on its own with `--root ROOT/fold-K --fold K` (the
+    same base) continues into the same folder. Every fold's grid is checked before the first run."""
+    check_layout(root, "fold")
+    base = load_config(config_file, list(base_overrides))
     for fold in folds:
-        done = run_grid(specs, fold_root(root, fold), base_overrides, config_file, command, lock, fold)
+        check_resumable(fold_root(root, fold), list(base_overrides), config_file, Budget(base.train.max_steps), fold)
+    statuses = {}
+    for i, fold in enumerate(folds):
+        mine = [s for s in specs if i == 0 or pinned_fold(s) is None]
+        done = run_grid(mine, fold_root(root, fold), base_overrides, config_file, command, lock, fold)
         statuses.update({f"fold-{fold}/{name}": status for name, status in done.items()})
     return statuses
 
@@ -259,7 +325,13 @@ def run_seeds(specs: list[RunSpec], root: str | Path, seeds: list[int], base_ove
               config_file: str | None = None, command: str = "", lock: str | Path | None = None,
               fold: str = "none") -> dict[str, str]:
     """The whole grid once per seed (`train.seed`), each under `seed_root(root, seed)`, seed after seed; the data
-    split stays the same (`data.split_seed`), so the seeds differ only in initialisation, order and dropout."""
+    split stays the same (`data.split_seed`), so the seeds differ only in initialisation, order and dropout. Every
+    seed's grid is checked before the first run."""
+    check_layout(root, "seed")
+    for seed in seeds:
+        overrides = [*base_overrides, f"train.seed={seed}"]
+        base = load_config(config_file, overrides)
+        check_resumable(seed_root(root, seed), overrides, config_file, Budget(base.train.max_steps), fold)
     statuses = {}
     for seed in seeds:
         done = run_grid(specs, seed_root(root, seed), [*base_overrides, f"train.seed={seed}"], config_file, command,
@@ -283,6 +355,7 @@ def run_grid(specs: list[RunSpec], root: str | Path, base_overrides: list[str] =
     check_base_overrides(base_overrides)
     base = load_config(config_file, base_overrides)
     budget = Budget(base.train.max_steps)
+    check_layout(root, None, fold)
     record_session(root, specs, base_overrides, config_file, budget, base, command, fold)
 
     statuses = {}
@@ -461,17 +534,12 @@ def mark_failed(run_dir: Path, err: BaseException) -> str:
 
 def record_session(root: Path, specs: list[RunSpec], base_overrides: list[str], config_file: str | None,
                    budget: Budget, base: ExperimentConfig, command: str, fold: str = "none") -> None:
-    """Write or extend grid.json. A resumed grid must use the same base config, budget and fold: a run is only
-    comparable with the others if they differ in the spec's own overrides alone."""
+    """Write or extend grid.json (`check_resumable` first)."""
+    setup = check_resumable(root, base_overrides, config_file, budget, fold)
     path = root / GRID_FILE
     grid = read_grid_file(path) if path.exists() else {}
-    setup = {"base_overrides": base_overrides, "config_file": config_file or "", "budget_steps": budget.joint,
-             "fold": fold}
     if grid:
-        grid.setdefault("fold", "none")  # grids recorded before --fold existed validated on the dev files
-    if grid and {k: grid.get(k) for k in setup} != setup:
-        raise ConfigError(f"{root} holds a grid run with {({k: grid.get(k) for k in setup})}; this call has {setup}. "
-                          "Use another --root, or the same overrides to continue it")
+        grid.setdefault("fold", "none")
     known = {s["name"]: s for s in grid.get("specs", [])}
     known.update({s.name: asdict(s) for s in specs})
     grid.update(setup)

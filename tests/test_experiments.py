@@ -1,6 +1,7 @@
 """The comparison grid: run names and budgets as data, and a small grid on the tiny backbone with a failing run."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,6 +84,38 @@ def test_a_fold_list_runs_the_grid_once_per_fold_under_its_own_root(tmp_path):
         grid = json.loads((tmp_path / f"fold-{fold}" / "grid.json").read_text())
         assert grid["base_overrides"] == ["train.max_steps=8"] and grid["fold"] == fold
     assert not (tmp_path / "fold-1").exists() and not (tmp_path / "grid.json").exists()
+
+
+def test_a_fold_grid_continues_alone_and_refuses_another_fold_or_a_mixed_root(tmp_path):
+    run_folds([], tmp_path, ["0", "1"], ["train.max_steps=8"])
+    run_grid([], tmp_path / "fold-0", ["train.max_steps=8"], fold="0")  # one fold's grid, continued on its own
+    with pytest.raises(ConfigError, match="fold 0 of a multi-fold comparison; this call validates on --fold 1"):
+        run_grid([], tmp_path / "fold-0", ["train.max_steps=8"], fold="1")
+    with pytest.raises(ConfigError, match="holds per-fold grids"):
+        run_grid([], tmp_path, ["train.max_steps=8"])
+    with pytest.raises(ConfigError, match="holds fold-N/: a per-seed comparison needs a root of its own"):
+        run_seeds([], tmp_path, [1], ["train.max_steps=8"])
+    run_grid([], tmp_path / "single", ["train.max_steps=8"])
+    with pytest.raises(ConfigError, match="holds grid.json: a per-fold comparison"):
+        run_folds([], tmp_path / "single", ["0", "1"], ["train.max_steps=8"])
+
+
+def test_a_fold_grid_that_cannot_resume_is_refused_before_any_fold_runs(tmp_path):
+    run_grid([], tmp_path / "fold-1", ["train.max_steps=16"], fold="1")
+    with pytest.raises(ConfigError, match="fold-1 holds a grid run with"):
+        run_folds([], tmp_path, ["0", "1"], ["train.max_steps=8"])
+    assert not (tmp_path / "fold-0").exists()
+
+
+def test_a_run_that_names_its_fold_runs_only_in_the_first_folds_grid(tmp_path, monkeypatch):
+    ran = {}
+    monkeypatch.setattr("mtl.experiments.run_grid",
+                        lambda specs, root, *a, **k: ran.setdefault(Path(root).name, [s.name for s in specs]) and {})
+    specs = plan("all", ["train.max_steps=8"])
+    run_folds(specs, tmp_path, ["2", "3"], ["train.max_steps=8"])
+    pinned = {s.name for s in specs if any(o.startswith("cv.fold=") for o in s.overrides)}
+    assert pinned and pinned <= set(ran["fold-2"]) and not pinned & set(ran["fold-3"])
+    assert set(ran["fold-2"]) - pinned == set(ran["fold-3"])
 
 
 def test_seeds_run_the_grid_once_per_seed_under_its_own_root(tmp_path):

@@ -224,9 +224,10 @@ def test_report_states_noise_positives_limitations_and_other_load(tmp_path):
     assert "well above 0 were slowed down" in cost
 
 
-def seed_grid(root, seed, joint_test, single_test, ablation_test=None, test_auc=None):
+def seed_grid(root, seed, joint_test, single_test, ablation_test=None, test_auc=None, fold=None):
     """A grid of one seed: a joint run and the two per-task runs with held-out test figures in metrics.json, and
-    with `ablation_test` an ablation of the joint run. Test AUC 0.7 unless `test_auc` ({run: AUC}) names it."""
+    with `ablation_test` an ablation of the joint run. Test AUC 0.7 unless `test_auc` ({run: AUC}) names it.
+    `fold`: instead, the grid of that fold of a multi-fold comparison (no seed override, validated on the fold)."""
     specs = []
     runs = [("joint", ["qc", "qi"], joint_test), ("single-qc", ["qc"], {"qc": single_test[0]}),
             ("single-qi", ["qi"], {"qi": single_test[1]})]
@@ -248,7 +249,7 @@ def seed_grid(root, seed, joint_test, single_test, ablation_test=None, test_auc=
                       "about": "", "group": "ablations" if ablation else "main", "source": "", "task": "",
                       "baseline": "joint" if ablation else ""})
     (root / "grid.json").write_text(json.dumps({
-        "specs": specs, "base_overrides": [f"train.seed={seed}"], "budget": "B", "fold": "none",
+        "specs": specs, "base_overrides": [] if fold else [f"train.seed={seed}"], "budget": "B", "fold": fold or "none",
         "systems": [["per-task models (paper baseline)", "single-qc", "single-qi"], ["joint model (mtl)", "joint", "joint"]],
         "sessions": [{"command": f"mtl compare --seeds 1,2,3", "machine": "test box"}]}))
 
@@ -301,10 +302,12 @@ def test_a_multi_fold_report_pairs_by_fold_and_reads_auc_beside_f1(tmp_path):
     # F1: joint 0.80 / 0.70 / 0.90 against per-task 0.70 / 0.80 / 0.85 (noise); AUC: joint +0.05 on every fold
     for fold, (joint, single) in enumerate([(0.80, 0.70), (0.70, 0.80), (0.90, 0.85)]):
         auc = {"joint": 0.75 + 0.01 * fold, "single-qc": 0.70 + 0.01 * fold, "single-qi": 0.70 + 0.01 * fold}
-        seed_grid(root / f"fold-{fold}", 1, {"qc": joint, "qi": joint}, (single, single), test_auc=auc)
+        seed_grid(root / f"fold-{fold}", 1, {"qc": joint, "qi": joint}, (single, single), test_auc=auc,
+                  fold=str(fold))
     assert main(["report", str(root)]) == 0
     text = (root / "report.md").read_text()
     assert text.startswith("# Single vs joint vs TAPT over folds") and "3 CV folds (0, 1, 2)" in text
+    assert "Base overrides (every run, besides its fold): `none`." in text
     systems = text.split("## Systems over folds", 1)[1].split("\n## ", 1)[0]
     assert "| joint model (mtl) | 0.8000 ± 0.0816 (3) | 0.8000 ± 0.0816 (3) | 0.8000 ± 0.0816 (3) | " \
            "0.7600 ± 0.0082 (3) | 0.7600 ± 0.0082 (3) |" in systems
@@ -315,6 +318,17 @@ def test_a_multi_fold_report_pairs_by_fold_and_reads_auc_beside_f1(tmp_path):
     assert auc_qc == auc_qi == "0.0500 ± 0.0000 (3): better, beyond the fold spread (±0.0082)"
     assert "## Runs over folds" in text and "- fold 2: [`fold-2/report.md`](fold-2/report.md)" in text
     assert (root / "fold-1" / "report.md").is_file()
+
+
+def test_the_systems_table_of_one_grid_gives_auc_beside_f1(tmp_path):
+    root = tmp_path / "runs"
+    seed_grid(root, 1, {"qc": 0.8, "qi": 0.9}, (0.7, 0.6),
+              test_auc={"joint": 0.81, "single-qc": 0.72, "single-qi": 0.63})
+    write_report(root)
+    systems = (root / "report.md").read_text().split("## Systems", 1)[1].split("\n## ", 1)[0]
+    assert "| joint model (mtl) | `joint` | `joint` | 0.8000 | 0.9000 | **0.8500** | 0.8100 | 0.8100 | 1 |" in systems
+    assert ("| per-task models (paper baseline) | `single-qc` | `single-qi` | 0.7000 | 0.6000 | **0.6500** | 0.7200 | "
+            "0.6300 | 2 |") in systems
 
 
 def test_a_root_with_seed_and_fold_grids_is_refused(tmp_path):
