@@ -13,7 +13,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from mtl.cli import main
 from mtl.errors import ConfigError
-from mtl.report import CURVE_PLOTS, LANGUAGE_PLOT, read_grid, read_run, read_runs, render, write_report
+from mtl.report import (CURVE_PLOTS, LANGUAGE_PLOT, RunResult, read_grid, read_run, read_runs, render,
+                        system_scores, write_report)
 
 JOINT_EVENTS = {  # best by F1 avg: step 20
     10: {"eval/f1/qc": 0.6123, "eval/f1/qi": 0.5234, "eval/f1/avg": 0.56785, "eval/f1_by_language/qc/en": 0.7011,
@@ -329,6 +330,18 @@ def test_the_systems_table_of_one_grid_gives_auc_beside_f1(tmp_path):
     assert "| joint model (mtl) | `joint` | `joint` | 0.8000 | 0.9000 | **0.8500** | 0.8100 | 0.8100 | 1 |" in systems
     assert ("| per-task models (paper baseline) | `single-qc` | `single-qi` | 0.7000 | 0.6000 | **0.6500** | 0.7200 | "
             "0.6300 | 2 |") in systems
+
+
+def test_a_system_without_a_test_split_on_both_runs_is_scored_on_validation_f1_and_auc():
+    """Test figures of one run beside validation figures of the other would not be one system's scores."""
+    qc = RunResult("single-qc", f1={"qc": 0.7}, auc={"qc": 0.71}, test_f1={"qc": 0.6}, test_auc={"qc": 0.61})
+    qi = RunResult("single-qi", f1={"qi": 0.8}, auc={"qi": 0.81})
+    assert system_scores({"single-qc": qc, "single-qi": qi}, "single-qc", "single-qi") == \
+        pytest.approx((0.7, 0.8, 0.75, 0.71, 0.81))
+    qi.test_f1, qi.test_auc = {"qi": 0.9}, {"qi": 0.91}
+    assert system_scores({"single-qc": qc, "single-qi": qi}, "single-qc", "single-qi") == \
+        pytest.approx((0.6, 0.9, 0.75, 0.61, 0.91))
+    assert system_scores({"single-qc": qc}, "single-qc", "single-qi") == (None,) * 5
 
 
 def test_a_root_with_seed_and_fold_grids_is_refused(tmp_path):
