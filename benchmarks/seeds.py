@@ -2,16 +2,17 @@
 
     flock /tmp/mtl-heavy.lock python benchmarks/seeds.py --name sample-float32 --seeds 1,2,3,4,5 \
         --config configs/mtl.yaml
-    flock /tmp/mtl-heavy.lock python benchmarks/seeds.py --name real-qc-fold0 --seeds 1,2,3 \
+    flock /tmp/mtl-heavy.lock python benchmarks/seeds.py --name real-qc-fold0-recipe --seeds 1,2,3 \
         --config configs/real_cpu.yaml --mode single --task qc --fold 0 data.qc_train=../shared/data/real_QC_train.jsonl
 
 Runs `mtl train` for each `train.seed` under `--root/<name>/seed-S` (a complete run is skipped, so an interrupted
 call continues) and writes `benchmarks/results/seeds-<name>.md`: per seed and task the best checkpoint's validation
 ROC-AUC, F1 and share predicted relevant, the held-out test F1 and AUC, mean and std over seeds, and whether the
 seed learned: validation AUC >= 0.70 and neither 0% nor 100% predicted relevant. Beside it, `seeds-<name>.json`
-keeps each seed's scores, written as each seed ends, so a later call with the same arguments (but `--seeds`) adds
-seeds without retraining those whose run folders are gone (a CPU session can afford a seed or two of a real-data
-recipe, and its runs do not outlive it); the table lists every seed recorded there.
+keeps each seed's scores and the resolved config (file and overrides; the seed and `log.*` aside), written as each
+seed ends, so a later call with the same config (any `--seeds`) adds seeds without retraining those whose run folders
+are gone (a CPU session can afford a seed or two of a real-data recipe, and its runs do not outlive it); the table
+lists every seed recorded there. A file written before the config was kept can be re-tabled, not extended.
 """
 
 from __future__ import annotations
@@ -87,12 +88,17 @@ def run(argv: list[str]) -> Path:
     out = Path(args.output_dir) / f"seeds-{args.name}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     recipe = [args.config, args.mode, args.task, args.fold, *args.overrides]
-    recorded = read_recorded(out.with_suffix(".json"), recipe)
+    config = {"mode": args.mode, "task": args.task, "fold": args.fold, **resolved(args.config, args.overrides)}
+    recorded, legacy = read_recorded(out.with_suffix(".json"), recipe, config)
     for seed in [int(s) for s in args.seeds.split(",")]:
         run_dir = Path(args.root) / args.name / f"seed-{seed}"
         if not (run_dir / "metrics.json").is_file():
             if str(seed) in recorded:
                 continue
+            if legacy:
+                raise SystemExit(f"{out.with_suffix('.json')}: recorded before seeds.py kept the resolved config, so "
+                                 "whether the config file still gives the same recipe cannot be checked: use another "
+                                 f"--name to train seed {seed}")
             command = ["-q", "train", "--mode", args.mode, *(["--task", args.task] if args.task else []),
                        *(["--fold", args.fold] if args.fold else []), *(["--config", args.config] if args.config else []),
                        *args.overrides, f"train.seed={seed}", f"log.root={run_dir.parent}", f"log.run_name={run_dir.name}"]
@@ -105,20 +111,39 @@ def run(argv: list[str]) -> Path:
         recorded[str(seed)] = {part: {"reports": metrics.get(part, {}).get("reports", {})} for part in ("best", "test")}
         # Written after every seed: a session that ends during the next one keeps this one.
         recorded = dict(sorted(recorded.items(), key=lambda item: int(item[0])))
-        atomic_write_text(out.with_suffix(".json"), json.dumps({"recipe": recipe, "seeds": recorded}, indent=1) + "\n")
+        kept = {"recipe": recipe, **({} if legacy else {"config": config}), "seeds": recorded}
+        atomic_write_text(out.with_suffix(".json"), json.dumps(kept, indent=1) + "\n")
     runs = {int(seed): scores for seed, scores in recorded.items()}
     atomic_write_text(out, table(args.name, runs, shlex.join(["python", "benchmarks/seeds.py", *argv])))
     return out
 
 
-def read_recorded(path: Path, recipe: list) -> dict:
-    """Seed -> scores from an earlier call's `seeds-<name>.json`; refused if that call trained another recipe."""
+def resolved(config_file: str | None, overrides: list[str]) -> dict:
+    """The config a seed trains with, flattened, less what differs between the seeds of one recipe (the seed, where
+    runs are logged). The recipe is this, not the command line: a config file edited since (the real-data recipe
+    gained a probed head and 1,000 steps) would otherwise add seeds of another recipe to the same table."""
+    from mtl.config import flatten, load_config, to_dict
+
+    flat = flatten(to_dict(load_config(config_file, list(overrides))))
+    kept = {k: v for k, v in flat.items() if k != "train.seed" and not k.startswith("log.")}
+    return json.loads(json.dumps(kept, default=str))  # as the json file will give it back (tuples as lists)
+
+
+def read_recorded(path: Path, recipe: list, config: dict) -> tuple[dict, bool]:
+    """(seed -> scores, legacy) from an earlier call's `seeds-<name>.json`; refused if that call trained another
+    recipe. Legacy: the file predates the resolved config, so only its command line can be compared."""
     if not path.is_file():
-        return {}
+        return {}, False
     saved = json.loads(path.read_text(encoding="utf-8"))
+    if "config" in saved:
+        differ = sorted(k for k in {**saved["config"], **config} if saved["config"].get(k) != config.get(k))
+        if differ:
+            raise SystemExit(f"{path}: its seeds were trained with another config ({', '.join(differ[:5])} differ): "
+                             "use another --name")
+        return saved["seeds"], False
     if saved.get("recipe") != recipe:
         raise SystemExit(f"{path}: its seeds were trained with {saved.get('recipe')}, not {recipe}: use another --name")
-    return saved["seeds"]
+    return saved["seeds"], True
 
 
 if __name__ == "__main__":

@@ -56,3 +56,30 @@ def test_a_recorded_seed_of_another_recipe_is_refused(tmp_path, monkeypatch):
     seeds.run(argv)
     with pytest.raises(SystemExit, match="seeds-x.json: its seeds were trained with .*use another --name"):
         seeds.run([*argv, "train.lr=1e-4"])
+
+
+def test_a_config_file_edited_since_the_recorded_seeds_is_refused_though_the_command_is_the_same(tmp_path, monkeypatch):
+    monkeypatch.setattr(seeds, "mtl_main", fake_train([]))
+    config = tmp_path / "recipe.yaml"
+    config.write_text("train:\n  max_steps: 600\n")
+    argv = ["--name", "x", "--root", str(tmp_path / "runs"), "--output-dir", str(tmp_path), "--config", str(config)]
+    seeds.run([*argv, "--seeds", "1"])
+    seeds.run([*argv, "--seeds", "1,2", "train.max_steps=600"])  # the same config, spelt out: seed 2 joins
+    assert list(json.loads((tmp_path / "seeds-x.json").read_text())["seeds"]) == ["1", "2"]
+    config.write_text("train:\n  max_steps: 1000\n")
+    with pytest.raises(SystemExit, match=r"seeds-x.json: its seeds were trained with another config \(train.max_steps"):
+        seeds.run([*argv, "--seeds", "3"])
+
+
+def test_a_file_recorded_before_the_config_was_kept_is_retabled_but_not_extended(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(seeds, "mtl_main", fake_train(calls))
+    argv = ["--name", "x", "--root", str(tmp_path / "runs"), "--output-dir", str(tmp_path)]
+    seeds.run([*argv, "--seeds", "1"])
+    path = tmp_path / "seeds-x.json"
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "config"}))
+    shutil.rmtree(tmp_path / "runs")
+    assert "| 1 |" in seeds.run([*argv, "--seeds", "1"]).read_text()
+    with pytest.raises(SystemExit, match="recorded before seeds.py kept the resolved config"):
+        seeds.run([*argv, "--seeds", "1,2"])
+    assert calls == [1]
