@@ -5,14 +5,15 @@
     flock /tmp/mtl-heavy.lock python benchmarks/seeds.py --name real-qc-fold0-recipe --seeds 1,2,3 \
         --config configs/real_cpu.yaml --mode single --task qc --fold 0 data.qc_train=../shared/data/real_QC_train.jsonl
 
-Runs `mtl train` for each `train.seed` under `--root/<name>/seed-S` (a complete run is skipped, so an interrupted
-call continues) and writes `benchmarks/results/seeds-<name>.md`: per seed and task the best checkpoint's validation
-ROC-AUC, F1 and share predicted relevant, the held-out test F1 and AUC, mean and std over seeds, and whether the
-seed learned: validation AUC >= 0.70 and neither 0% nor 100% predicted relevant. Beside it, `seeds-<name>.json`
-keeps each seed's scores and the resolved config (file and overrides; the seed and `log.*` aside), written as each
-seed ends, so a later call with the same config (any `--seeds`) adds seeds without retraining those whose run folders
-are gone (a CPU session can afford a seed or two of a real-data recipe, and its runs do not outlive it); the table
-lists every seed recorded there. A file written before the config was kept can be re-tabled, not extended.
+Runs `mtl train` for each `train.seed` under `--root/<name>/seed-S` (a complete run is skipped and an interrupted one
+resumed, once its config.yaml is found to hold this recipe) and writes `benchmarks/results/seeds-<name>.md`: per seed
+and task the best checkpoint's validation ROC-AUC, F1 and share predicted relevant, the held-out test F1 and AUC, mean
+and std over seeds, and whether the seed learned: validation AUC >= 0.70 and neither 0% nor 100% predicted relevant.
+Beside it, `seeds-<name>.json` keeps each seed's scores and the resolved config (file and overrides; the seed and
+`log.*` aside), written as each seed ends, so a later call with the same config (any `--seeds`) adds seeds without
+retraining those whose run folders are gone (a CPU session can afford a seed or two of a real-data recipe, and its
+runs may not outlive it); the table lists every seed recorded there. A file written before the config was kept can be
+re-tabled, not extended.
 """
 
 from __future__ import annotations
@@ -90,8 +91,12 @@ def run(argv: list[str]) -> Path:
     recipe = [args.config, args.mode, args.task, args.fold, *args.overrides]
     config = {"mode": args.mode, "task": args.task, "fold": args.fold, **resolved(args.config, args.overrides)}
     recorded, legacy = read_recorded(out.with_suffix(".json"), recipe, config)
+    flags = [f"{key}={value}" for key, value in (("train.mode", args.mode), ("train.task", args.task),
+                                                  ("cv.fold", args.fold)) if value is not None]
+    trains = resolved(args.config, [*args.overrides, *flags])
     for seed in [int(s) for s in args.seeds.split(",")]:
         run_dir = Path(args.root) / args.name / f"seed-{seed}"
+        check_run_folder(run_dir, trains)
         if not (run_dir / "metrics.json").is_file():
             if str(seed) in recorded:
                 continue
@@ -127,6 +132,19 @@ def resolved(config_file: str | None, overrides: list[str]) -> dict:
     flat = flatten(to_dict(load_config(config_file, list(overrides))))
     kept = {k: v for k, v in flat.items() if k != "train.seed" and not k.startswith("log.")}
     return json.loads(json.dumps(kept, default=str))  # as the json file will give it back (tuples as lists)
+
+
+def check_run_folder(run_dir: Path, trains: dict) -> None:
+    """Refuse a run folder left by another recipe under the same --name: its metrics.json would be tabled, or its
+    checkpoint resumed, as a seed of this one."""
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return
+    kept = resolved(str(saved), [])
+    differ = sorted(k for k in {**trains, **kept} if kept.get(k) != trains.get(k))
+    if differ:
+        raise SystemExit(f"{saved}: that run was trained with another config ({', '.join(differ[:5])} differ): "
+                         "use another --name or --root")
 
 
 def read_recorded(path: Path, recipe: list, config: dict) -> tuple[dict, bool]:

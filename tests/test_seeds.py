@@ -83,3 +83,34 @@ def test_a_file_recorded_before_the_config_was_kept_is_retabled_but_not_extended
     with pytest.raises(SystemExit, match="recorded before seeds.py kept the resolved config"):
         seeds.run([*argv, "--seeds", "1,2"])
     assert calls == [1]
+
+
+def test_a_run_folder_of_another_recipe_is_refused_though_no_json_records_it(tmp_path, monkeypatch):
+    from mtl.config import load_config, save_config
+
+    calls = []
+    train = fake_train(calls)
+
+    def train_and_save_config(argv):
+        """As `mtl train` does: the run folder keeps the config it trained with, flags applied."""
+        flags = {"--mode": "train.mode", "--task": "train.task", "--fold": "cv.fold"}
+        pairs = [f"{flags[a]}={b}" for a, b in zip(argv, argv[1:]) if a in flags]
+        status = train(argv)
+        root = next(a for a in argv if a.startswith("log.root=")).split("=", 1)[1]
+        name = next(a for a in argv if a.startswith("log.run_name=")).split("=", 1)[1]
+        save_config(load_config(None, [a for a in argv if "=" in a and not a.startswith("-")] + pairs),
+                    Path(root) / name / "config.yaml")
+        return status
+
+    monkeypatch.setattr(seeds, "mtl_main", train_and_save_config)
+    argv = ["--name", "x", "--root", str(tmp_path / "runs"), "--output-dir", str(tmp_path), "--seeds", "1",
+            "--mode", "single", "--task", "qi", "--fold", "0"]
+    seeds.run(argv)
+    seeds.run(argv)  # the same recipe: the complete run is taken as it is
+    assert calls == [1]
+    (tmp_path / "seeds-x.json").unlink()
+    with pytest.raises(SystemExit, match=r"seed-1/config.yaml: that run was trained with another config \(train.lr"):
+        seeds.run([*argv, "train.lr=1e-4"])
+    with pytest.raises(SystemExit, match=r"another config \(cv.fold"):
+        seeds.run([*argv[:-2], "--fold", "1"])
+    assert calls == [1]
