@@ -484,8 +484,9 @@ def finetune_init(root: Path, spec: RunSpec) -> Path:
 
 def evaluate_transfer(source_run: Path, task: str, run_dir: Path) -> dict:
     """Score `task`'s validation records (the ones that task's own runs validate on) with the source run's best
-    model and its own head: zero-shot cross-task transfer. Writes metrics.json and TensorBoard scalars at step 0 in
-    the same shape as a trained run, so the report reads it like one."""
+    model and its own head: zero-shot cross-task transfer. Its held-out test split too, at the threshold tuned on
+    those validation records, as a trained run's is scored (the source model never saw either). Writes metrics.json
+    and TensorBoard scalars at step 0 in the same shape as a trained run, so the report reads it like one."""
     import torch
 
     from mtl.data.tasks import load_split, make_task_data
@@ -502,6 +503,12 @@ def evaluate_transfer(source_run: Path, task: str, run_dir: Path) -> dict:
     data = make_task_data(split.val, task, cfg, pair_tokenizer)  # no taxonomy features: a QC head reads zeros
     probs = predict_probs(model, data, pair_tokenizer.pad_id, cfg.eval.batch_size, head=head)
     reports = {task: task_report(data, probs, tune=cfg.eval.tune_threshold)}
+    test_reports = {}
+    if split.test is not None:
+        test = make_task_data(split.test, task, cfg, pair_tokenizer)
+        threshold = reports[task].get("tuned", {}).get("threshold", 0.5)
+        test_reports[task] = task_report(test, predict_probs(model, test, pair_tokenizer.pad_id, cfg.eval.batch_size,
+                                                             head=head), tune=False, threshold=threshold)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     logger = build_logger(run_dir, cfg.log.tensorboard, is_main=True)
@@ -512,7 +519,8 @@ def evaluate_transfer(source_run: Path, task: str, run_dir: Path) -> dict:
     nothing_trained = TrainState(best_step=0)
     summary = summarize(cfg, nothing_trained, reports, reports, count_parameters(model), {task: split},
                         SimpleNamespace(num_processes=1, distributed_type="NO"),
-                        {"transfer": f"{head}_head on {task}", "source": source_run.name}, batching=None)
+                        {"transfer": f"{head}_head on {task}", "source": source_run.name}, batching=None,
+                        test=test_reports)
     summary["mode"] = "transfer"
     summary["train_sizes"], summary["unseen_languages"] = {}, {task: []}  # trained on the other task, elsewhere
     summary["parameters"]["trainable"] = 0

@@ -624,7 +624,8 @@ def render(root: Path, grid: dict, runs: dict[str, RunResult], notes=()) -> str:
     sections = [header(root, grid, runs, notes), results_table(runs)]
     if grid.get("systems"):
         sections += [systems_table(grid["systems"], runs), limitations_section(runs)]
-    sections += [cost_table(runs), language_section(runs), zero_shot_section(runs), category_section(runs),
+    sections += [cost_table(runs), language_section(runs), zero_shot_section(runs), transfer_section(runs),
+                 category_section(runs),
                  ablation_section(runs), plots_section(runs), details_section(runs)]
     return "\n\n".join(s for s in sections if s) + "\n"
 
@@ -678,7 +679,8 @@ def results_table(runs: dict[str, RunResult]) -> str:
             "threshold tuned on validation: nothing was selected or tuned on it, so these are the figures to "
             "compare. *Val*: the validation records (the dev files, or the CV fold the run names) at threshold 0.5, "
             "on which the best checkpoint was selected, so slightly optimistic. Transfer rows score one task's "
-            "model on the other task's validation records, zero-shot (no test).\n\n"
+            "model on the other task's records, zero-shot: validation, and test at the threshold tuned on "
+            "validation.\n\n"
             + markdown_table(["run", "what", "status", "test F1 QC", "test F1 QI", "test F1 avg", "test AUC QC",
                               "test AUC QI", "val F1 QC", "val F1 QI", "val F1 avg", "val AUC QC", "val AUC QI",
                               "steps", "best step (last stage)"], rows))
@@ -827,6 +829,40 @@ def zero_shot_section(runs: dict[str, RunResult]) -> str:
             "validation language (so the run's whole F1 is zero-shot). For the joint model the held-out languages "
             "are absent from both tasks' training records.\n\n"
             + markdown_table(["run", "QC: language F1 / AUC", "QI: language F1 / AUC"], rows))
+
+
+def transfer_section(runs: dict[str, RunResult]) -> str:
+    """ROC-AUC by language of each zero-shot transfer beside the run trained on its target task: what training on
+    the other task alone gives each language (QC is multilingual, QI English-only in the real data)."""
+    parts = []
+    for run in runs.values():
+        if run.spec.get("kind") != "transfer" or not run.has_figures:
+            continue
+        task = run.spec.get("task") or run.tasks[0]
+        trained = runs.get(f"single-{task}")
+        rows, languages = [], set()
+        for split in ("test", "val"):
+            for other in (run, trained):
+                if other is None or not other.has_figures:
+                    continue
+                report = (other.test_reports if split == "test" else other.reports).get(task)
+                if report and "auc" in report:
+                    languages |= set(report.get("auc_by_language", {}))
+                    rows.append((f"`{other.name}`", f"{split} ({report['n']})", report))
+        if not rows:
+            continue
+        ordered = sorted(languages)
+        table = [[name, split, _num(report["auc"]), *(_num(report.get("auc_by_language", {}).get(lang))
+                                                      for lang in ordered)] for name, split, report in rows]
+        parts.append(f"### {task.upper()} pairs scored by `{run.spec.get('source', '?')}`'s "
+                     f"{run.spec.get('source', '?').rsplit('-', 1)[-1].upper()} head\n\n"
+                     + markdown_table(["run", "records", "all", *ordered], table))
+    if not parts:
+        return ""
+    return ("## Zero-shot transfer across tasks\n\nROC-AUC of one task's model scoring the other task's pairs with "
+            "its own head (nothing trained on them), beside the run trained on that task, per language, on the same "
+            "records (how many in brackets); 0.5 is chance. AUC rather than F1: the head's scores are calibrated for the other task.\n\n"
+            + "\n\n".join(parts))
 
 
 def ablation_section(runs: dict[str, RunResult]) -> str:

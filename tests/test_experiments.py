@@ -170,6 +170,12 @@ def test_small_grid_records_a_failure_goes_on_and_resumes(tiny_backbone, tiny_da
     row = next(line for line in qi_auc.splitlines() if line.startswith("| `transfer-qc-to-qi` |"))
     by_language = transfer["best"]["reports"]["qi"]["auc_by_language"]
     assert by_language and all(f"| {auc:.4f} |" in row for auc in by_language.values())
+    # and scores the target task's test split, as the trained runs do, at the threshold tuned on validation
+    test = transfer["test"]["reports"]["qi"]
+    assert test["n"] == joint["test"]["reports"]["qi"]["n"] > 0
+    assert test["at_threshold"]["threshold"] == transfer["best"]["reports"]["qi"]["tuned"]["threshold"]
+    section = text.split("## Zero-shot transfer across tasks", 1)[1].split("\n## ", 1)[0]
+    assert f"| `transfer-qc-to-qi` | test ({test['n']}) | {test['auc']:.4f} |" in section
     assert "| `joint-ft-qi` | ok | 4+1 |" in text
     cost = text.split("## Cost", 1)[1].split("\n## ", 1)[0]
     joint_cost = next(line for line in cost.splitlines() if line.startswith("| `joint` |"))
