@@ -368,6 +368,8 @@ def run_grid(specs: list[RunSpec], root: str | Path, base_overrides: list[str] =
         with exclusive(lock):
             log.info("%s: starting (%s)", spec.name, spec.about)
             started = time.time()
+            # A resumed run's wall time below is this attempt's only; the report says so rather than add them up.
+            resumed = run_dir.is_dir() and any(run_dir.glob("**/step-*"))
             try:
                 cfg = run_config(spec, root, base_overrides, config_file, fold)
                 (run_dir / FAILED_FILE).unlink(missing_ok=True)
@@ -382,8 +384,8 @@ def run_grid(specs: list[RunSpec], root: str | Path, base_overrides: list[str] =
                 continue
             seconds = time.time() - started
         atomic_write_text(run_dir / RUN_FILE, json.dumps(
-            {"spec": asdict(spec), "wall_seconds": seconds, "finished": timestamp(), "other_load": meter.other_load,
-             "peak_memory_bytes": meter.bytes}, indent=1))
+            {"spec": asdict(spec), "wall_seconds": seconds, "resumed": resumed, "finished": timestamp(),
+             "other_load": meter.other_load, "peak_memory_bytes": meter.bytes}, indent=1))
         statuses[spec.name] = "ok"
         log.info("%s: done in %.0f s", spec.name, seconds)
     update_grid_file(root, finished=timestamp())

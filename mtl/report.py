@@ -90,6 +90,8 @@ class RunResult:
     reports: dict = field(default_factory=dict)
     train_seconds: float | None = None
     wall_seconds: float | None = None
+    resumed: bool = False
+    """The wall time is the last attempt's only: it continued from a checkpoint an earlier attempt left."""
     tokens_per_s: float | None = None
     trainable: int | None = None
     total_params: int | None = None
@@ -198,6 +200,7 @@ class ExperimentFile(TypedDict, total=False):
 
     spec: RunSpec
     wall_seconds: float | None
+    resumed: bool
     other_load: float | None
 
 
@@ -504,6 +507,7 @@ def _read_run(run_dir: Path, spec: dict | None) -> RunResult:
     experiment = _read_json(run_dir / RUN_FILE, ExperimentFile)
     run.spec = run.spec or experiment.get("spec", {})
     run.wall_seconds = experiment.get("wall_seconds")
+    run.resumed = bool(experiment.get("resumed"))
     run.other_load = experiment.get("other_load")
     run.config = _read_config(run_dir)
     summary = _read_json(run_dir / "metrics.json", MetricsFile)
@@ -773,7 +777,8 @@ def cost_table(runs: dict[str, RunResult]) -> str:
     for run in runs.values():
         if run.status in ("missing",):
             continue
-        rows.append([f"`{run.name}`", run.status, _steps(run), _duration(run.wall_seconds),
+        wall = _duration(run.wall_seconds) + (" (resumed: last attempt only)" if run.resumed else "")
+        rows.append([f"`{run.name}`", run.status, _steps(run), wall,
                      _duration(run.train_seconds), _num(run.tokens_per_s, 0), cores(run.other_load),
                      _count_params(run.trainable), _count_params(run.total_params), mib(run.model_bytes)])
     return ("## Cost\n\n*Wall time* is the whole run (loading, training, evaluation, saving); *train time* and "

@@ -198,3 +198,25 @@ def test_a_qc_fine_tune_of_a_joint_model_with_node_embeddings_starts_from_them(t
     joint = load_file(str(root / "joint" / "best" / "heads.safetensors"))
     assert set(init) == {k for k in joint if k.startswith("qc_")} and "qc_nodes.weight" in init
     assert torch.equal(init["qc_nodes.weight"], joint["qc_nodes.weight"])
+
+
+def test_a_run_resumed_from_an_earlier_attempts_checkpoint_says_its_wall_time_is_that_attempts(tmp_path, monkeypatch):
+    import mtl.experiments as experiments
+
+    def finish_the_run(spec, cfg, root):  # stands in for training: what a finished run leaves
+        summary = {"mode": "single", "tasks": ["qc"], "steps": 8, "best_step": 8, "train_seconds": 30.0,
+                   "best": {"headline": {"f1/qc": 0.7}, "reports": {"qc": {"f1": 0.7, "precision": 0.7,
+                                                                          "recall": 0.7, "n": 10}}}}
+        (root / spec.name / "metrics.json").write_text(json.dumps(summary))
+
+    monkeypatch.setattr(experiments, "execute", finish_the_run)
+    specs = [RunSpec("fresh", "train", ("train.mode=single", "train.task=qc")),
+             RunSpec("again", "train", ("train.mode=single", "train.task=qc"))]
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "again" / "step-000004").mkdir(parents=True)
+    assert run_grid(specs, tmp_path, ["train.max_steps=8"]) == {"fresh": "ok", "again": "ok"}
+    assert [json.loads((tmp_path / n / "experiment.json").read_text())["resumed"] for n in ("fresh", "again")] == \
+        [False, True]
+    cost = write_report(tmp_path).read_text().split("## Cost", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip(): line.split("|")[4].strip() for line in cost.splitlines() if "| ok |" in line}
+    assert rows["`again`"].endswith(" (resumed: last attempt only)") and "resumed" not in rows["`fresh`"]
