@@ -92,7 +92,7 @@ def run(argv: list[str]) -> Path:
     config = {"mode": args.mode, "task": args.task, "fold": args.fold, **resolved(args.config, args.overrides)}
     recorded, legacy = read_recorded(out.with_suffix(".json"), recipe, config)
     flags = [f"{key}={value}" for key, value in (("train.mode", args.mode), ("train.task", args.task),
-                                                  ("cv.fold", args.fold)) if value is not None]
+                                                  ("cv.fold", args.fold)) if value]
     trains = resolved(args.config, [*args.overrides, *flags])
     for seed in [int(s) for s in args.seeds.split(",")]:
         run_dir = Path(args.root) / args.name / f"seed-{seed}"
@@ -140,7 +140,12 @@ def check_run_folder(run_dir: Path, trains: dict) -> None:
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         return
-    kept = resolved(str(saved), [])
+    from mtl.errors import MtlError
+
+    try:
+        kept = resolved(str(saved), [])
+    except MtlError as err:
+        raise SystemExit(f"{saved}: cannot be read as a config ({err}): use another --name or --root") from err
     differ = sorted(k for k in {**trains, **kept} if kept.get(k) != trains.get(k))
     if differ:
         raise SystemExit(f"{saved}: that run was trained with another config ({', '.join(differ[:5])} differ): "

@@ -369,7 +369,8 @@ def run_grid(specs: list[RunSpec], root: str | Path, base_overrides: list[str] =
             log.info("%s: starting (%s)", spec.name, spec.about)
             started = time.time()
             # A resumed run's wall time below is this attempt's only; the report says so rather than add them up.
-            resumed = run_dir.is_dir() and any(run_dir.glob("**/step-*"))
+            # A complete checkpoint as `latest_checkpoint` takes one, in the run folder or a TAPT stage's.
+            resumed = run_dir.is_dir() and any(p.is_dir() for p in run_dir.glob("**/step-[0-9]*[0-9]/training"))
             try:
                 cfg = run_config(spec, root, base_overrides, config_file, fold)
                 (run_dir / FAILED_FILE).unlink(missing_ok=True)

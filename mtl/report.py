@@ -859,14 +859,15 @@ def transfer_section(runs: dict[str, RunResult]) -> str:
         ordered = sorted(languages)
         table = [[name, split, _num(report["auc"]), *(_num(report.get("auc_by_language", {}).get(lang))
                                                       for lang in ordered)] for name, split, report in rows]
-        parts.append(f"### {task.upper()} pairs scored by `{run.spec.get('source', '?')}`'s "
-                     f"{run.spec.get('source', '?').rsplit('-', 1)[-1].upper()} head\n\n"
+        head = next(t for t in TASKS if t != task).upper()
+        parts.append(f"### {task.upper()} pairs scored by `{run.spec.get('source')}`'s {head} head\n\n"
                      + markdown_table(["run", "records", "all", *ordered], table))
     if not parts:
         return ""
     return ("## Zero-shot transfer across tasks\n\nROC-AUC of one task's model scoring the other task's pairs with "
             "its own head (nothing trained on them), beside the run trained on that task, per language, on the same "
-            "records (how many in brackets); 0.5 is chance. AUC rather than F1: the head's scores are calibrated for the other task.\n\n"
+            "records (how many in brackets); 0.5 is chance. AUC rather than F1: the head's scores are calibrated "
+            "for the other task.\n\n"
             + "\n\n".join(parts))
 
 
