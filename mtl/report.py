@@ -307,7 +307,8 @@ def replicates_header(root: Path, unit: str, grids: dict[int, dict], per_unit: d
         shown = [o for o in first.get("base_overrides", []) if not o.startswith("train.seed=")]
         validated = f", validated on CV fold {first['fold']}" if first.get("fold", "none") != "none" else ""
     else:
-        what = (f"{len(grids)} CV folds ({', '.join(map(str, grids))}) under `{root}`: each fold's runs train on the "
+        folds = "CV folds" if len(grids) > 1 else "CV fold"
+        what = (f"{len(grids)} {folds} ({', '.join(map(str, grids))}) under `{root}`: each fold's runs train on the "
                 "other folds and select their checkpoint and threshold on theirs; the held-out test split (whole "
                 "queries no fold holds) is the same for every fold, so test figures differ by training records and "
                 "validation as well as by a run's own noise. The ablations that name their own fold ran once, in "
@@ -333,9 +334,11 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def _spread(values: list[float]) -> str:
-    """`mean ± std (n)`."""
+    """`mean ± std (n)`; one value alone has no spread to show."""
     if not values:
         return DASH
+    if len(values) == 1:
+        return f"{values[0]:.4f} (1)"
     mean, std = _mean_std(values)
     return f"{mean:.4f} ± {std:.4f} ({len(values)})"
 

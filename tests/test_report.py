@@ -321,6 +321,19 @@ def test_a_multi_fold_report_pairs_by_fold_and_reads_auc_beside_f1(tmp_path):
     assert (root / "fold-1" / "report.md").is_file()
 
 
+def test_a_report_over_the_first_fold_alone_shows_its_figures_without_a_spread(tmp_path):
+    """A fold grid in progress (only fold-0/ so far): one value per cell, not a standard deviation of 0."""
+    root = tmp_path / "runs"
+    seed_grid(root / "fold-0", 1, {"qc": 0.8, "qi": 0.6}, (0.7, 0.7), fold="0")
+    assert main(["report", str(root)]) == 0
+    text = (root / "report.md").read_text()
+    assert "from the grids of 1 CV fold (0)" in text
+    systems = text.split("## Systems over folds", 1)[1].split("\n## ", 1)[0]
+    assert "| joint model (mtl) | 0.8000 (1) | 0.6000 (1) | 0.7000 (1) | 0.7000 (1) | 0.7000 (1) |" in systems
+    assert "±" not in systems.split("Paired by fold")[0].split("\n\n", 2)[2]
+    assert "one fold: no spread to compare with" in systems
+
+
 def test_the_systems_table_of_one_grid_gives_auc_beside_f1(tmp_path):
     root = tmp_path / "runs"
     seed_grid(root, 1, {"qc": 0.8, "qi": 0.9}, (0.7, 0.6),
