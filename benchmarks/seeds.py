@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl.cli import main as mtl_main
+from mtl.cli import flag_overrides, main as mtl_main
 from mtl.io import atomic_write_text
 
 LEARNED_AUC = 0.70
@@ -91,9 +91,9 @@ def run(argv: list[str]) -> Path:
     recipe = [args.config, args.mode, args.task, args.fold, *args.overrides]
     config = {"mode": args.mode, "task": args.task, "fold": args.fold, **resolved(args.config, args.overrides)}
     recorded, legacy = read_recorded(out.with_suffix(".json"), recipe, config)
-    flags = [f"{key}={value}" for key, value in (("train.mode", args.mode), ("train.task", args.task),
-                                                  ("cv.fold", args.fold)) if value]
-    trains = resolved(args.config, [*args.overrides, *flags])
+    # What `mtl train` below resolves; `config` above is the older record of the same recipe (flags beside the file's
+    # config), kept because the committed seeds-*.json files compare against that form.
+    trains = resolved(args.config, [*args.overrides, *flag_overrides(args.mode, args.task, args.fold)])
     for seed in [int(s) for s in args.seeds.split(",")]:
         run_dir = Path(args.root) / args.name / f"seed-{seed}"
         check_run_folder(run_dir, trains)

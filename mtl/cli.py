@@ -367,14 +367,17 @@ def cmd_split(args) -> int:
     return 0
 
 
+def flag_overrides(mode: str | None, task: str | None, fold: str | None) -> list[str]:
+    """`mtl train`'s --mode/--task/--fold as the config overrides they stand for (after the user's own, so they win)."""
+    flags = (("train.mode", mode), ("train.task", task), ("cv.fold", fold))
+    return [f"{key}={value}" for key, value in flags if value is not None]
+
+
 def cmd_train(args) -> int:
     from mtl import stages
     from mtl.config import load_config
 
-    overrides = list(args.overrides)
-    for flag, key in (("mode", "train.mode"), ("task", "train.task"), ("fold", "cv.fold")):
-        if getattr(args, flag) is not None:
-            overrides.append(f"{key}={getattr(args, flag)}")
+    overrides = [*args.overrides, *flag_overrides(args.mode, args.task, args.fold)]
     if args.resume:
         cfg = resume_config(Path(args.resume), args.config, overrides)
     else:

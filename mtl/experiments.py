@@ -369,8 +369,7 @@ def run_grid(specs: list[RunSpec], root: str | Path, base_overrides: list[str] =
             log.info("%s: starting (%s)", spec.name, spec.about)
             started = time.time()
             # A resumed run's wall time below is this attempt's only; the report says so rather than add them up.
-            # A complete checkpoint as `latest_checkpoint` takes one, in the run folder or a TAPT stage's.
-            resumed = run_dir.is_dir() and any(p.is_dir() for p in run_dir.glob("**/step-[0-9]*[0-9]/training"))
+            resumed = has_checkpoint(run_dir)
             try:
                 cfg = run_config(spec, root, base_overrides, config_file, fold)
                 (run_dir / FAILED_FILE).unlink(missing_ok=True)
@@ -444,6 +443,15 @@ def execute(spec: RunSpec, cfg: ExperimentConfig, root: Path) -> None:
         evaluate_transfer(root / spec.source, spec.task, run_dir)
         return
     stages.run(cfg, resume=prepare_resume(run_dir, cfg))
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether a run starts from what an earlier attempt left: a checkpoint `latest_checkpoint` would take, in the
+    run folder or a stage's (a TAPT stage, a CV fold, a TAPT stage within a fold)."""
+    from mtl.checkpoint import latest_checkpoint
+
+    folders = [run_dir, *run_dir.glob("*"), *run_dir.glob("*/*")] if run_dir.is_dir() else []
+    return any(latest_checkpoint(d) is not None for d in folders if d.is_dir())
 
 
 def prepare_resume(run_dir: Path, cfg: ExperimentConfig) -> bool:

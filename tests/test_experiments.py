@@ -210,13 +210,17 @@ def test_a_run_resumed_from_an_earlier_attempts_checkpoint_says_its_wall_time_is
         (root / spec.name / "metrics.json").write_text(json.dumps(summary))
 
     monkeypatch.setattr(experiments, "execute", finish_the_run)
-    specs = [RunSpec(name, "train", ("train.mode=single", "train.task=qc")) for name in ("fresh", "half-saved", "again")]
+    names = ("fresh", "half-saved", "again", "tapt-stage", "fold-stage", "step-less")
+    specs = [RunSpec(name, "train", ("train.mode=single", "train.task=qc")) for name in names]
     (tmp_path / "fresh").mkdir()
     (tmp_path / "half-saved" / "step-000004.tmp" / "training").mkdir(parents=True)  # killed while saving: restarts
     (tmp_path / "again" / "step-000004" / "training").mkdir(parents=True)
+    (tmp_path / "tapt-stage" / "source-qi" / "step-000004" / "training").mkdir(parents=True)
+    (tmp_path / "fold-stage" / "fold-1" / "target-qc" / "step-000004" / "training").mkdir(parents=True)
+    (tmp_path / "step-less" / "source-qi" / "step-000004").mkdir(parents=True)  # no training/: not a checkpoint
     assert set(run_grid(specs, tmp_path, ["train.max_steps=8"]).values()) == {"ok"}
     assert [json.loads((tmp_path / s.name / "experiment.json").read_text())["resumed"] for s in specs] == \
-        [False, False, True]
+        [False, False, True, True, True, False]
     cost = write_report(tmp_path).read_text().split("## Cost", 1)[1].split("\n## ", 1)[0]
     rows = {line.split("|")[1].strip(): line.split("|")[4].strip() for line in cost.splitlines() if "| ok |" in line}
     assert rows["`again`"].endswith(" (resumed: last attempt only)") and "resumed" not in rows["`fresh`"]
