@@ -16,8 +16,8 @@ from mtl.data.pairs import build_pairs
 from mtl.data.records import read_records
 from mtl.errors import ConfigError, DataError
 from mtl.translate import looks_english, translate_file
-from mtl.translate.backends import (BACKENDS, ColumnTranslator, LLMTranslator, Seq2SeqTranslator, detect_family,
-                                    plan_generation)
+from mtl.translate.backends import (BACKENDS, LLM_BASE_PROMPT, ColumnTranslator, LLMTranslator, Seq2SeqTranslator,
+                                    detect_family, plan_generation)
 from mtl.translate.cache import TranslationCache
 
 ROWS = [
@@ -383,8 +383,9 @@ class SpyTokenizer:
 def test_llm_backend_prompts_and_generates_with_tiny_gemma(tiny_backbone):
     translator = LLMTranslator(tiny_backbone, max_new_tokens=5)
     prompts = translator.prompts(["zapatos", "обувь"], ["es", "xx"])
-    assert prompts[0].startswith("Translate this Spanish e-commerce search query into English.")
-    assert prompts[0].endswith("Query: zapatos\nEnglish:") and prompts[1].startswith("Translate this e-commerce")
+    assert not translator.tokenizer.chat_template  # a base model: shown worked examples, not asked
+    assert all(p.startswith(LLM_BASE_PROMPT.split("{language}")[0]) for p in prompts)
+    assert prompts[0].endswith("\n\nSpanish: zapatos\nEnglish:") and prompts[1].endswith("\n\nQuery: обувь\nEnglish:")
     assert translator.tokenizer.padding_side == "left"
 
     batched = translator.translate(["zapatos rojos baratos", "обувь"], ["es", "ru"])
@@ -395,7 +396,20 @@ def test_llm_backend_prompts_and_generates_with_tiny_gemma(tiny_backbone):
                                           "<end_of_turn>\n{% endfor %}<start_of_turn>model\n")
     (wrapped,) = translator.prompts(["zapatos"], ["es"])
     assert wrapped.startswith("<start_of_turn>user\nTranslate this Spanish")
-    assert wrapped.endswith("English:<end_of_turn>\n<start_of_turn>model")
+    assert wrapped.endswith("Query: zapatos\nEnglish:<end_of_turn>\n<start_of_turn>model")
+
+
+def test_llm_few_shot_generation_stops_at_the_first_line_only_for_a_base_model(tiny_backbone):
+    translator = LLMTranslator(tiny_backbone, max_new_tokens=5)
+    translator.load()
+    seen = []
+    generate = translator.model.generate
+    translator.model.generate = lambda **kwargs: seen.append(kwargs) or generate(**kwargs)
+    translator.translate(["zapatos"], ["es"])
+    assert seen[-1]["stop_strings"] == ["\n"] and seen[-1]["tokenizer"] is translator.tokenizer
+    translator.tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    translator.translate(["zapatos"], ["es"])
+    assert "stop_strings" not in seen[-1]
 
 
 def test_llm_reply_keeps_the_first_line_only(tiny_backbone):

@@ -7,7 +7,8 @@
   tokenizer, and its language-code convention applied: MADLAD-400 reads a `<2en> ` prefix; NLLB-200 and M2M100 need
   the source language set on the tokenizer (so they are generated one source language at a time) and English forced
   as the first generated token; Marian/Opus-MT (`opus-mt-mul-en`) and unknown families read the bare text.
-- `llm`: an instruction-tuned causal LM prompted to translate, greedy, left-padded batches, first line of the reply.
+- `llm`: a causal LM prompted to translate (an instruction-tuned one asked, a base one shown five examples), greedy,
+  left-padded batches, first line of the reply.
 - `column`: no model; the translations already in the input file are the only ones (`translate` returns "").
 
 `model_id` names a model and its generation settings; the translation cache is keyed by it, so changing the model,
@@ -48,6 +49,19 @@ LANGUAGE_NAMES = {
 
 LLM_PROMPT = ("Translate this {language}e-commerce search query into English. Reply with the translation only.\n"
               "Query: {text}\nEnglish:")
+"""For an instruction-tuned model (its tokenizer has a chat template, which wraps this)."""
+
+LLM_FEW_SHOT = (("German", "kinder regenjacke wasserdicht", "kids rain jacket waterproof"),
+                ("Spanish", "funda para iphone 13", "case for iphone 13"),
+                ("Japanese", "ワイヤレスイヤホン", "wireless earphones"),
+                ("French", "tapis de yoga antidérapant", "non-slip yoga mat"),
+                ("Korean", "캠핑 의자", "camping chair"))
+LLM_BASE_PROMPT = ("Translate e-commerce search queries into English.\n\n"
+                   + "".join(f"{name}: {query}\nEnglish: {english}\n\n" for name, query, english in LLM_FEW_SHOT)
+                   + "{language}: {text}\nEnglish:")
+"""For a base model (no chat template), such as the embedded Gemma-3 270M: asked as LLM_PROMPT asks, it mostly
+echoes the query or writes "Search: <query>"; after five worked examples (written for this prompt, not taken from
+any dataset) it translates (benchmarks/results/translate-llm-*.md)."""
 
 FAMILIES = ("madlad", "nllb", "m2m100", "marian", "generic")
 
@@ -180,7 +194,8 @@ class LLMTranslator:
         self.path = _model_folder(model_path)
         self.device, self.num_beams = device, num_beams
         self.max_new_tokens = max_new_tokens or 32
-        self.model_id = model_id or _model_id("llm", self.path, LLM_PROMPT, self.max_new_tokens, num_beams)
+        self.model_id = model_id or _model_id("llm", self.path, LLM_PROMPT, LLM_BASE_PROMPT, self.max_new_tokens,
+                                              num_beams)
         self.model = self.tokenizer = None
 
     def load(self) -> None:
@@ -199,16 +214,18 @@ class LLMTranslator:
         log.info("%s: translating by prompting, %s", self.path, self.model_id)
 
     def prompts(self, texts: list[str], source_languages: list[str]) -> list[str]:
-        """The model's input text per query: the instruction, inside the chat template when the tokenizer has one."""
+        """The model's input text per query: the instruction inside the chat template when the tokenizer has one,
+        else the few-shot LLM_BASE_PROMPT."""
         self.load()
         out = []
         for text, language in zip(texts, source_languages):
             name = LANGUAGE_NAMES.get(base_language(language))
+            if not self.tokenizer.chat_template:
+                out.append(LLM_BASE_PROMPT.format(language=name or "Query", text=text))
+                continue
             prompt = LLM_PROMPT.format(language=f"{name} " if name else "", text=text)
-            if self.tokenizer.chat_template:
-                prompt = self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                            add_generation_prompt=True)
-            out.append(prompt)
+            out.append(self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                          add_generation_prompt=True))
         return out
 
     def translate(self, texts: list[str], source_languages: list[str]) -> list[str]:
@@ -218,9 +235,12 @@ class LLMTranslator:
         # A chat template writes its own <bos>; adding another would give the model a prompt it never saw.
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True,
                                add_special_tokens=not self.tokenizer.chat_template).to(self.device)
+        # Only the first line is kept, so a few-shot batch may stop once every row has written one: a base model
+        # would otherwise go on to invent the next example, max_new_tokens long.
+        stop = {} if self.tokenizer.chat_template else {"stop_strings": ["\n"], "tokenizer": self.tokenizer}
         with torch.inference_mode():
             generated = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, num_beams=self.num_beams,
-                                            do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
+                                            do_sample=False, pad_token_id=self.tokenizer.pad_token_id, **stop)
         replies = self.tokenizer.batch_decode(generated[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
         return [next(iter(reply.strip().splitlines()), "").strip() for reply in replies]
 
