@@ -1208,9 +1208,13 @@ def _setup_line(root: Path, runs: dict[str, RunResult]) -> str:
         try:
             data, train, tasks = cfg["data"], cfg["train"], cfg["tasks"]
             sampling = _sampling({"sampling": tasks["sampling"], "temperature": tasks["temperature"]})
+            # Dev files are read only without a CV fold; with one, validation is the fold's records.
+            fold = cfg.get("cv", {}).get("fold", "none")
+            validation = (f"dev `{data['qc_dev']}`, `{data['qi_dev']}`" if fold == "none"
+                          else f"validation: CV fold {fold} of them, {cfg['cv'].get('strategy', '?')} split")
             return (f"Setup (from `{_config_file(root / run.name).relative_to(root)}`): backbone "
                     f"`{cfg['model']['backbone']}` ({cfg['model']['dtype']}), LoRA r={cfg['lora']['r']}, data "
-                    f"`{data['qc_train']}`, `{data['qi_train']}` (dev `{data['qc_dev']}`, `{data['qi_dev']}`; "
+                    f"`{data['qc_train']}`, `{data['qi_train']}` ({validation}; "
                     f"train_limit {data['train_limit']}, dev_limit {data['dev_limit']}, max_length "
                     f"{data['max_length']}), global batch {train['global_batch_size']}, lr {train['lr']}, seed "
                     f"{train['seed']}" + (f"; `{run.name}` samples tasks by {sampling}" if train["mode"] == "mtl"

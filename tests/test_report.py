@@ -211,6 +211,21 @@ def test_a_sampling_ablation_with_the_same_task_schedule_says_so(tmp_path):
     assert "; `joint` samples tasks by `temperature` (T=2.0)." in text
 
 
+def test_the_setup_line_names_dev_files_only_where_they_validated(tmp_path):
+    root = sampling_grid(tmp_path / "runs")
+    main(["report", str(root)])
+    assert "data `train_QC.txt`, `train_QI.txt` (dev `dev_QC.txt`, `dev_QI.txt`; train_limit 0" in \
+        (root / "report.md").read_text()
+    for run in ("joint", "joint-sampling-proportional", "joint-sampling-round-robin"):
+        config = yaml.safe_load((root / run / "config.yaml").read_text())
+        config["cv"] = {"fold": "2", "strategy": "ca"}
+        (root / run / "config.yaml").write_text(yaml.safe_dump(config))
+    main(["report", str(root)])
+    text = (root / "report.md").read_text()
+    assert "data `train_QC.txt`, `train_QI.txt` (validation: CV fold 2 of them, ca split; train_limit 0" in text
+    assert "dev_QC.txt`," not in text
+
+
 def test_report_states_noise_positives_limitations_and_other_load(tmp_path):
     root = sampling_grid(tmp_path / "runs")
     main(["report", str(root)])
