@@ -204,10 +204,11 @@ def add_translate(commands) -> None:
     translate.add_argument("--input", required=True, help="QC or QI records (JSON lines or CSV)")
     translate.add_argument("--output", required=True, help="where to write the records (format from the suffix)")
     translate.add_argument("--backend", choices=["seq2seq", "llm", "column"], default="seq2seq",
-                           help="seq2seq: a translation model (MADLAD-400, NLLB-200, M2M100, Marian/Opus-MT); llm: an "
-                                "instruction-tuned causal LM prompted to translate; column: no model, keep the "
-                                "translations the input has (default: %(default)s)")
-    translate.add_argument("--model", help="local Hugging Face folder of the seq2seq or llm model")
+                           help="seq2seq: a translation model (MADLAD-400, NLLB-200, M2M100, Marian/Opus-MT); llm: a "
+                                "causal LM prompted to translate (a base one shown five examples); column: no model, "
+                                "keep the translations the input has (default: %(default)s)")
+    translate.add_argument("--model", help="local Hugging Face folder of the seq2seq or llm model; with --backend llm "
+                                           "also embedded:gemma3-270m, the embedded backbone")
     translate.add_argument("--task", choices=["qc", "qi"], help="default: inferred from the columns")
     translate.add_argument("--batch-size", type=int, default=32,
                            help="distinct texts per model call; a failing batch is retried in halves (default: "

@@ -76,7 +76,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def build_tiny_backbone(folder: Path) -> Path:
+def build_tiny_backbone(folder: Path, sliding_window: int = 32) -> Path:
     """Save a 2-layer random Gemma-3 text model and a 1000-token byte-level BPE tokenizer to `folder`."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -95,7 +95,7 @@ def build_tiny_backbone(folder: Path) -> Path:
 
     torch.manual_seed(0)
     config = Gemma3TextConfig(vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                              num_attention_heads=4, num_key_value_heads=1, head_dim=16, sliding_window=32,
+                              num_attention_heads=4, num_key_value_heads=1, head_dim=16, sliding_window=sliding_window,
                               pad_token_id=0, bos_token_id=2, eos_token_id=1,
                               layer_types=["sliding_attention", "full_attention"])
     Gemma3ForCausalLM(config).save_pretrained(str(folder))

@@ -399,6 +399,42 @@ def test_llm_backend_prompts_and_generates_with_tiny_gemma(tiny_backbone):
     assert wrapped.endswith("Query: zapatos\nEnglish:<end_of_turn>\n<start_of_turn>model")
 
 
+def test_the_llm_backend_takes_the_embedded_backbone_by_its_spec(tiny_backbone, monkeypatch):
+    import mtl.backbone
+
+    specs = []
+    monkeypatch.setattr(mtl.backbone, "resolve", lambda spec: specs.append(spec) or tiny_backbone)
+    assert LLMTranslator("embedded:gemma3-270m").path == tiny_backbone and specs == ["embedded:gemma3-270m"]
+    with pytest.raises(ConfigError, match="not a local Hugging Face folder"):
+        LLMTranslator("embedded:gemma3-1b")
+
+
+def test_the_cached_few_shot_examples_change_no_reply(tmp_path):
+    import torch
+
+    from tests.conftest import build_tiny_backbone
+
+    # a window longer than the prompts, as the embedded model's 512 is: the examples' cache is shared
+    translator = LLMTranslator(build_tiny_backbone(tmp_path, sliding_window=512), max_new_tokens=6)
+    translator.load()
+    seen, generate = [], translator.model.generate
+    translator.model.generate = lambda **kwargs: seen.append(kwargs) or generate(**kwargs)
+    texts, languages = ["zapatos rojos baratos", "обувь", "x"], ["es", "ru", "de"]
+    replies = translator.translate(texts, languages)
+    assert "past_key_values" in seen[-1]
+    assert replies == [translator.translate([t], [lang])[0] for t, lang in zip(texts, languages)]
+    prefix = LLM_BASE_PROMPT.split("{language}")[0]
+    tokenizer, model = translator.tokenizer, translator.model
+    for text, language, reply in zip(texts, languages, replies):
+        tail = translator.prompts([text], [language])[0][len(prefix):]
+        ids = torch.tensor([tokenizer(prefix).input_ids + tokenizer(tail, add_special_tokens=False).input_ids])
+        with torch.inference_mode():  # the same tokens, every one computed afresh
+            out = generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
+                           pad_token_id=tokenizer.pad_token_id)
+        alone = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        assert reply == next(iter(alone.strip().splitlines()), "").strip()
+
+
 def test_llm_few_shot_generation_stops_at_the_first_line_only_for_a_base_model(tiny_backbone):
     translator = LLMTranslator(tiny_backbone, max_new_tokens=5)
     translator.load()
@@ -407,6 +443,7 @@ def test_llm_few_shot_generation_stops_at_the_first_line_only_for_a_base_model(t
     translator.model.generate = lambda **kwargs: seen.append(kwargs) or generate(**kwargs)
     translator.translate(["zapatos"], ["es"])
     assert seen[-1]["stop_strings"] == ["\n"] and seen[-1]["tokenizer"] is translator.tokenizer
+    assert "past_key_values" not in seen[-1]  # the prompt outgrows the tiny model's 32-token window: no shared cache
     translator.tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
     translator.translate(["zapatos"], ["es"])
     assert "stop_strings" not in seen[-1]

@@ -187,7 +187,8 @@ class Seq2SeqTranslator:
 
 
 class LLMTranslator:
-    """An instruction-tuned causal LM from a local folder, prompted to translate; greedy and short. Loads lazily."""
+    """A causal LM from a local folder (or the embedded backbone), prompted to translate: asked in its chat template
+    if it has one, else shown LLM_BASE_PROMPT's examples; greedy and short. Loads lazily."""
 
     def __init__(self, model_path: str | Path, device: str = "cpu", max_new_tokens: int | None = None,
                  num_beams: int = 1, model_id: str | None = None):
@@ -197,6 +198,7 @@ class LLMTranslator:
         self.model_id = model_id or _model_id("llm", self.path, LLM_PROMPT, LLM_BASE_PROMPT, self.max_new_tokens,
                                               num_beams)
         self.model = self.tokenizer = None
+        self._prefix = None
 
     def load(self) -> None:
         if self.model is not None:
@@ -232,17 +234,52 @@ class LLMTranslator:
         import torch
 
         prompts = self.prompts(texts, source_languages)
-        # A chat template writes its own <bos>; adding another would give the model a prompt it never saw.
-        batch = self.tokenizer(prompts, return_tensors="pt", padding=True,
-                               add_special_tokens=not self.tokenizer.chat_template).to(self.device)
-        # Only the first line is kept, so a few-shot batch may stop once every row has written one: a base model
-        # would otherwise go on to invent the next example, max_new_tokens long.
-        stop = {} if self.tokenizer.chat_template else {"stop_strings": ["\n"], "tokenizer": self.tokenizer}
+        if self.tokenizer.chat_template:
+            # A chat template writes its own <bos>; adding another would give the model a prompt it never saw.
+            batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+            batch, extra = dict(batch.to(self.device)), {}
+        else:
+            batch, extra = self._few_shot_batch(prompts)
         with torch.inference_mode():
             generated = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, num_beams=self.num_beams,
-                                            do_sample=False, pad_token_id=self.tokenizer.pad_token_id, **stop)
+                                            do_sample=False, pad_token_id=self.tokenizer.pad_token_id, **extra)
         replies = self.tokenizer.batch_decode(generated[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
         return [next(iter(reply.strip().splitlines()), "").strip() for reply in replies]
+
+    def _few_shot_batch(self, prompts: list[str]) -> tuple[dict, dict]:
+        """Inputs of `generate` for few-shot prompts: the examples' keys and values computed once and reused.
+
+        The examples are about 90% of every prompt's tokens, so recomputing them per query made prefill most of the
+        cost on CPU. Each batch is `<bos> + examples` (cached) followed by its query's tail, left-padded *after* the
+        examples; the attention mask hides that padding and positions follow the mask, so a row sees what it would
+        see alone. Only the first line is kept, so the batch stops once every row has written one: a base model
+        would otherwise go on to invent the next example, max_new_tokens long."""
+        import copy
+
+        import torch
+
+        stop = {"stop_strings": ["\n"], "tokenizer": self.tokenizer}
+        prefix = LLM_BASE_PROMPT.split("{language}")[0]
+        if self._prefix is None:
+            ids = self.tokenizer(prefix, return_tensors="pt").input_ids.to(self.device)
+            with torch.inference_mode():
+                self._prefix = ids, self.model(input_ids=ids, use_cache=True).past_key_values
+        ids, cache = self._prefix
+        tail = self.tokenizer([p[len(prefix):] for p in prompts], return_tensors="pt", padding=True,
+                              add_special_tokens=False).to(self.device)
+        # A sliding-window layer counts cache slots, padding included, so padding inside the window would hide real
+        # tokens from a row once the sequence outgrows it; beam search expands its inputs itself. Either way: whole
+        # prompts, padded at the start, no shared cache.
+        window = getattr(self.model.config, "sliding_window", None)
+        if self.num_beams > 1 or (window and ids.shape[1] + tail.input_ids.shape[1] + self.max_new_tokens > window):
+            return dict(self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)), stop
+        n = len(prompts)
+        cache = copy.deepcopy(cache)  # generate extends the cache it is given
+        cache.batch_repeat_interleave(n)
+        ones = torch.ones(n, ids.shape[1], dtype=tail.attention_mask.dtype, device=self.device)
+        return ({"input_ids": torch.cat([ids.expand(n, -1), tail.input_ids], dim=1),
+                 "attention_mask": torch.cat([ones, tail.attention_mask], dim=1)},
+                {"past_key_values": cache, **stop})
 
 
 class ColumnTranslator:
@@ -278,8 +315,12 @@ def _loading(path: Path):
 
 
 def _model_folder(model_path) -> Path:
+    """A local HF folder, or the embedded backbone's spec (its converted folder: the one model every install has)."""
+    from mtl.backbone import EMBEDDED, resolve
     from mtl.errors import ConfigError
 
+    if str(model_path) in EMBEDDED:
+        return resolve(str(model_path))
     path = Path(model_path).expanduser()
     if not (path / "config.json").is_file():
         raise ConfigError(f"translation model {model_path}: not a local Hugging Face folder (no config.json)")
