@@ -442,11 +442,13 @@ def test_llm_few_shot_generation_stops_at_the_first_line_only_for_a_base_model(t
     generate = translator.model.generate
     translator.model.generate = lambda **kwargs: seen.append(kwargs) or generate(**kwargs)
     translator.translate(["zapatos"], ["es"])
-    assert seen[-1]["stop_strings"] == ["\n"] and seen[-1]["tokenizer"] is translator.tokenizer
+    newline = translator.tokenizer.encode("\n", add_special_tokens=False)
+    assert newline and set(newline) < set(seen[-1]["eos_token_id"]) and translator.tokenizer.eos_token_id in \
+        seen[-1]["eos_token_id"]
     assert "past_key_values" not in seen[-1]  # the prompt outgrows the tiny model's 32-token window: no shared cache
     translator.tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
     translator.translate(["zapatos"], ["es"])
-    assert "stop_strings" not in seen[-1]
+    assert "eos_token_id" not in seen[-1]
 
 
 def test_llm_reply_keeps_the_first_line_only(tiny_backbone):

@@ -198,7 +198,7 @@ class LLMTranslator:
         self.model_id = model_id or _model_id("llm", self.path, LLM_PROMPT, LLM_BASE_PROMPT, self.max_new_tokens,
                                               num_beams)
         self.model = self.tokenizer = None
-        self._prefix = None
+        self._prefix = self._newlines = None
 
     def load(self) -> None:
         if self.model is not None:
@@ -258,7 +258,14 @@ class LLMTranslator:
 
         import torch
 
-        stop = {"stop_strings": ["\n"], "tokenizer": self.tokenizer}
+        if self._newlines is None:
+            # transformers' stop_strings re-derive this from the whole vocabulary on every call (3 s a batch for
+            # Gemma's 262k tokens, more than generating); ending a row at any token that writes a newline, as
+            # generate ends it at <eos>, needs the list once.
+            texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+            self._newlines = [i for i, text in enumerate(texts) if "\n" in text]
+        eos = self.tokenizer.eos_token_id
+        stop = {"eos_token_id": [*([] if eos is None else [eos]), *self._newlines]}
         prefix = LLM_BASE_PROMPT.split("{language}")[0]
         if self._prefix is None:
             ids = self.tokenizer(prefix, return_tensors="pt").input_ids.to(self.device)
