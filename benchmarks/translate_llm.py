@@ -28,7 +28,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mtl.backbone import resolve
 from mtl.data.records import read_records
 from mtl.translate import looks_english, translate_file
 from mtl.translate import BRANDS, ENGLISH_WORDS
@@ -65,7 +64,6 @@ def run(argv: list[str]) -> Path:
 
     records, _ = read_records(args.input, None)
     picked = sample(records, args.per_language, args.seed)
-    folder = resolve(args.backbone)
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "sample.jsonl", Path(tmp) / "translated.jsonl"
         with source.open("w", encoding="utf-8") as f:
@@ -73,7 +71,7 @@ def run(argv: list[str]) -> Path:
                 f.write(json.dumps({"id": i, "language": row.language, "origin_query": row.origin_query,
                                     "category_path": "x", "label": 1}, ensure_ascii=False) + "\n")
         start = time.monotonic()
-        summary = translate_file(source, target, backend="llm", model=folder, task="qc", cache_path=":memory:",
+        summary = translate_file(source, target, backend="llm", model=args.backbone, task="qc", cache_path=":memory:",
                                  batch_size=args.batch_size, progress=False)
         seconds = time.monotonic() - start
         out, _ = read_records(target, "qc")

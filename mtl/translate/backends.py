@@ -249,8 +249,8 @@ class LLMTranslator:
     def _few_shot_batch(self, prompts: list[str]) -> tuple[dict, dict]:
         """Inputs of `generate` for few-shot prompts: the examples' keys and values computed once and reused.
 
-        The examples are about 90% of every prompt's tokens, so recomputing them per query made prefill most of the
-        cost on CPU. Each batch is `<bos> + examples` (cached) followed by its query's tail, left-padded *after* the
+        The examples are 88 of the embedded model's ~100 tokens a prompt; computed once, each batch reads only its
+        queries' tails. Each batch is `<bos> + examples` (cached) followed by its query's tail, left-padded *after* the
         examples; the attention mask hides that padding and positions follow the mask, so a row sees what it would
         see alone. Only the first line is kept, so the batch stops once every row has written one: a base model
         would otherwise go on to invent the next example, max_new_tokens long."""
