@@ -29,8 +29,7 @@ import pandas as pd
 import torch
 
 from mtl.data.records import read_records
-from mtl.translate import looks_english, translate_file
-from mtl.translate import BRANDS, ENGLISH_WORDS
+from mtl.translate import BRANDS, ENGLISH_WORDS, looks_english, translate_file
 from mtl.translate.backends import base_language
 
 
