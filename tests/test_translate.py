@@ -16,7 +16,7 @@ from mtl.data.pairs import build_pairs
 from mtl.data.records import read_records
 from mtl.errors import ConfigError, DataError
 from mtl.translate import looks_english, translate_file
-from mtl.translate.backends import (BACKENDS, LLM_BASE_PROMPT, ColumnTranslator, LLMTranslator, Seq2SeqTranslator,
+from mtl.translate.backends import (BACKENDS, LLM_BASE_PREFIX, ColumnTranslator, LLMTranslator, Seq2SeqTranslator,
                                     detect_family, plan_generation)
 from mtl.translate.cache import TranslationCache
 
@@ -384,7 +384,7 @@ def test_llm_backend_prompts_and_generates_with_tiny_gemma(tiny_backbone):
     translator = LLMTranslator(tiny_backbone, max_new_tokens=5)
     prompts = translator.prompts(["zapatos", "обувь"], ["es", "xx"])
     assert not translator.tokenizer.chat_template  # a base model: shown worked examples, not asked
-    assert all(p.startswith(LLM_BASE_PROMPT.split("{language}")[0]) for p in prompts)
+    assert all(p.startswith(LLM_BASE_PREFIX) for p in prompts)
     assert prompts[0].endswith("\n\nSpanish: zapatos\nEnglish:") and prompts[1].endswith("\n\nQuery: обувь\nEnglish:")
     assert translator.tokenizer.padding_side == "left"
 
@@ -423,11 +423,10 @@ def test_the_cached_few_shot_examples_change_no_reply(tmp_path):
     replies = translator.translate(texts, languages)
     assert "past_key_values" in seen[-1]
     assert replies == [translator.translate([t], [lang])[0] for t, lang in zip(texts, languages)]
-    prefix = LLM_BASE_PROMPT.split("{language}")[0]
-    tokenizer, model = translator.tokenizer, translator.model
+    tokenizer = translator.tokenizer
     for text, language, reply in zip(texts, languages, replies):
-        tail = translator.prompts([text], [language])[0][len(prefix):]
-        ids = torch.tensor([tokenizer(prefix).input_ids + tokenizer(tail, add_special_tokens=False).input_ids])
+        tail = translator.prompts([text], [language])[0][len(LLM_BASE_PREFIX):]
+        ids = torch.tensor([tokenizer(LLM_BASE_PREFIX).input_ids + tokenizer(tail, add_special_tokens=False).input_ids])
         with torch.inference_mode():  # the same tokens, every one computed afresh
             out = generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
                            pad_token_id=tokenizer.pad_token_id)
@@ -446,6 +445,7 @@ def test_llm_few_shot_generation_stops_at_the_first_line_only_for_a_base_model(t
     assert newline and set(newline) < set(seen[-1]["eos_token_id"]) and translator.tokenizer.eos_token_id in \
         seen[-1]["eos_token_id"]
     assert "past_key_values" not in seen[-1]  # the prompt outgrows the tiny model's 32-token window: no shared cache
+    assert translator._prefix_cache is None  # nor is one computed
     translator.tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
     translator.translate(["zapatos"], ["es"])
     assert "eos_token_id" not in seen[-1]

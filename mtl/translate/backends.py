@@ -56,9 +56,9 @@ LLM_FEW_SHOT = (("German", "kinder regenjacke wasserdicht", "kids rain jacket wa
                 ("Japanese", "ワイヤレスイヤホン", "wireless earphones"),
                 ("French", "tapis de yoga antidérapant", "non-slip yoga mat"),
                 ("Korean", "캠핑 의자", "camping chair"))
-LLM_BASE_PROMPT = ("Translate e-commerce search queries into English.\n\n"
-                   + "".join(f"{name}: {query}\nEnglish: {english}\n\n" for name, query, english in LLM_FEW_SHOT)
-                   + "{language}: {text}\nEnglish:")
+LLM_BASE_PREFIX = ("Translate e-commerce search queries into English.\n\n"
+                   + "".join(f"{name}: {query}\nEnglish: {english}\n\n" for name, query, english in LLM_FEW_SHOT))
+LLM_BASE_PROMPT = LLM_BASE_PREFIX + "{language}: {text}\nEnglish:"
 """For a base model (no chat template), such as the embedded Gemma-3 270M: asked as LLM_PROMPT asks, it mostly
 echoes the query or writes "Search: <query>"; after five worked examples (written for this prompt, not taken from
 any dataset) it translates (benchmarks/results/translate-llm-*.md)."""
@@ -198,7 +198,7 @@ class LLMTranslator:
         self.model_id = model_id or _model_id("llm", self.path, LLM_PROMPT, LLM_BASE_PROMPT, self.max_new_tokens,
                                               num_beams)
         self.model = self.tokenizer = None
-        self._prefix = self._newlines = None
+        self._prefix_ids = self._prefix_cache = self._newlines = None
 
     def load(self) -> None:
         if self.model is not None:
@@ -266,13 +266,10 @@ class LLMTranslator:
             self._newlines = [i for i, text in enumerate(texts) if "\n" in text]
         eos = self.tokenizer.eos_token_id
         stop = {"eos_token_id": [*([] if eos is None else [eos]), *self._newlines]}
-        prefix = LLM_BASE_PROMPT.split("{language}")[0]
-        if self._prefix is None:
-            ids = self.tokenizer(prefix, return_tensors="pt").input_ids.to(self.device)
-            with torch.inference_mode():
-                self._prefix = ids, self.model(input_ids=ids, use_cache=True).past_key_values
-        ids, cache = self._prefix
-        tail = self.tokenizer([p[len(prefix):] for p in prompts], return_tensors="pt", padding=True,
+        if self._prefix_ids is None:
+            self._prefix_ids = self.tokenizer(LLM_BASE_PREFIX, return_tensors="pt").input_ids.to(self.device)
+        ids = self._prefix_ids
+        tail = self.tokenizer([p[len(LLM_BASE_PREFIX):] for p in prompts], return_tensors="pt", padding=True,
                               add_special_tokens=False).to(self.device)
         # A sliding-window layer counts cache slots, padding included, so padding inside the window would hide real
         # tokens from a row once the sequence outgrows it; beam search expands its inputs itself. Either way: whole
@@ -280,8 +277,11 @@ class LLMTranslator:
         window = getattr(self.model.config, "sliding_window", None)
         if self.num_beams > 1 or (window and ids.shape[1] + tail.input_ids.shape[1] + self.max_new_tokens > window):
             return dict(self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)), stop
+        if self._prefix_cache is None:
+            with torch.inference_mode():
+                self._prefix_cache = self.model(input_ids=ids, use_cache=True).past_key_values
         n = len(prompts)
-        cache = copy.deepcopy(cache)  # generate extends the cache it is given
+        cache = copy.deepcopy(self._prefix_cache)  # generate extends the cache it is given
         cache.batch_repeat_interleave(n)
         ones = torch.ones(n, ids.shape[1], dtype=tail.attention_mask.dtype, device=self.device)
         return ({"input_ids": torch.cat([ids.expand(n, -1), tail.input_ids], dim=1),
