@@ -887,10 +887,15 @@ def ablation_section(runs: dict[str, RunResult]) -> str:
         changes = [o for o in run.spec.get("overrides", []) if not o.startswith(BUDGET_KEYS)]
         note, same_training = schedule_note(run, baseline, changes)
         status = "" if run.status == "ok" else f" (**{run.status}**)"
+        test_delta = None
+        if baseline and "avg" in run.test_f1 and "avg" in baseline.test_f1:
+            test_delta = run.test_f1["avg"] - baseline.test_f1["avg"]
         rows.append([f"`{run.name}`{status}", " ".join(f"`{c}`" for c in changes) or DASH,
                      f"`{run.spec['baseline']}`" if run.spec.get("baseline") else DASH,
                      _task_steps(run), _f1(run, "qc"), _f1(run, "qi"), _f1(run, "avg"),
-                     DASH if same_training else _num(delta, signed=True), note])
+                     DASH if same_training else _num(delta, signed=True),
+                     _pair(run.auc), _num(run.test_f1.get("avg")),
+                     DASH if same_training else _num(test_delta, signed=True), _pair(run.test_auc), note])
     text = ("## Ablations\n\nThe `joint-*` rows change one switch of the joint model at the joint budget (the "
             "`*-fold0` runs validate on fold 0 of the training files instead of the dev files); *Δ avg* is F1 avg "
             "minus the compared run's. `joint-cv-random-fold0` vs `joint-cv-ca-fold0` is the optimism of a leaky "
@@ -898,9 +903,12 @@ def ablation_section(runs: dict[str, RunResult]) -> str:
             "`*-langout-fold0` runs validate on languages held out of training and have no compared run: "
             "`joint-langout-fold0` is the joint model at the joint budget, `single-*-langout-fold0` the per-task "
             "models at the per-task budget, to be read side by side. *Task steps* are the optimizer steps each task "
-            "got (QC/QI), as the run's task schedule drew them.\n\n"
+            "got (QC/QI), as the run's task schedule drew them. F1 and AUC are validation's at the best checkpoint (F1 at "
+            "0.5); the *test* columns score the held-out test split (F1 at the threshold tuned on validation), where "
+            "the runs had one: validation F1 at 0.5 moves with the threshold's luck, so read the AUCs and the test "
+            "columns before a Δ.\n\n"
             + markdown_table(["run", "changes", "compared with", "task steps (QC/QI)", "F1 QC", "F1 QI", "F1 avg",
-                              "Δ avg", "note"], rows))
+                              "Δ avg", "AUC QC/QI", "test F1 avg", "test Δ avg", "test AUC QC/QI", "note"], rows))
     ca, random_split, joint = runs.get("joint-cv-ca-fold0"), runs.get("joint-cv-random-fold0"), runs.get("joint")
     if all(r and r.has_figures and "avg" in r.f1 for r in (ca, random_split, joint)):
         text += (f"\n\nF1 avg as each split reports it: random fold 0 {_num(random_split.f1['avg'])}, "
@@ -1181,6 +1189,11 @@ def _steps(run: RunResult) -> str:
     if run.spec.get("kind") == "transfer":
         return "0"
     return "+".join(str(s) for s in run.stage_steps) if run.stage_steps else DASH
+
+
+def _pair(values: dict[str, float]) -> str:
+    """QC/QI figures in one cell (— for a task the run did not score)."""
+    return "/".join(_num(values.get(t), 3) for t in TASKS) if values else DASH
 
 
 def _num(value, digits: int = 4, signed: bool = False) -> str:

@@ -200,15 +200,32 @@ def test_a_sampling_ablation_with_the_same_task_schedule_says_so(tmp_path):
 
     proportional = ablation_row(text, "joint-sampling-proportional")
     assert proportional[3] == "85/75"  # realised steps per task
-    assert proportional[7] == "—"  # no Δ: the same training as `joint`
-    assert proportional[8].startswith("same task schedule as `joint` on this data: the task sizes are nearly equal "
+    assert proportional[7] == proportional[10] == "—"  # no Δ: the same training as `joint`
+    assert proportional[12].startswith("same task schedule as `joint` on this data: the task sizes are nearly equal "
                                       "(2995 QC / 2992 QI training pairs)")
     round_robin = ablation_row(text, "joint-sampling-round-robin")
     assert round_robin[3] == "80/80" and round_robin[7] == "+0.0000"
-    assert round_robin[8] == "task schedule differs from `joint`'s at 79 of 160 steps"  # 42 + 37
+    assert round_robin[12] == "task schedule differs from `joint`'s at 79 of 160 steps"  # 42 + 37
     assert "the joint model serves both tasks and trains 160: its `temperature` (T=2.0) task schedule gave it 85 QC " \
            "and 75 QI steps" in text
     assert "; `joint` samples tasks by `temperature` (T=2.0)." in text
+
+
+def test_ablation_rows_carry_validation_auc_and_the_test_split_beside_validation_f1(tmp_path):
+    root = sampling_grid(tmp_path / "runs")
+    for run, (auc_qc, auc_qi, f1_qc, f1_qi) in {"joint": (0.70, 0.75, 0.80, 0.68),
+                                                 "joint-sampling-round-robin": (0.72, 0.74, 0.82, 0.67)}.items():
+        summary = json.loads((root / run / "metrics.json").read_text())
+        for task, auc in (("qc", auc_qc), ("qi", auc_qi)):
+            summary["best"]["reports"][task]["auc"] = auc
+        summary["test"] = {"reports": {t: {"f1": 0.5, "auc": auc - 0.02, "at_threshold": {"f1": f1}}
+                                       for t, auc, f1 in (("qc", auc_qc, f1_qc), ("qi", auc_qi, f1_qi))}}
+        (root / run / "metrics.json").write_text(json.dumps(summary))
+    assert main(["report", str(root)]) == 0
+    text = (root / "report.md").read_text()
+    row = ablation_row(text, "joint-sampling-round-robin")
+    assert row[8:12] == ["0.720/0.740", "0.7450", "+0.0050", "0.700/0.720"]
+    assert ablation_row(text, "joint-sampling-proportional")[8:12] == ["—", "—", "—", "—"]
 
 
 def test_the_setup_line_names_dev_files_only_where_they_validated(tmp_path):
