@@ -407,6 +407,10 @@ def test_the_llm_backend_takes_the_embedded_backbone_by_its_spec(tiny_backbone, 
     assert LLMTranslator("embedded:gemma3-270m").path == tiny_backbone and specs == ["embedded:gemma3-270m"]
     with pytest.raises(ConfigError, match="not a local Hugging Face folder"):
         LLMTranslator("embedded:gemma3-1b")
+    with pytest.raises(ConfigError, match="embedded:gemma3-270m: the embedded backbone is a decoder-only LM, not a "
+                                          "seq2seq translation model: use --backend llm"):
+        Seq2SeqTranslator("embedded:gemma3-270m")
+    assert specs == ["embedded:gemma3-270m"]
 
 
 def test_the_cached_few_shot_examples_change_no_reply(tmp_path):

@@ -147,7 +147,7 @@ class Seq2SeqTranslator:
 
     def __init__(self, model_path: str | Path, device: str = "cpu", max_new_tokens: int | None = None,
                  num_beams: int = 1, max_input_tokens: int = 128, model_id: str | None = None):
-        self.path = _model_folder(model_path)
+        self.path = _model_folder(model_path, "seq2seq")
         self.device, self.num_beams, self.max_input_tokens = device, num_beams, max_input_tokens
         self.max_new_tokens = max_new_tokens or 64
         self.model_id = model_id or _model_id("seq2seq", self.path, self.max_new_tokens, num_beams)
@@ -321,12 +321,16 @@ def _loading(path: Path):
         raise ConfigError(f"translation model {path}: cannot be loaded: {type(err).__name__}: {message}") from None
 
 
-def _model_folder(model_path) -> Path:
-    """A local HF folder, or the embedded backbone's spec (its converted folder: the one model every install has)."""
+def _model_folder(model_path, backend: str = "llm") -> Path:
+    """A local HF folder, or for `llm` the embedded backbone's spec (its converted folder: the one model every
+    install has; a decoder-only LM, so no `seq2seq` model)."""
     from mtl.backbone import EMBEDDED, resolve
     from mtl.errors import ConfigError
 
     if str(model_path) in EMBEDDED:
+        if backend != "llm":
+            raise ConfigError(f"translation model {model_path}: the embedded backbone is a decoder-only LM, not a "
+                              f"{backend} translation model: use --backend llm")
         return resolve(str(model_path))
     path = Path(model_path).expanduser()
     if not (path / "config.json").is_file():
