@@ -904,9 +904,9 @@ def ablation_section(runs: dict[str, RunResult]) -> str:
             "`joint-langout-fold0` is the joint model at the joint budget, `single-*-langout-fold0` the per-task "
             "models at the per-task budget, to be read side by side. *Task steps* are the optimizer steps each task "
             "got (QC/QI), as the run's task schedule drew them. F1 and AUC are validation's at the best checkpoint "
-            "(F1 at 0.5); the *test* columns score the held-out test split (F1 at the threshold tuned on validation), where "
-            "the runs had one: validation F1 at 0.5 moves with the threshold's luck, so read the AUCs and the test "
-            "columns before a Δ.\n\n"
+            "(F1 at 0.5); the *test* columns score the held-out test split (F1 at the threshold tuned on "
+            "validation), where the runs had one: validation F1 at 0.5 moves with the threshold's luck, so read the "
+            "AUCs and the test columns before a Δ.\n\n"
             + markdown_table(["run", "changes", "compared with", "task steps (QC/QI)", "F1 QC", "F1 QI", "F1 avg",
                               "Δ avg", "AUC QC/QI", "test F1 avg", "test Δ avg", "test AUC QC/QI", "note"], rows))
     ca, random_split, joint = runs.get("joint-cv-ca-fold0"), runs.get("joint-cv-random-fold0"), runs.get("joint")
