@@ -1,15 +1,15 @@
 """Write the held-out test records a run carves from its training file, so a fold ensemble can be scored on them.
 
-    python benchmarks/heldout_split.py --task qi --output runs/data/qi_test.jsonl --config configs/real_cpu.yaml \
-        data.qi_train=../shared/data/real_QI_train.jsonl
+    python benchmarks/heldout_split.py --task qi --output runs/data/qi_test.jsonl --config runs/real/qi-cv/config.yaml
     mtl predict --model runs/real/qi-cv/fold-*/best --input runs/data/qi_test.jsonl --output qi_pred.jsonl --with-scores
     mtl evaluate --pred qi_pred.jsonl --gold runs/data/qi_test.jsonl
 
 Each fold's run scores its own model on this split (`metrics.json`, `test`), but a submission is the folds' models
 averaged (`mtl predict` with several `--model`s), which no run scores. The records are the ones training holds out
-with the same config (`data.test_fraction` of whole queries, drawn by `data.split_seed`; `mtl.data.tasks.load_split`
-carves them, so they cannot drift from what training left out), written back as their file held them. Written from
-the training file: keep it out of the repository as you keep the data.
+under the same config and overrides (`data.test_fraction` of whole queries, drawn by `data.split_seed`, carved by
+training's own `mtl.data.tasks.load_split`): give the run's saved `config.yaml`, or a split of another seed or fraction
+scores the models on rows they trained on. Written back as their file held them, from the training file: keep it out
+of the repository as you keep the data.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from mtl.config import load_config
 from mtl.data.records import write_records
 from mtl.data.tasks import load_split
 from mtl.errors import ConfigError
+from mtl.io import check_output_path
 
 
 def run(argv: list[str]) -> Path:
@@ -31,10 +32,12 @@ def run(argv: list[str]) -> Path:
     parser.add_argument("--config")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
-    # fold 0 only so that load_split reads the training file without a dev file; the test carve precedes the folds
+    # Fold 0 so that load_split reads the training file, not a dev file; the test carve comes before the folds, so
+    # any fold gives the same test records (the folds are assigned too, as training would, and then unused).
     cfg = load_config(args.config, [*args.overrides, "cv.fold=0"])
     if getattr(cfg.data, f"{args.task}_test"):
         raise ConfigError(f"data.{args.task}_test is set: the test records are that file, nothing is carved")
+    check_output_path(args.output, inputs=[getattr(cfg.data, f"{args.task}_train")])
     test = load_split(cfg, args.task).test
     if test is None:
         raise ConfigError("data.test_fraction=0: training holds out no test records")
