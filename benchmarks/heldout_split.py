@@ -7,9 +7,9 @@
 Each fold's run scores its own model on this split (`metrics.json`, `test`), but a submission is the folds' models
 averaged (`mtl predict` with several `--model`s), which no run scores. The records are the ones training holds out
 under the same config and overrides (`data.test_fraction` of whole queries, drawn by `data.split_seed`, carved by
-training's own `mtl.data.tasks.load_split`): give the run's saved `config.yaml`, or a split of another seed or fraction
-scores the models on rows they trained on. Written back as their file held them, from the training file: keep it out
-of the repository as you keep the data.
+training's own `mtl.data.tasks.training_records`): give the run's saved `config.yaml`, or a split of another seed or
+fraction scores the models on rows they trained on. Written back as their file held them, from the training file:
+keep it out of the repository as you keep the data.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mtl.config import load_config
 from mtl.data.records import write_records
-from mtl.data.tasks import load_split
+from mtl.data.tasks import training_records
 from mtl.errors import ConfigError
 from mtl.io import check_output_path
 
@@ -32,13 +32,11 @@ def run(argv: list[str]) -> Path:
     parser.add_argument("--config")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
-    # Fold 0 so that load_split reads the training file, not a dev file; the test carve comes before the folds, so
-    # any fold gives the same test records (the folds are assigned too, as training would, and then unused).
-    cfg = load_config(args.config, [*args.overrides, "cv.fold=0"])
+    cfg = load_config(args.config, args.overrides)
     if getattr(cfg.data, f"{args.task}_test"):
         raise ConfigError(f"data.{args.task}_test is set: the test records are that file, nothing is carved")
     check_output_path(args.output, inputs=[getattr(cfg.data, f"{args.task}_train")])
-    test = load_split(cfg, args.task).test
+    _, test, _, _ = training_records(cfg, args.task)  # no folds: they come after the carve and need not fit the file
     if test is None:
         raise ConfigError("data.test_fraction=0: training holds out no test records")
     write_records(test, args.output)

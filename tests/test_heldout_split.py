@@ -25,6 +25,15 @@ def test_the_written_split_is_the_test_split_training_holds_out(tmp_path):
     assert other_seed.read_text() != out.read_text()
 
 
+def test_a_file_too_small_for_the_configured_folds_still_gives_its_test_split(tmp_path):
+    """A run trained with dev files never splits its training file into folds; writing its test split must not either
+    (these records' 4 category groups cannot fill the default 5 QC folds)."""
+    train = write_jsonl(tmp_path / "qc.jsonl", make_records("qc", 300))
+    out = run(["--task", "qc", "--output", str(tmp_path / "test.jsonl"), f"data.qc_train={train}"])
+    split = load_split(load_config(None, [f"data.qc_train={train}", "cv.fold=0", "cv.n_folds=3"]), "qc")
+    assert sorted(json.loads(line)["id"] for line in out.read_text().splitlines()) == sorted(split.test["id"])
+
+
 def test_nothing_to_carve_and_the_training_file_as_output_are_refused(tmp_path):
     train = write_jsonl(tmp_path / "qi.jsonl", make_records("qi", 100))
     before = train.read_text()

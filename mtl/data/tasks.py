@@ -172,11 +172,8 @@ def load_split(cfg: ExperimentConfig, task: str) -> TaskSplit:
     carved from the training file (`data.test_fraction`) before anything else. Validation: the dev file when
     `cv.fold=none`, else fold k of the rest of the training file (its `fold` column when `mtl split` wrote one,
     otherwise the configured split computed here). `data.split_seed` draws all of it."""
-    read = dict(require_label=True, collapse_spaces=cfg.data.clean, lowercase=cfg.data.lowercase)
     train_file = getattr(cfg.data, f"{task}_train")
-    records, report = load_task_records(train_file, task, **read)
-    reports = [report]
-    records, test = hold_out_test(cfg, task, records, reports, read)
+    records, test, reports, read = training_records(cfg, task)
     split = None
     if cfg.cv.fold == "none":
         val, val_report = load_task_records(getattr(cfg.data, f"{task}_dev"), task, **read)
@@ -205,6 +202,16 @@ def load_split(cfg: ExperimentConfig, task: str) -> TaskSplit:
     log.info("%s: %d training, %d validation, %s test records", task.upper(), len(train), len(val),
              "no" if test is None else len(test))
     return TaskSplit(train, val, reports, test, val_all, split)
+
+
+def training_records(cfg: ExperimentConfig, task: str):
+    """What every run does first: (the training file's records left for training and validation, the test records
+    or None, the load reports, the read options), the test records carved as `hold_out_test` does."""
+    read = dict(require_label=True, collapse_spaces=cfg.data.clean, lowercase=cfg.data.lowercase)
+    records, report = load_task_records(getattr(cfg.data, f"{task}_train"), task, **read)
+    reports = [report]
+    records, test = hold_out_test(cfg, task, records, reports, read)
+    return records, test, reports, read
 
 
 def hold_out_test(cfg: ExperimentConfig, task: str, records: pd.DataFrame, reports: list, read: dict):
