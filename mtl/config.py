@@ -237,6 +237,10 @@ class TrainConfig:
     """Decay after warm-up (transformers' schedulers)."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm (0 = off)."""
+    class_weight: Literal["none", "balanced"] = "none"
+    """balanced: each class weighs half of a task's loss (pairs weighted by the inverse of their class's share of
+    the training pairs), so a 68%-positive task no longer pulls the model toward "relevant"; the heads start at
+    even odds (`prior`) or as a probe fitted with the same weights."""
     batching: Literal["auto", "shared", "packed", "bucket", "random"] = "auto"
     """shared: a query's pairs in one batch, as prefix-tree rows that compute the query once (`mtl.packing`; decoders
     with rotary positions); packed: shuffled batches, several pairs per row without padding between them, nothing

@@ -150,9 +150,12 @@ class MultiTaskClassifier(nn.Module):
         return x
 
     @torch.no_grad()
-    def probe_heads(self, data: dict, pad_id: int, pairs: int, seed: int, batch_size: int = 32) -> dict[str, float]:
+    def probe_heads(self, data: dict, pad_id: int, pairs: int, seed: int, batch_size: int = 32,
+                    balanced: bool = False) -> dict[str, float]:
         """Each task's head as a logistic regression on what it reads now ({task: TaskData}, training pairs):
-        `head_inputs` of up to `pairs` pairs drawn with `seed` (untrained adapter: the backbone's own features).
+        `head_inputs` of up to `pairs` pairs drawn with `seed` (untrained adapter: the backbone's own features);
+        `balanced`: fitted with `train.class_weight=balanced`'s class weights, so that training starts at its loss's
+        fit rather than spending its first steps moving the bias.
         Returns each probe's cross-validated ROC-AUC at the chosen C. sklearn's regularised fit rather than a few
         head-only SGD steps: it is exact and, on a few thousand vectors, seconds."""
         from sklearn.linear_model import LogisticRegressionCV
@@ -180,7 +183,8 @@ class MultiTaskClassifier(nn.Module):
             groups = task_data.queries[rows] if task_data.queries is not None else np.arange(len(rows))
             folds = list(StratifiedGroupKFold(3, shuffle=True, random_state=seed).split(x, labels, groups))
             probe = LogisticRegressionCV(Cs=list(PROBE_CS), cv=folds, scoring="roc_auc", max_iter=2000,
-                                         l1_ratios=(0.0,), use_legacy_attributes=False)
+                                         l1_ratios=(0.0,), use_legacy_attributes=False,
+                                         class_weight="balanced" if balanced else None)
             probe.fit((x - mean) / std, labels)
             weight = probe.coef_[0] / std
             head = self.head(task)

@@ -162,8 +162,13 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
 
     set_seed(cfg.train.seed)  # LoRA and head initialisation do not depend on what loading consumed
     model = build_run_model(cfg, data, backbone_folder, pair_tokenizer.arch)
+    balanced = cfg.train.class_weight == "balanced"
+    if balanced:
+        for task_data in data.train.values():
+            task_data.class_weights()  # a one-class task fails here, before any step
     if cfg.model.head_init == "prior" and not cfg.model.init_from:
-        model.init_heads({t: float(d.labels.mean()) for t, d in data.train.items()})
+        # under balanced weights the loss's best constant prediction is even odds, not the positive rate
+        model.init_heads({t: 0.5 if balanced else float(d.labels.mean()) for t, d in data.train.items()})
     if cfg.model.head_init == "probe" and not cfg.model.init_from and checkpoint is None:
         plugin = accelerator.state.deepspeed_plugin
         # ZeRO-3 builds the model partitioned, and after `prepare` DeepSpeed's fp32 copy would ignore edited heads
@@ -172,7 +177,7 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
                               "before DeepSpeed takes it); use ZeRO-2 or model.head_init=prior")
         model.to(accelerator.device)  # before `prepare`: the whole model, as every process holds it now
         probe_auc = model.probe_heads(data.train, pair_tokenizer.pad_id, cfg.model.probe_pairs, cfg.train.seed,
-                                      cfg.eval.batch_size)
+                                      cfg.eval.batch_size, balanced=balanced)
         log.info("heads start as linear probes: cross-validated ROC-AUC %s",
                  ", ".join(f"{t} {a:.3f}" for t, a in probe_auc.items()))
     params = count_parameters(model)
@@ -392,6 +397,7 @@ def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg
     held (`COUNTS`); `attention`: (causal, sliding window) of the backbone, for the query-key pairs."""
     losses, skipped = [], False
     counts = dict.fromkeys(COUNTS, 0)
+    negative, positive = data.class_weights() if cfg.train.class_weight == "balanced" else (1.0, 1.0)
     clear_zero3_gradient_buffer(model)
     activate(optimizer, data.task)
     for rows in micro_batches:
@@ -408,7 +414,9 @@ def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg
             counts[key] += value
         with accelerator.accumulate(model):
             logits = model(task=data.task, **model_inputs(batch, accelerator.device))
-            loss = F.binary_cross_entropy_with_logits(logits.float(), batch["labels"].to(accelerator.device))
+            labels = batch["labels"].to(accelerator.device)
+            loss = F.binary_cross_entropy_with_logits(logits.float(), labels,
+                                                      weight=negative + (positive - negative) * labels)
             if not finite_everywhere(loss, accelerator):
                 loss = handle_nonfinite(accelerator.unwrap_model(model), data, rows, state, cfg)
                 activate(optimizer, None)  # the whole step is skipped: DeepSpeed steps inside backward, so before it

@@ -43,6 +43,7 @@ def test_unknown_key_in_yaml_names_the_file(tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("train.max_steps=ten", "train.max_steps: expected int"),
     ("train.mode=joint", "train.mode: 'joint' is not one of"),
+    ("train.class_weight=auto", "train.class_weight: 'auto' is not one of"),
     ("train.lr=fast", "train.lr: expected a number"),
     ("train.max_steps=true", "train.max_steps: expected int"),
 ])

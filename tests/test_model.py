@@ -336,6 +336,25 @@ def test_head_inputs_keep_the_rows_order_and_the_probe_reports_held_out_auc(cfg)
     assert fit["qi"] < 0.7
 
 
+def test_a_balanced_probe_starts_near_even_odds_where_a_plain_one_starts_near_the_positive_rate(cfg):
+    import numpy as np
+
+    from mtl.evaluate import predict_probs
+
+    model, pairs = make_model(cfg, feature_dim=0)
+    data = planted_pairs("qi", n=240)
+    labels = data.labels.copy()
+    labels[np.flatnonzero(labels == 0)[::3][:60]] = 1  # mostly positive, still carrying the planted token
+    data.records["label"] = labels
+    means = {}
+    for balanced in (False, True):
+        model.probe_heads({"qi": data}, pairs.pad_id, pairs=240, seed=0, balanced=balanced)
+        means[balanced] = predict_probs(model, data, pairs.pad_id, 32, progress=False).mean()
+    assert labels.mean() > 0.6
+    assert means[False] == pytest.approx(labels.mean(), abs=0.05)
+    assert means[True] < means[False] - 0.08
+
+
 def test_a_probe_on_one_class_is_refused(cfg):
     model, pairs = make_model(cfg, feature_dim=0)
     data = planted_pairs("qi")

@@ -113,6 +113,49 @@ def test_probed_heads_start_the_run_from_a_fitted_probe(tiny_backbone, tiny_data
     assert summary["steps"] == 6
 
 
+def test_balanced_class_weights_weigh_each_class_half_of_the_loss_from_even_odds(tiny_backbone, tiny_data, tmp_path,
+                                                                                  monkeypatch):
+    """`train.class_weight=balanced`: every loss weights each pair by its class's weight (mean 1 over the training
+    pairs) and the prior heads start at even odds, the balanced loss's best constant, not at the positive rate."""
+    started, seen = {}, []
+    original_init = model_module.MultiTaskClassifier.init_heads
+    original_loss = train_module.F.binary_cross_entropy_with_logits
+
+    def init_and_keep(self, rates):
+        started.update(rates)
+        return original_init(self, rates)
+
+    def loss_and_keep(logits, labels, weight=None, **kwargs):
+        seen.append((labels.detach().clone(), None if weight is None else weight.detach().clone()))
+        return original_loss(logits, labels, weight=weight, **kwargs)
+
+    monkeypatch.setattr(model_module.MultiTaskClassifier, "init_heads", init_and_keep)
+    monkeypatch.setattr(train_module.F, "binary_cross_entropy_with_logits", loss_and_keep)
+    rows = [r for i, r in enumerate(make_records("qc", 200, seed=2)) if r["label"] or i % 3 == 0]  # ~75% positive
+    _, summary = run(tiny_backbone, tiny_data, tmp_path, "balanced", **{
+        "train.mode": "single", "train.task": "qc", "train.class_weight": "balanced",
+        "data.qc_train": write_jsonl(tmp_path / "unbalanced.txt", rows)})
+    assert summary["steps"] == 6 and started == {"qc": 0.5}
+    weights = {}
+    for batch_labels, weight in seen:
+        for y, w in zip(batch_labels.tolist(), weight.tolist()):
+            weights.setdefault(y, set()).add(round(w, 6))
+    assert set(weights) == {0.0, 1.0} and all(len(w) == 1 for w in weights.values())
+    negative, positive = weights[0.0].pop(), weights[1.0].pop()
+    assert negative > 1 > positive  # the minority class weighs more per pair
+    rate = 0.5 / positive  # the training pairs' positive rate, as the weights encode it
+    assert rate * positive + (1 - rate) * negative == pytest.approx(1.0)
+
+
+def test_balanced_class_weights_refuse_a_task_of_one_class(tiny_backbone, tiny_data, tmp_path):
+    rows = [dict(r, label=1) for r in make_records("qc", 40, seed=3)]
+    with pytest.raises(ConfigError, match="all of one class"):
+        run(tiny_backbone, tiny_data, tmp_path, "one-class", **{"train.mode": "single", "train.task": "qc",
+                                                               "train.class_weight": "balanced",
+                                                               "data.qc_train": write_jsonl(tmp_path / "one.txt",
+                                                                                            rows)})
+
+
 def test_qc_reports_say_how_much_of_each_category_path_training_saw(tiny_backbone, tiny_data, tmp_path):
     dev = make_records("qc", 40, seed=5)
     for i, row in enumerate(dev[:16]):  # a new leaf under a known level-2 group, and a new top-level branch

@@ -77,6 +77,15 @@ class TaskData:
     def labels(self) -> np.ndarray:
         return self.records["label"].to_numpy(dtype=np.int64)
 
+    def class_weights(self) -> tuple[float, float]:
+        """(negative, positive) pair weights under which each class weighs half of the loss (`train.class_weight`):
+        the inverse of each class's share, halved, so the mean weight over these pairs is 1."""
+        rate = float(self.labels.mean()) if len(self) else 0.0
+        if not 0 < rate < 1:
+            raise ConfigError(f"train.class_weight=balanced: {self.task}'s {len(self)} training pairs are all of one "
+                              "class; use train.class_weight=none")
+        return 0.5 / (1 - rate), 0.5 / rate
+
     @property
     def languages(self) -> np.ndarray:
         return self.records["language"].to_numpy()
