@@ -117,8 +117,9 @@ class MultiTaskClassifier(nn.Module):
         return features.to(dtype)
 
     def init_heads(self, positive_rates: dict[str, float]) -> None:
-        """Zero head weights and the bias at the log-odds of the task's training positive rate: the first
-        predictions are the class prior (loss = its entropy), and the head moves only as far as the data pulls it."""
+        """Zero head weights and the bias at the log-odds of `positive_rates[task]` (the training positive rate, or
+        0.5 under balanced class weights): the first predictions are the loss's best constant, and the head moves
+        only as far as the data pulls it."""
         with torch.no_grad():
             for task, rate in positive_rates.items():
                 rate = min(max(float(rate), 1e-3), 1 - 1e-3)

@@ -397,7 +397,7 @@ def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg
     held (`COUNTS`); `attention`: (causal, sliding window) of the backbone, for the query-key pairs."""
     losses, skipped = [], False
     counts = dict.fromkeys(COUNTS, 0)
-    negative, positive = data.class_weights() if cfg.train.class_weight == "balanced" else (1.0, 1.0)
+    balanced = data.class_weights() if cfg.train.class_weight == "balanced" else None
     clear_zero3_gradient_buffer(model)
     activate(optimizer, data.task)
     for rows in micro_batches:
@@ -415,8 +415,8 @@ def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg
         with accelerator.accumulate(model):
             logits = model(task=data.task, **model_inputs(batch, accelerator.device))
             labels = batch["labels"].to(accelerator.device)
-            loss = F.binary_cross_entropy_with_logits(logits.float(), labels,
-                                                      weight=negative + (positive - negative) * labels)
+            weight = None if balanced is None else balanced[0] + (balanced[1] - balanced[0]) * labels
+            loss = F.binary_cross_entropy_with_logits(logits.float(), labels, weight=weight)
             if not finite_everywhere(loss, accelerator):
                 loss = handle_nonfinite(accelerator.unwrap_model(model), data, rows, state, cfg)
                 activate(optimizer, None)  # the whole step is skipped: DeepSpeed steps inside backward, so before it
@@ -512,7 +512,8 @@ def eval_scalars(reports: dict) -> dict[str, float]:
 
 
 def log_training(logger, window: dict, scheduler, state: TrainState) -> None:
-    """Losses are unweighted (`tasks.loss_weight_*` scales steps, not losses), so runs with other weights compare."""
+    """Losses are not scaled by `tasks.loss_weight_*` (it scales steps), so runs with other task weights compare;
+    under `train.class_weight=balanced` they are the class-weighted loss, which a run without it does not log."""
     scalars = {f"train/loss/{t}": float(np.mean(v)) for t, v in window["loss"].items() if v}
     scalars.update({"train/lr": scheduler.get_last_lr()[0],
                     "perf/tokens_per_s": window["tokens"] / max(window["seconds"], 1e-9)})  # training time only, not eval

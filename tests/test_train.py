@@ -113,47 +113,79 @@ def test_probed_heads_start_the_run_from_a_fitted_probe(tiny_backbone, tiny_data
     assert summary["steps"] == 6
 
 
-def test_balanced_class_weights_weigh_each_class_half_of_the_loss_from_even_odds(tiny_backbone, tiny_data, tmp_path,
-                                                                                  monkeypatch):
-    """`train.class_weight=balanced`: every loss weights each pair by its class's weight (mean 1 over the training
-    pairs) and the prior heads start at even odds, the balanced loss's best constant, not at the positive rate."""
-    started, seen = {}, []
-    original_init = model_module.MultiTaskClassifier.init_heads
-    original_loss = train_module.F.binary_cross_entropy_with_logits
+def test_class_weights_give_each_class_half_of_the_pairs_total_weight():
+    import numpy as np
+    import pandas as pd
 
-    def init_and_keep(self, rates):
-        started.update(rates)
-        return original_init(self, rates)
+    from mtl.data.tasks import TaskData
+
+    data = TaskData("qc", pd.DataFrame({"id": range(4), "label": [1, 1, 1, 0], "language": "en"}), [[2, 5, 1]] * 4)
+    negative, positive = data.class_weights()
+    assert (negative, positive) == pytest.approx((2.0, 2 / 3))
+    weights = np.where(data.labels == 1, positive, negative)
+    assert weights.mean() == pytest.approx(1.0) and weights[data.labels == 1].sum() == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("head_init", ["prior", "probe"])
+def test_balanced_class_weights_weigh_each_class_half_of_the_loss_from_even_odds(tiny_backbone, tiny_data, tmp_path,
+                                                                                  monkeypatch, head_init):
+    """`train.class_weight=balanced`: every loss weights each pair by its class's weight, computed from the run's
+    training pairs, and the heads start at the balanced loss's fit: a prior head at even odds, not at the positive
+    rate, and a probe fitted with the same class weights."""
+    from mtl.data.tasks import TaskData
+
+    started, seen, rates = {}, [], set()
+    original_init = model_module.MultiTaskClassifier.init_heads
+    original_probe = model_module.MultiTaskClassifier.probe_heads
+    original_loss = train_module.F.binary_cross_entropy_with_logits
+    original_weights = TaskData.class_weights
+
+    def init_and_keep(self, start):
+        started.update(start)
+        return original_init(self, start)
+
+    def probe_and_keep(self, *args, **kwargs):
+        started["probe balanced"] = kwargs.get("balanced")
+        return original_probe(self, *args, **kwargs)
 
     def loss_and_keep(logits, labels, weight=None, **kwargs):
         seen.append((labels.detach().clone(), None if weight is None else weight.detach().clone()))
         return original_loss(logits, labels, weight=weight, **kwargs)
 
+    def weights_and_keep(self):
+        rates.add((len(self), float(self.labels.mean())))
+        return original_weights(self)
+
     monkeypatch.setattr(model_module.MultiTaskClassifier, "init_heads", init_and_keep)
+    monkeypatch.setattr(model_module.MultiTaskClassifier, "probe_heads", probe_and_keep)
     monkeypatch.setattr(train_module.F, "binary_cross_entropy_with_logits", loss_and_keep)
+    monkeypatch.setattr(TaskData, "class_weights", weights_and_keep)
     rows = [r for i, r in enumerate(make_records("qc", 200, seed=2)) if r["label"] or i % 3 == 0]  # ~75% positive
     _, summary = run(tiny_backbone, tiny_data, tmp_path, "balanced", **{
-        "train.mode": "single", "train.task": "qc", "train.class_weight": "balanced",
-        "data.qc_train": write_jsonl(tmp_path / "unbalanced.txt", rows)})
-    assert summary["steps"] == 6 and started == {"qc": 0.5}
+        "train.mode": "single", "train.task": "qc", "train.class_weight": "balanced", "model.head_init": head_init,
+        "model.probe_pairs": 64, "data.qc_train": write_jsonl(tmp_path / "unbalanced.txt", rows)})
+    assert summary["steps"] == 6
+    assert started == ({"qc": 0.5} if head_init == "prior" else {"probe balanced": True})
+    # the weights were computed on the training pairs (not the file, the dev or the test split)
+    assert len(rates) == 1
+    (pairs, rate), = rates
+    assert pairs == summary["train_sizes"]["qc"] and 0.6 < rate < 0.9
     weights = {}
     for batch_labels, weight in seen:
         for y, w in zip(batch_labels.tolist(), weight.tolist()):
             weights.setdefault(y, set()).add(round(w, 6))
-    assert set(weights) == {0.0, 1.0} and all(len(w) == 1 for w in weights.values())
-    negative, positive = weights[0.0].pop(), weights[1.0].pop()
-    assert negative > 1 > positive  # the minority class weighs more per pair
-    rate = 0.5 / positive  # the training pairs' positive rate, as the weights encode it
-    assert rate * positive + (1 - rate) * negative == pytest.approx(1.0)
+    assert weights == {0.0: {round(0.5 / (1 - rate), 6)}, 1.0: {round(0.5 / rate, 6)}}
 
 
-def test_balanced_class_weights_refuse_a_task_of_one_class(tiny_backbone, tiny_data, tmp_path):
+@pytest.mark.parametrize("head_init", ["prior", "probe"])
+def test_balanced_class_weights_refuse_a_task_of_one_class_before_any_step(tiny_backbone, tiny_data, tmp_path,
+                                                                           head_init):
     rows = [dict(r, label=1) for r in make_records("qc", 40, seed=3)]
     with pytest.raises(ConfigError, match="all of one class"):
-        run(tiny_backbone, tiny_data, tmp_path, "one-class", **{"train.mode": "single", "train.task": "qc",
-                                                               "train.class_weight": "balanced",
-                                                               "data.qc_train": write_jsonl(tmp_path / "one.txt",
-                                                                                            rows)})
+        run(tiny_backbone, tiny_data, tmp_path, "one-class", **{
+            "train.mode": "single", "train.task": "qc", "train.class_weight": "balanced", "model.head_init": head_init,
+            "data.qc_train": write_jsonl(tmp_path / "one.txt", rows)})
+    assert not list((tmp_path / "runs" / "one-class").glob("step-*"))
 
 
 def test_qc_reports_say_how_much_of_each_category_path_training_saw(tiny_backbone, tiny_data, tmp_path):
@@ -306,9 +338,9 @@ def test_non_finite_loss_stops_before_touching_the_weights(tiny_backbone, tiny_d
     real = train_module.F.binary_cross_entropy_with_logits
     calls = {"n": 0}
 
-    def nan_on_fourth(logits, labels):
+    def nan_on_fourth(logits, labels, **kwargs):
         calls["n"] += 1
-        loss = real(logits, labels)
+        loss = real(logits, labels, **kwargs)
         return loss * float("nan") if calls["n"] == 4 else loss
 
     monkeypatch.setattr(train_module.F, "binary_cross_entropy_with_logits", nan_on_fourth)
@@ -326,9 +358,9 @@ def test_non_finite_loss_can_be_skipped_and_counted(tiny_backbone, tiny_data, tm
     real = train_module.F.binary_cross_entropy_with_logits
     calls = {"n": 0}
 
-    def nan_on_second(logits, labels):
+    def nan_on_second(logits, labels, **kwargs):
         calls["n"] += 1
-        return real(logits, labels) * (float("nan") if calls["n"] == 2 else 1.0)
+        return real(logits, labels, **kwargs) * (float("nan") if calls["n"] == 2 else 1.0)
 
     monkeypatch.setattr(train_module.F, "binary_cross_entropy_with_logits", nan_on_second)
     _, summary = run(tiny_backbone, tiny_data, tmp_path, "skip", **{"train.nonfinite": "skip"})
@@ -348,9 +380,9 @@ def test_a_skipped_step_moves_no_weight_and_no_optimizer_state(tiny_backbone, ti
     real = train_module.F.binary_cross_entropy_with_logits
     calls = {"n": 0}
 
-    def nan_on_third(logits, labels):
+    def nan_on_third(logits, labels, **kwargs):
         calls["n"] += 1
-        return real(logits, labels) * (float("nan") if calls["n"] == 3 else 1.0)
+        return real(logits, labels, **kwargs) * (float("nan") if calls["n"] == 3 else 1.0)
 
     snapshots = []
     original = train_module.train_step
