@@ -147,10 +147,11 @@ class ModelConfig:
     see `mtl.model.MultiTaskClassifier`)."""
     head_init: Literal["prior", "random", "probe"] = "prior"
     """prior: head weights start at zero and the bias at the log-odds of the training positive rate (first loss =
-    the prior's entropy; even odds under `train.class_weight=balanced`); random: nn.Linear's default initialisation; probe: each head starts as a logistic
-    regression fitted on its inputs under the untrained adapter, for `probe_pairs` training pairs (linear probing
-    before fine-tuning). At zero head weights no gradient reaches the adapter; a probed head passes one from step 1.
-    A warm start (`init_from`) keeps the heads it loads; not under ZeRO-3."""
+    the prior's entropy; even odds under `train.class_weight=balanced`); random: nn.Linear's default initialisation;
+    probe: each head starts as a logistic regression fitted on its inputs under the untrained adapter, for
+    `probe_pairs` training pairs (linear probing before fine-tuning). At zero head weights no gradient reaches the
+    adapter; a probed head passes one from step 1. A warm start (`init_from`) keeps the heads it loads; not under
+    ZeRO-3."""
     probe_pairs: int = 1024
     """Training pairs per task that `head_init=probe` scores (one forward pass each, no gradient) and fits on."""
     qi_features: Literal["none", "overlap", "overlap_binned"] = "none"

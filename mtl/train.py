@@ -165,7 +165,7 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
     balanced = cfg.train.class_weight == "balanced"
     if balanced:
         for task_data in data.train.values():
-            task_data.class_weights()  # a one-class task fails here, before any step
+            task_data.class_weights  # computed and cached for every step here: a one-class task fails now
     if cfg.model.head_init == "prior" and not cfg.model.init_from:
         # under balanced weights the loss's best constant prediction is even odds, not the positive rate
         model.init_heads({t: 0.5 if balanced else float(d.labels.mean()) for t, d in data.train.items()})
@@ -397,7 +397,7 @@ def train_step(model, data: TaskData, micro_batches, optimizer, accelerator, cfg
     held (`COUNTS`); `attention`: (causal, sliding window) of the backbone, for the query-key pairs."""
     losses, skipped = [], False
     counts = dict.fromkeys(COUNTS, 0)
-    balanced = data.class_weights() if cfg.train.class_weight == "balanced" else None
+    balanced = data.class_weights if cfg.train.class_weight == "balanced" else None
     clear_zero3_gradient_buffer(model)
     activate(optimizer, data.task)
     for rows in micro_batches:

@@ -120,7 +120,7 @@ def test_class_weights_give_each_class_half_of_the_pairs_total_weight():
     from mtl.data.tasks import TaskData
 
     data = TaskData("qc", pd.DataFrame({"id": range(4), "label": [1, 1, 1, 0], "language": "en"}), [[2, 5, 1]] * 4)
-    negative, positive = data.class_weights()
+    negative, positive = data.class_weights
     assert (negative, positive) == pytest.approx((2.0, 2 / 3))
     weights = np.where(data.labels == 1, positive, negative)
     assert weights.mean() == pytest.approx(1.0) and weights[data.labels == 1].sum() == pytest.approx(2.0)
@@ -138,7 +138,7 @@ def test_balanced_class_weights_weigh_each_class_half_of_the_loss_from_even_odds
     original_init = model_module.MultiTaskClassifier.init_heads
     original_probe = model_module.MultiTaskClassifier.probe_heads
     original_loss = train_module.F.binary_cross_entropy_with_logits
-    original_weights = TaskData.class_weights
+    original_weights = TaskData.class_weights.func
 
     def init_and_keep(self, start):
         started.update(start)
@@ -159,7 +159,7 @@ def test_balanced_class_weights_weigh_each_class_half_of_the_loss_from_even_odds
     monkeypatch.setattr(model_module.MultiTaskClassifier, "init_heads", init_and_keep)
     monkeypatch.setattr(model_module.MultiTaskClassifier, "probe_heads", probe_and_keep)
     monkeypatch.setattr(train_module.F, "binary_cross_entropy_with_logits", loss_and_keep)
-    monkeypatch.setattr(TaskData, "class_weights", weights_and_keep)
+    monkeypatch.setattr(TaskData, "class_weights", property(weights_and_keep))
     rows = [r for i, r in enumerate(make_records("qc", 200, seed=2)) if r["label"] or i % 3 == 0]  # ~75% positive
     _, summary = run(tiny_backbone, tiny_data, tmp_path, "balanced", **{
         "train.mode": "single", "train.task": "qc", "train.class_weight": "balanced", "model.head_init": head_init,

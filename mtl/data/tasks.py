@@ -77,9 +77,11 @@ class TaskData:
     def labels(self) -> np.ndarray:
         return self.records["label"].to_numpy(dtype=np.int64)
 
+    @functools.cached_property
     def class_weights(self) -> tuple[float, float]:
         """(negative, positive) pair weights under which each class weighs half of the loss (`train.class_weight`):
-        the inverse of each class's share, halved, so the mean weight over these pairs is 1."""
+        the inverse of each class's share, halved, so the mean weight over these pairs is 1. Cached: a run reads it
+        every step, and its training pairs do not change."""
         rate = float(self.labels.mean()) if len(self) else 0.0
         if not 0 < rate < 1:
             raise ConfigError(f"train.class_weight=balanced: {self.task}'s {len(self)} training pairs are all of one "
