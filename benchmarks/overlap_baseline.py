@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -30,19 +31,35 @@ from mtl.metrics import classification_report, majority_baseline, tune_threshold
 from mtl.overlap import OVERLAP_FEATURES, feature_dim
 
 
-def run(argv: list[str]) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def fold_records(argv: list[str], task: str, description: str):
+    """A fold baseline's command line (`--name`, `--config`, `--fold`, `--output-dir`, overrides) and the records
+    `mtl train --mode single --task <task> --fold K` would read: (args, config, split, validation, test), validation
+    being all the fold's validation records. Shared with `qc_signal.py`."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--name", required=True, help="names the result file")
     parser.add_argument("--config")
     parser.add_argument("--fold", default="0")
     parser.add_argument("--output-dir", default="benchmarks/results")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config, [*args.overrides, "train.mode=single", "train.task=qi", f"cv.fold={args.fold}"])
-    split = load_splits(cfg, ["qi"])["qi"]
+    cfg = load_config(args.config,
+                      [*args.overrides, "train.mode=single", f"train.task={task}", f"cv.fold={args.fold}"])
+    split = load_splits(cfg, [task])[task]
     val, test = split.val_all if split.val_all is not None else split.val, split.test
     if test is None:
-        raise SystemExit("no held-out test split (data.test_fraction=0 or a qi_test file): nothing to score")
+        raise SystemExit(f"no held-out test split (data.test_fraction=0 or a {task}_test file): nothing to score")
+    return args, cfg, split, val, test
+
+
+def scored(y_val, val_scores, y_test, test_scores) -> tuple[dict, dict, float]:
+    """Validation report (at 0.5) and test report at the threshold that maximises F1 on validation, and it."""
+    threshold, _ = tune_threshold(np.asarray(y_val), val_scores)
+    return (classification_report(y_val, val_scores),
+            classification_report(y_test, test_scores, threshold=threshold), threshold)
+
+
+def run(argv: list[str]) -> Path:
+    args, cfg, split, val, test = fold_records(argv, "qi", __doc__.splitlines()[0])
     columns = cfg.model.qi_features if cfg.model.qi_features != "none" else "overlap"
     width = feature_dim(columns)
     train_features, val_features, test_features = (qi_features(d, width=width) for d in (split.train, val, test))
@@ -54,9 +71,7 @@ def run(argv: list[str]) -> Path:
         model.fit(train_features, split.train["label"])
         val_scores = model.predict_proba(val_features)[:, 1]
         test_scores = model.predict_proba(test_features)[:, 1]
-        threshold, _ = tune_threshold(val["label"].to_numpy(), val_scores)
-        val_report = classification_report(val["label"], val_scores)
-        test_report = classification_report(y_test, test_scores, threshold=threshold)
+        val_report, test_report, threshold = scored(val["label"], val_scores, y_test, test_scores)
         rows.append(f"| {name} | {val_report['auc']:.4f} | {test_report['auc']:.4f} | {test_report['f1']:.4f} | "
                     f"{threshold:.3f} | {majority_baseline(y_test)['f1_all_positive']:.4f} |")
     lines = [f"# Word overlap alone: {args.name}", "",

@@ -14,24 +14,21 @@ where their paths part at the top level), against what labels drawn independentl
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 import time
 from itertools import combinations
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from scipy.sparse import hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from mtl.config import load_config
-from mtl.data.tasks import load_splits
-from mtl.metrics import classification_report, majority_baseline, tune_threshold
+from mtl.metrics import majority_baseline
 from mtl.splits import normalise_query
 from mtl.taxonomy import parse_path
+from overlap_baseline import fold_records, scored
 
 INPUTS = {"query alone": ("origin_query",), "path alone": ("category_path",),
           "query and path, side by side": ("origin_query", "category_path")}
@@ -68,34 +65,22 @@ def query_agreement(records: pd.DataFrame) -> dict:
 
 
 def run(argv: list[str]) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--name", required=True, help="names the result file")
-    parser.add_argument("--config")
-    parser.add_argument("--fold", default="0")
-    parser.add_argument("--output-dir", default="benchmarks/results")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_args(argv)
-    cfg = load_config(args.config, [*args.overrides, "train.mode=single", "train.task=qc", f"cv.fold={args.fold}"])
-    split = load_splits(cfg, ["qc"])["qc"]
-    val, test = split.val_all if split.val_all is not None else split.val, split.test
-    if test is None:
-        raise SystemExit("no held-out test split (data.test_fraction=0 or a qc_test file): nothing to score")
+    args, _, split, val, test = fold_records(argv, "qc", __doc__.splitlines()[0])
     rows = []
     for name, columns in INPUTS.items():
         score = ngram_model(split.train, columns)
         val_scores, test_scores = score(val), score(test)
-        threshold, _ = tune_threshold(val["label"].to_numpy(), val_scores)
-        val_report = classification_report(val["label"], val_scores)
-        test_report = classification_report(test["label"], test_scores, threshold=threshold)
+        val_report, test_report, _ = scored(val["label"], val_scores, test["label"], test_scores)
         rows.append(f"| {name} | {val_report['auc']:.4f} | {test_report['auc']:.4f} | {test_report['f1']:.4f} |")
     tunable = pd.concat([split.train, val])
     agreement = query_agreement(tunable)
+    all_positive = majority_baseline(test["label"])["f1_all_positive"]
     lines = [f"# QC: query, path or pair: {args.name}", "",
              f"- command: `{shlex.join(['python', 'benchmarks/qc_signal.py', *argv])}`",
              f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
              f"- character 2-4-gram TF-IDF + logistic regression fitted on fold {args.fold}'s {len(split.train):,} "
              f"training pairs; validation: the fold's {len(val):,} pairs; test: the held-out {len(test):,} pairs at "
-             f"the validation-tuned threshold (all-positive F1 {majority_baseline(test['label'])['f1_all_positive']:.4f})",
+             f"the validation-tuned threshold (all-positive F1 {all_positive:.4f})",
              "", "| inputs | val AUC | test AUC | test F1 |", "|---|---:|---:|---:|", *rows, "",
              f"Rows of one query (training and validation records, {agreement['pairs']:,} same-query pairs of rows): "
              f"{agreement['agree']:.1%} share their label; {agreement['agree_apart']:.1%} of the "
