@@ -1,0 +1,338 @@
+"""The real-data recipe on the device tool's GPU with the embedded Gemma-3 270M, whose weights are too large to
+travel: the GGUF is 235 MiB (170 of it the 262,144-row token embedding) and one call of the tool carries 64 MiB.
+
+    # here, once (the embedded backbone, ../shared/data): two parts, each under 64 MiB beside the repository
+    python benchmarks/gpu_real.py pack --out .gpu/part1 --layers 0-8 --jobs benchmarks/gpu_real/jobs1.txt --first
+    python benchmarks/gpu_real.py pack --out .gpu/part2 --layers 9-17 --jobs benchmarks/gpu_real/jobs2.txt \
+        --minus .gpu/part1
+    # on the GPU machine, one call per part, back to back (benchmarks/README.md has the device tool's calls)
+    python3 benchmarks/gpu_real.py run --parts .gpu/part1 --jobs benchmarks/gpu_real/jobs1.txt \
+        --stash /root/gpu-real --work /root/gpu-work --output-dir $OUT --budget 235
+
+`pack` (here, with the embedded backbone and the data) keeps the GGUF's tensors of the layers asked for as they are
+stored (quantized blocks), and of the token embedding only the rows of the ids that the jobs' data gives under their
+configs (tokenized here, as `mtl train` tokenizes). Each part carries the data files its jobs name (xz'd; `.gpu/` is
+ignored by git, so they are never committed); `--first` adds what a set of parts needs once: the backbone's config
+and tokenizer and the wheels the GPU image lacks (peft at this project's version, gguf, pydantic).
+
+`run` merges the parts into a plain HF folder that holds the same weights as the cache's converted folder (the same
+`gguf` dequantization; GGUF stores Gemma's norms as 1 + w), embedding rows not carried left at zero, and runs each
+job line through `seeds.py` (`{backbone}` and `{data}` filled in), one seed at a time while `--budget` allows. The
+GPU image has no `datasets`, so pairs are tokenized without the token cache, and an id outside the carried rows
+stops the run rather than read a zero row. With `--stash`, the parts are also kept in that folder, and parts kept
+there by an earlier call on the same (still warm) machine join this one's: a second call can add layers 9-17.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import lzma
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("benchmarks.gpu_real")
+
+REPO = Path(__file__).resolve().parents[1]
+EMBEDDED = "embedded:gemma3-270m"
+WHEELS = ("peft", "gguf", "pydantic", "pydantic-core", "annotated-types", "typing-inspection")
+"""Not on the GPU image (peft is, at another version); pydantic checks the saved model's info.json."""
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "any")
+NORMS = {"attn_norm": "input_layernorm", "post_attention_norm": "post_attention_layernorm",
+         "ffn_norm": "pre_feedforward_layernorm", "post_ffw_norm": "post_feedforward_layernorm",
+         "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm"}
+PROJECTIONS = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+               "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+               "ffn_down": "mlp.down_proj"}
+"""GGUF tensor name (in block `blk.N.`) -> the converted folder's name (in `model.layers.N.`)."""
+
+
+def hf_name(gguf_name: str) -> tuple[str, bool]:
+    """(the converted folder's name, whether GGUF stores it as 1 + w) of a GGUF tensor name."""
+    if gguf_name == "output_norm.weight":
+        return "model.norm.weight", True
+    if gguf_name == "token_embd.weight":
+        return "model.embed_tokens.weight", False
+    match = re.fullmatch(r"blk\.(\d+)\.(\w+)\.weight", gguf_name)
+    if not match or match.group(2) not in {**NORMS, **PROJECTIONS}:
+        raise ValueError(f"unexpected GGUF tensor {gguf_name!r}")
+    layer, part = match.groups()
+    return f"model.layers.{layer}.{NORMS.get(part) or PROJECTIONS[part]}.weight", part in NORMS
+
+
+def parse_layers(spec: str) -> list[int]:
+    first, _, last = spec.partition("-")
+    return list(range(int(first), int(last or first) + 1))
+
+
+def read_jobs(path: Path) -> list[list[str]]:
+    """One `seeds.py` argument list per non-blank, non-comment line."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [shlex.split(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def fill(args: list[str], backbone: str, data: str) -> list[str]:
+    return [a.replace("{backbone}", backbone).replace("{data}", data) for a in args]
+
+
+def job_config(args: list[str]):
+    """The config `mtl train` resolves for one job line (flags as seeds.py passes them)."""
+    from mtl.cli import flag_overrides
+    from mtl.config import load_config
+
+    parser = argparse.ArgumentParser()
+    for flag in ("--name", "--seeds", "--root", "--output-dir", "--config", "--mode", "--task", "--fold"):
+        parser.add_argument(flag)
+    parser.add_argument("overrides", nargs="*")
+    ns = parser.parse_args(args)
+    return load_config(ns.config, [*ns.overrides, *flag_overrides(ns.mode or "mtl", ns.task, ns.fold)])
+
+
+def token_ids(jobs: list[list[str]], data: str) -> set[int]:
+    """Every token id of every split of every job's data, tokenized as `mtl train` does."""
+    from mtl.model import build_tokenizer
+    from mtl.train import load_run_data
+
+    ids: set[int] = set()
+    for args in jobs:
+        cfg = job_config(fill(args, EMBEDDED, data))
+        pairs, _ = build_tokenizer(cfg)
+        run_data = load_run_data(cfg, pairs)
+        for part in (run_data.train, run_data.val, run_data.test, run_data.val_all):
+            for task_data in part.values():
+                for row in task_data.input_ids:
+                    ids.update(int(i) for i in row)
+        ids.update(i for i in (pairs.pad_id, pairs.tokenizer.bos_token_id, pairs.tokenizer.eos_token_id)
+                   if i is not None)
+    return ids
+
+
+def data_files(jobs: list[list[str]]) -> list[str]:
+    return sorted({m for args in jobs for a in args for m in re.findall(r"\{data\}/([\w.\-]+)", a)})
+
+
+def pack(args: argparse.Namespace) -> Path:
+    from importlib.metadata import version
+
+    from gguf import GGUFReader
+
+    from mtl.backbone import EMBEDDED as PACKAGES, resolve
+
+    out = Path(args.out)
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "data").mkdir(parents=True)
+    jobs = read_jobs(Path(args.jobs))
+    folder = resolve(EMBEDDED)
+    gguf_path = Path(__import__(PACKAGES[EMBEDDED]).assemble())
+    reader = GGUFReader(str(gguf_path))
+    tensors = {t.name: t for t in reader.tensors}
+    keep = set(parse_layers(args.layers)) if args.layers else set()
+    arrays, meta = {}, {"tensors": {}, "gguf": gguf_path.name, "made_by": shlex.join(sys.argv)}
+    for name, tensor in tensors.items():
+        block = re.match(r"blk\.(\d+)\.", name)
+        if (block and int(block.group(1)) in keep) or (args.first and name == "output_norm.weight"):
+            arrays[name] = np.asarray(tensor.data)
+            meta["tensors"][name] = {"type": int(tensor.tensor_type), "shape": [int(s) for s in tensor.shape]}
+    ids = token_ids(jobs, args.data)
+    for other in args.minus or []:
+        ids -= set(np.load(Path(other) / "blocks.npz")["token_embd.ids"].tolist())
+    rows = np.array(sorted(ids), dtype=np.int64)
+    embedding = tensors["token_embd.weight"]
+    arrays["token_embd.ids"] = rows
+    arrays["token_embd.rows"] = np.asarray(embedding.data)[rows]
+    meta["tensors"]["token_embd.weight"] = {"type": int(embedding.tensor_type),
+                                            "shape": [int(s) for s in embedding.shape]}
+    np.savez(out / "blocks.npz", **arrays)
+    for name in data_files(jobs):
+        with lzma.open(out / "data" / f"{name}.xz", "wb", preset=9) as f:
+            f.write((Path(args.data) / name).read_bytes())
+    if args.first:
+        meta["config"] = json.loads((folder / "config.json").read_text())
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            with lzma.open(out / f"{name}.xz", "wb", preset=9) as f:
+                f.write((folder / name).read_bytes())
+        wheels = out / "wheels"
+        wheels.mkdir()
+        # the versions installed here: setup.cfg's pins, and beside pydantic the packages it needs
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                        "--python-version", "3.12", "--implementation", "cp", "-d", str(wheels),
+                        *(f"--platform={p}" for p in PLATFORMS), *(f"{w}=={version(w)}" for w in WHEELS)], check=True)
+    (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    log.info("%s: %d tensors, %d embedding rows, %.1f MiB", out, len(meta["tensors"]) - 1, len(rows), size / 2**20)
+    return out
+
+
+def assemble(parts: list[Path], folder: Path) -> set[int]:
+    """A plain HF folder from the parts (the first consecutive layers from 0 that they hold); returns the ids of
+    the embedding rows they carry."""
+    import torch
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize
+    from safetensors.torch import save_file
+
+    metas = [json.loads((p / "meta.json").read_text()) for p in parts]
+    first = [p for p, m in zip(parts, metas) if "config" in m]
+    if len(first) != 1:
+        raise SystemExit(f"{[str(p) for p in parts]}: exactly one part must be packed with --first, not {len(first)}")
+    config = metas[parts.index(first[0])]["config"]
+    state, ids = {}, set()
+    embedding = None
+    for part, meta in zip(parts, metas):
+        blocks = np.load(part / "blocks.npz")
+        for name, info in meta["tensors"].items():
+            qtype = GGMLQuantizationType(info["type"])
+            if name == "token_embd.weight":
+                rows = blocks["token_embd.ids"]
+                if embedding is None:
+                    embedding = torch.zeros(list(reversed(info["shape"])), dtype=torch.float32)
+                embedding[torch.from_numpy(rows)] = torch.from_numpy(dequantize(blocks["token_embd.rows"], qtype))
+                ids.update(rows.tolist())
+                continue
+            key, plus_one = hf_name(name)
+            values = dequantize(blocks[name], qtype).reshape(list(reversed(info["shape"])))
+            state[key] = torch.from_numpy(values - 1 if plus_one else values).contiguous()
+    state["model.embed_tokens.weight"] = embedding
+    layers = 0
+    while f"model.layers.{layers}.input_layernorm.weight" in state:
+        layers += 1
+    state = {k: v for k, v in state.items()
+             if not (m := re.match(r"model\.layers\.(\d+)\.", k)) or int(m.group(1)) < layers}
+    config = {**config, "num_hidden_layers": layers, "layer_types": config["layer_types"][:layers]}
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).write_bytes(lzma.open(first[0] / f"{name}.xz").read())
+    log.info("%s: %d layers, %d embedding rows, from %s", folder, layers, len(ids), ", ".join(map(str, parts)))
+    return ids
+
+
+def guard_tokens(carried: set[int]) -> None:
+    """Tokenize without `datasets` (not on the GPU image) or its cache, and refuse ids whose rows did not travel."""
+    import mtl.data.tasks
+
+    allowed = np.zeros(max(carried) + 1, dtype=bool)
+    allowed[list(carried)] = True
+
+    def tokenize(pairs, pair_tokenizer, cache_dir):
+        ids = pair_tokenizer.encode(pairs["text_a"].tolist(), pairs["text_b"].tolist())
+        flat = np.fromiter((i for row in ids for i in row), dtype=np.int64)
+        missing = flat[(flat >= len(allowed)) | ~allowed[np.minimum(flat, len(allowed) - 1)]]
+        if len(missing):
+            raise SystemExit(f"token ids {sorted(set(missing.tolist()))[:5]} have no embedding row in the parts: pack "
+                             "them from the same jobs and data")
+        return ids
+
+    mtl.data.tasks.tokenize_pairs = tokenize
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    import seeds
+
+    started = time.monotonic()
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = [Path(p) for p in args.parts]
+    if args.stash:
+        stash = Path(args.stash)
+        stash.mkdir(parents=True, exist_ok=True)
+        for part in parts:
+            if not (stash / part.name).exists():
+                shutil.copytree(part, stash / part.name)
+        parts = sorted(p for p in stash.iterdir() if (p / "meta.json").is_file())
+    work = Path(args.work or tempfile.mkdtemp(prefix="gpu-real-"))
+    backbone, data = work / "backbone", work / "data"
+    carried = assemble(parts, backbone)
+    data.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        for packed in (part / "data").glob("*.xz"):
+            text = lzma.open(packed).read()
+            if args.dry_run_rows:
+                text = b"".join(text.splitlines(keepends=True)[: args.dry_run_rows])
+            (data / packed.name[:-3]).write_bytes(text)
+    guard_tokens(carried)
+    import transformers, peft  # noqa: E401
+
+    record = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+              "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                           "peft": peft.__version__},
+              "parts": [str(p) for p in parts], "jobs": [], "skipped": []}
+    summary = out / "gpu-real.json"
+    seconds_per_seed = None
+    for job in read_jobs(Path(args.jobs)):
+        job = fill(job, str(backbone), str(data)) + list(args.extra)
+        name = job[job.index("--name") + 1]
+        seed_list = job[job.index("--seeds") + 1].split(",") if "--seeds" in job else ["1"]
+        entry = {"args": job, "seeds": {}}
+        record["jobs"].append(entry)
+        for seed in seed_list:
+            left = args.budget - (time.monotonic() - started)
+            if seconds_per_seed is not None and left < 1.2 * seconds_per_seed:
+                record["skipped"].append(f"{name} seed {seed}: {left:.0f} s left")
+                continue
+            rest = [a for i, a in enumerate(job) if a != "--seeds" and (i == 0 or job[i - 1] != "--seeds")]
+            t0 = time.monotonic()
+            try:
+                seeds.run([*rest, "--seeds", seed, "--root", str(work / "runs"), "--output-dir", str(out)])
+            except (Exception, SystemExit) as err:  # the next job may still run: keep what this one says
+                log.exception("%s seed %s failed", name, seed)
+                entry["seeds"][seed] = {"error": f"{type(err).__name__}: {err}"}
+                summary.write_text(json.dumps(record, indent=1) + "\n")
+                continue
+            took = time.monotonic() - t0
+            metrics = json.loads((work / "runs" / name / f"seed-{seed}" / "metrics.json").read_text())
+            entry["seeds"][seed] = {"wall_seconds": round(took, 1), "train_seconds": metrics["train_seconds"],
+                                    "steps": metrics["steps"], "best_step": metrics["best_step"],
+                                    "pairs": metrics["pairs"]}
+            seconds_per_seed = took if seconds_per_seed is None else max(seconds_per_seed, took)
+            record["wall_seconds"] = round(time.monotonic() - started, 1)
+            summary.write_text(json.dumps(record, indent=1) + "\n")
+    record["wall_seconds"] = round(time.monotonic() - started, 1)
+    summary.write_text(json.dumps(record, indent=1) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack", help="here: the tensors and rows a part carries")
+    p.add_argument("--out", required=True)
+    p.add_argument("--layers", default="", help="e.g. 0-8")
+    p.add_argument("--jobs", required=True, help="job lines whose data's token rows this part carries")
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="what {data} stands for here")
+    p.add_argument("--first", action="store_true", help="add config, tokenizer, data files and wheels")
+    p.add_argument("--minus", nargs="*", help="parts whose rows this one leaves out")
+    r = sub.add_parser("run", help="on the GPU machine: assemble the backbone, then train the jobs")
+    r.add_argument("--parts", nargs="+", required=True)
+    r.add_argument("--jobs", required=True)
+    r.add_argument("--output-dir", required=True)
+    r.add_argument("--budget", type=float, default=300.0, help="seconds; no seed starts that may not fit")
+    r.add_argument("--stash", help="a folder outside the repo copy that keeps parts between calls")
+    r.add_argument("--work", help="where the backbone, data and runs go (default: a temporary folder)")
+    r.add_argument("--dry-run-rows", type=int, default=0, help="keep only the first N lines of each data file")
+    r.add_argument("extra", nargs="*", help="key=value overrides added to every job")
+    args = parser.parse_args(argv)
+    if args.command == "pack":
+        pack(args)
+        return 0
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

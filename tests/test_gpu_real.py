@@ -1,0 +1,106 @@
+import json
+import lzma
+
+import numpy as np
+import pandas as pd
+import pytest
+from gguf import GGMLQuantizationType as Q
+from gguf.quants import dequantize, quantize
+from safetensors.numpy import load_file
+
+import mtl.data.tasks
+from gpu_real import assemble, data_files, fill, guard_tokens, hf_name, read_jobs
+
+HIDDEN, VOCAB = 32, 12
+CONFIG = {"model_type": "gemma3_text", "hidden_size": HIDDEN, "num_hidden_layers": 3, "vocab_size": VOCAB,
+          "layer_types": ["sliding_attention", "sliding_attention", "full_attention"]}
+
+
+def write_part(folder, tensors: dict, rows: list[int], embedding: np.ndarray, first: bool = False) -> dict:
+    """A part as `pack` writes one: GGUF-style raw blocks (Q8_0 matrices, F32 norms) and the carried rows."""
+    folder.mkdir()
+    arrays, meta = {}, {"tensors": {}}
+    for name, values in tensors.items():
+        qtype = Q.F32 if values.ndim == 1 else Q.Q8_0
+        arrays[name] = quantize(values, qtype)
+        meta["tensors"][name] = {"type": int(qtype), "shape": list(reversed(values.shape))}
+    arrays["token_embd.ids"] = np.array(rows, dtype=np.int64)
+    arrays["token_embd.rows"] = quantize(embedding, Q.Q8_0)[rows]
+    meta["tensors"]["token_embd.weight"] = {"type": int(Q.Q8_0), "shape": [HIDDEN, VOCAB]}
+    np.savez(folder / "blocks.npz", **arrays)
+    if first:
+        meta["config"] = CONFIG
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            with lzma.open(folder / f"{name}.xz", "wb") as f:
+                f.write(json.dumps({"name": name}).encode())
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return {name: dequantize(arrays[name], Q.F32 if v.ndim == 1 else Q.Q8_0) for name, v in tensors.items()}
+
+
+def layer(i: int, rng) -> dict:
+    return {f"blk.{i}.attn_q.weight": rng.normal(size=(64, HIDDEN)).astype(np.float32),
+            f"blk.{i}.ffn_down.weight": rng.normal(size=(HIDDEN, 64)).astype(np.float32),
+            f"blk.{i}.attn_norm.weight": rng.normal(size=HIDDEN).astype(np.float32)}
+
+
+def test_parts_assemble_into_the_dequantized_weights_norms_less_one_and_only_carried_rows(tmp_path):
+    rng = np.random.default_rng(0)
+    embedding = rng.normal(size=(VOCAB, HIDDEN)).astype(np.float32)
+    first = write_part(tmp_path / "part1", {**layer(0, rng), "output_norm.weight": np.ones(HIDDEN, np.float32) * 2},
+                       [1, 5, 7], embedding, first=True)
+    second = write_part(tmp_path / "part2", {**layer(1, rng), **layer(2, rng)}, [9], embedding)
+    only_third = write_part(tmp_path / "part3", layer(4, rng), [], embedding)  # layer 3 missing: 4 is not reached
+
+    ids = assemble([tmp_path / "part1", tmp_path / "part2", tmp_path / "part3"], tmp_path / "backbone")
+    state = load_file(str(tmp_path / "backbone" / "model.safetensors"))
+    config = json.loads((tmp_path / "backbone" / "config.json").read_text())
+
+    assert ids == {1, 5, 7, 9}
+    assert config["num_hidden_layers"] == 3 and config["layer_types"] == CONFIG["layer_types"]
+    assert not any(k.startswith("model.layers.4.") for k in state) and only_third
+    np.testing.assert_array_equal(state["model.layers.0.self_attn.q_proj.weight"], first["blk.0.attn_q.weight"])
+    np.testing.assert_array_equal(state["model.layers.2.mlp.down_proj.weight"], second["blk.2.ffn_down.weight"])
+    np.testing.assert_array_equal(state["model.layers.1.input_layernorm.weight"],
+                                  second["blk.1.attn_norm.weight"] - 1)
+    np.testing.assert_array_equal(state["model.norm.weight"], np.ones(HIDDEN))
+    carried = dequantize(quantize(embedding, Q.Q8_0), Q.Q8_0)
+    np.testing.assert_array_equal(state["model.embed_tokens.weight"][[1, 5, 7, 9]], carried[[1, 5, 7, 9]])
+    assert not state["model.embed_tokens.weight"][[0, 2, 3, 4, 6, 8, 10, 11]].any()
+    assert json.loads((tmp_path / "backbone" / "tokenizer.json").read_text()) == {"name": "tokenizer.json"}
+
+    with pytest.raises(SystemExit, match="exactly one part must be packed with --first"):
+        assemble([tmp_path / "part2"], tmp_path / "other")
+
+
+def test_a_token_whose_row_did_not_travel_stops_tokenizing(monkeypatch):
+    monkeypatch.setattr(mtl.data.tasks, "tokenize_pairs", mtl.data.tasks.tokenize_pairs)  # restored after the test
+
+    class Pairs:
+        def encode(self, text_a, text_b):
+            return [[1, len(a), len(b)] for a, b in zip(text_a, text_b)]
+
+    guard_tokens({1, 2})
+    pairs = pd.DataFrame({"text_a": ["ab", "abc"], "text_b": ["x", "xy"]})
+    with pytest.raises(SystemExit, match=r"token ids \[3\]"):
+        mtl.data.tasks.tokenize_pairs(pairs, Pairs(), None)
+    assert mtl.data.tasks.tokenize_pairs(pairs.iloc[:1], Pairs(), None) == [[1, 2, 1]]
+    with pytest.raises(SystemExit, match=r"token ids \[40\]"):
+        mtl.data.tasks.tokenize_pairs(pd.DataFrame({"text_a": ["a" * 40], "text_b": ["x"]}), Pairs(), None)
+
+
+def test_job_lines_name_their_data_files_and_take_the_backbone_and_data_folders(tmp_path):
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("# a comment\n\n--name a --seeds 1,2 data.qc_train={data}/qc.jsonl model.backbone={backbone}\n"
+                    "--name b data.qi_train={data}/qi.jsonl data.qc_train={data}/qc.jsonl\n")
+    lines = read_jobs(jobs)
+    assert [line[1] for line in lines] == ["a", "b"]
+    assert data_files(lines) == ["qc.jsonl", "qi.jsonl"]
+    assert fill(lines[0], "/b", "/d")[-2:] == ["data.qc_train=/d/qc.jsonl", "model.backbone=/b"]
+
+
+def test_gguf_names_map_to_the_converted_folders_and_unknown_ones_are_refused():
+    assert hf_name("blk.11.ffn_norm.weight") == ("model.layers.11.pre_feedforward_layernorm.weight", True)
+    assert hf_name("blk.0.attn_output.weight") == ("model.layers.0.self_attn.o_proj.weight", False)
+    assert hf_name("output_norm.weight") == ("model.norm.weight", True)
+    with pytest.raises(ValueError, match="unexpected GGUF tensor"):
+        hf_name("blk.0.ffn_gate_inp.weight")
