@@ -17,7 +17,8 @@ and tokenizer and the wheels the GPU image lacks (peft at this project's version
 
 `run` merges the parts into a plain HF folder that holds the same weights as the cache's converted folder (the same
 `gguf` dequantization; GGUF stores Gemma's norms as 1 + w), embedding rows not carried left at zero, and runs each
-job line through `seeds.py` (`{backbone}` and `{data}` filled in), one seed at a time while `--budget` allows. The
+job line through `seeds.py` (`{backbone}` and `{data}` filled in), `--parallel` seeds at a time (one process each:
+at 16 pairs a step the step's fixed costs, not the GPU, set the pace) while `--budget` allows. The
 GPU image has no `datasets`, so pairs are tokenized without the token cache, and an id outside the carried rows
 stops the run rather than read a zero row. With `--stash`, the parts are also kept in that folder, and parts kept
 there by an earlier call on the same (still warm) machine join this one's: a second call can add layers 9-17.
@@ -238,8 +239,20 @@ def guard_tokens(carried: set[int]) -> None:
     mtl.data.tasks.tokenize_pairs = tokenize
 
 
-def run(args: argparse.Namespace) -> int:
+def train_seed(seeds_args: list[str], carried: set[int], threads: int) -> None:
+    """One seed, in a process of its own (spawned: the parent's CUDA and OpenMP state must not be inherited)."""
     import torch
+
+    import seeds
+
+    torch.set_num_threads(threads)
+    guard_tokens(carried)
+    seeds.run(seeds_args)
+
+
+def run(args: argparse.Namespace) -> int:
+    import multiprocessing
+    import os
 
     import seeds
 
@@ -264,44 +277,62 @@ def run(args: argparse.Namespace) -> int:
             if args.dry_run_rows:
                 text = b"".join(text.splitlines(keepends=True)[: args.dry_run_rows])
             (data / packed.name[:-3]).write_bytes(text)
-    guard_tokens(carried)
-    import transformers, peft  # noqa: E401
 
     record = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-              "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                           "peft": peft.__version__},
-              "parts": [str(p) for p in parts], "jobs": [], "skipped": []}
+              "parallel": args.parallel, "parts": [str(p) for p in parts], "jobs": [], "skipped": []}
     summary = out / "gpu-real.json"
-    seconds_per_seed = None
+    spawn = multiprocessing.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // args.parallel)
+    seconds_per_group = None
     for job in read_jobs(Path(args.jobs)):
         job = fill(job, str(backbone), str(data)) + list(args.extra)
         name = job[job.index("--name") + 1]
         seed_list = job[job.index("--seeds") + 1].split(",") if "--seeds" in job else ["1"]
-        entry = {"args": job, "seeds": {}}
+        rest = [a for i, a in enumerate(job) if a != "--seeds" and (i == 0 or job[i - 1] != "--seeds")]
+        table = out / f"seeds-{name}.json"  # one copied there before the call keeps its seeds: they are not retrained
+        earlier = set(json.loads(table.read_text())["seeds"]) if table.is_file() else set()
+        entry = {"args": job, "seeds": {}, "recorded_earlier": [seed for seed in seed_list if seed in earlier]}
         record["jobs"].append(entry)
-        for seed in seed_list:
+        todo = [seed for seed in seed_list if seed not in earlier]
+        for first in range(0, len(todo), args.parallel):
+            group = todo[first:first + args.parallel]
             left = args.budget - (time.monotonic() - started)
-            if seconds_per_seed is not None and left < 1.2 * seconds_per_seed:
-                record["skipped"].append(f"{name} seed {seed}: {left:.0f} s left")
+            if seconds_per_group is not None and left < 1.2 * seconds_per_group:
+                record["skipped"] += [f"{name} seed {seed}: {left:.0f} s left" for seed in group]
                 continue
-            rest = [a for i, a in enumerate(job) if a != "--seeds" and (i == 0 or job[i - 1] != "--seeds")]
             t0 = time.monotonic()
-            try:
-                seeds.run([*rest, "--seeds", seed, "--root", str(work / "runs"), "--output-dir", str(out)])
-            except (Exception, SystemExit) as err:  # the next job may still run: keep what this one says
-                log.exception("%s seed %s failed", name, seed)
-                entry["seeds"][seed] = {"error": f"{type(err).__name__}: {err}"}
-                summary.write_text(json.dumps(record, indent=1) + "\n")
-                continue
+            # each seed tables itself into a folder of its own (seeds.py rewrites its json whole); the job's table
+            # is made once below from the runs' metrics.json
+            procs = {seed: spawn.Process(target=train_seed, args=(
+                [*rest, "--seeds", seed, "--root", str(work / "runs"), "--output-dir", str(work / "tables" / seed)],
+                carried, threads)) for seed in group}
+            for proc in procs.values():
+                proc.start()
+            for proc in procs.values():
+                proc.join()
             took = time.monotonic() - t0
-            metrics = json.loads((work / "runs" / name / f"seed-{seed}" / "metrics.json").read_text())
-            entry["seeds"][seed] = {"wall_seconds": round(took, 1), "train_seconds": metrics["train_seconds"],
-                                    "steps": metrics["steps"], "best_step": metrics["best_step"],
-                                    "pairs": metrics["pairs"]}
-            seconds_per_seed = took if seconds_per_seed is None else max(seconds_per_seed, took)
+            for seed, proc in procs.items():
+                path = work / "runs" / name / f"seed-{seed}" / "metrics.json"
+                if proc.exitcode or not path.is_file():
+                    entry["seeds"][seed] = {"error": f"exit code {proc.exitcode}"}
+                    continue
+                metrics = json.loads(path.read_text())
+                entry["seeds"][seed] = {"group_wall_seconds": round(took, 1), "train_seconds": metrics["train_seconds"],
+                                        "steps": metrics["steps"], "best_step": metrics["best_step"],
+                                        "pairs": metrics["pairs"]}
+            seconds_per_group = took if seconds_per_group is None else max(seconds_per_group, took)
+            done = [seed for seed, v in entry["seeds"].items() if "error" not in v]
+            if done:  # reads the runs' metrics.json; trains nothing
+                seeds.run([*rest, "--seeds", ",".join(done), "--root", str(work / "runs"), "--output-dir", str(out)])
             record["wall_seconds"] = round(time.monotonic() - started, 1)
             summary.write_text(json.dumps(record, indent=1) + "\n")
+    import peft
+    import torch
+    import transformers
+
+    record["device"] = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    record["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__,
+                          "peft": peft.__version__}
     record["wall_seconds"] = round(time.monotonic() - started, 1)
     summary.write_text(json.dumps(record, indent=1) + "\n")
     return 0
@@ -325,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--budget", type=float, default=300.0, help="seconds; no seed starts that may not fit")
     r.add_argument("--stash", help="a folder outside the repo copy that keeps parts between calls")
     r.add_argument("--work", help="where the backbone, data and runs go (default: a temporary folder)")
+    r.add_argument("--parallel", type=int, default=1, help="seeds of a job trained at once, one process each")
     r.add_argument("--dry-run-rows", type=int, default=0, help="keep only the first N lines of each data file")
     r.add_argument("extra", nargs="*", help="key=value overrides added to every job")
     args = parser.parse_args(argv)
