@@ -18,9 +18,9 @@ and tokenizer and the wheels the GPU image lacks (peft at this project's version
 `run` merges the parts into a plain HF folder that holds the same weights as the cache's converted folder (the same
 `gguf` dequantization; GGUF stores Gemma's norms as 1 + w), embedding rows not carried left at zero, and runs each
 job line through `seeds.py` (`{backbone}` and `{data}` filled in), `--parallel` seeds at a time (one process each:
-at 16 pairs a step the step's fixed costs, not the GPU, set the pace) while `--budget` allows. The
-GPU image has no `datasets`, so pairs are tokenized without the token cache, and an id outside the carried rows
-stops the run rather than read a zero row. With `--stash`, the parts are also kept in that folder, and parts kept
+at 16 pairs a step the step's fixed costs, not the GPU, set the pace) while `--budget` allows (`run_jobs`). The GPU
+image has no `datasets`, so pairs are tokenized without the token cache, and an id outside the carried rows stops
+that seed's run rather than read a zero row. With `--stash`, the parts are also kept in that folder, and parts kept
 there by an earlier call on the same (still warm) machine join this one's: a second call can add layers 9-17.
 """
 
@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from mtl.io import atomic_write_text
 
 log = logging.getLogger("benchmarks.gpu_real")
 
@@ -175,9 +177,9 @@ def pack(args: argparse.Namespace) -> Path:
     return out
 
 
-def assemble(parts: list[Path], folder: Path) -> set[int]:
+def assemble(parts: list[Path], folder: Path) -> tuple[set[int], int, int]:
     """A plain HF folder from the parts (the first consecutive layers from 0 that they hold); returns the ids of
-    the embedding rows they carry."""
+    the embedding rows they carry, the layers it holds and the layers the backbone has."""
     import torch
     from gguf import GGMLQuantizationType
     from gguf.quants import dequantize
@@ -217,7 +219,7 @@ def assemble(parts: list[Path], folder: Path) -> set[int]:
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (folder / name).write_bytes(lzma.open(first[0] / f"{name}.xz").read())
     log.info("%s: %d layers, %d embedding rows, from %s", folder, layers, len(ids), ", ".join(map(str, parts)))
-    return ids
+    return ids, layers, metas[parts.index(first[0])]["config"]["num_hidden_layers"]
 
 
 def guard_tokens(carried: set[int]) -> None:
@@ -250,26 +252,109 @@ def train_seed(seeds_args: list[str], carried: set[int], threads: int) -> None:
     seeds.run(seeds_args)
 
 
+def stash_parts(parts: list[Path], stash: Path) -> list[Path]:
+    """Keep `parts` in `stash` (a part there with another meta.json is replaced, a copy lands whole or not at all);
+    returns every part the stash holds."""
+    stash.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        kept = stash / part.name
+        if kept.exists() and (kept / "meta.json").read_bytes() == (part / "meta.json").read_bytes():
+            continue
+        tmp = stash / f".{part.name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(part, tmp)
+        shutil.rmtree(kept, ignore_errors=True)
+        tmp.rename(kept)
+    return sorted(p for p in stash.iterdir() if not p.name.startswith(".") and (p / "meta.json").is_file())
+
+
+def run_jobs(jobs: list[list[str]], out: Path, runs: Path, budget: float, parallel: int, launch,
+             layers: tuple[int, int], record: dict) -> dict:
+    """Each job's seeds, `parallel` at a time: `launch(seeds_args)` starts one (a process with `is_alive()` and
+    `exitcode`); each seed is tabled into `out` as soon as it ends, so a call stopped at its time limit keeps every
+    seed that finished. A group starts only if 1.2x the job's slowest group so far (before its first: any job's)
+    fits in what is left of `budget`; seeds already in a `seeds-<name>.json` found in `out` are not trained again;
+    a job that wants all layers (`model.num_layers=0`) is refused while the backbone holds fewer (`layers`:
+    held, total)."""
+    import seeds
+
+    started = time.monotonic()
+    summary = out / "gpu-real.json"
+    slowest: dict[str, float] = {}
+    record.setdefault("jobs", []), record.setdefault("skipped", [])
+
+    def write():
+        record["wall_seconds"] = round(time.monotonic() - started, 1)
+        atomic_write_text(summary, json.dumps(record, indent=1) + "\n")
+
+    def table(rest: list[str], done: list[str], entry: dict) -> bool:
+        try:  # reads the runs' metrics.json and the table's json; trains nothing
+            seeds.run([*rest, "--seeds", ",".join(done), "--root", str(runs), "--output-dir", str(out)])
+            return True
+        except (Exception, SystemExit) as err:
+            entry["error"] = f"tabling: {type(err).__name__}: {err}"
+            return False
+
+    for job in jobs:
+        name = job[job.index("--name") + 1]
+        seed_list = job[job.index("--seeds") + 1].split(",") if "--seeds" in job else ["1"]
+        rest = [a for i, a in enumerate(job) if a != "--seeds" and (i == 0 or job[i - 1] != "--seeds")]
+        table_file = out / f"seeds-{name}.json"
+        earlier = list(json.loads(table_file.read_text())["seeds"]) if table_file.is_file() else []
+        entry = {"args": job, "seeds": {}, "recorded_earlier": [seed for seed in seed_list if seed in earlier]}
+        record["jobs"].append(entry)
+        if job_config(job).model.num_layers == 0 and layers[0] < layers[1]:
+            entry["error"] = f"wants all {layers[1]} layers; the parts hold {layers[0]}"
+            write()
+            continue
+        if earlier and not table(rest, earlier, entry):  # a copied table of another recipe: refused before training
+            write()
+            continue
+        todo = [seed for seed in seed_list if seed not in earlier]
+        done = list(earlier)
+        for first in range(0, len(todo), parallel):
+            group = todo[first:first + parallel]
+            left = budget - (time.monotonic() - started)
+            estimate = slowest.get(name, max(slowest.values(), default=0.0))
+            if estimate and left < 1.2 * estimate:
+                record["skipped"] += [f"{name} seed {seed}: {left:.0f} s left" for seed in group]
+                continue
+            t0 = time.monotonic()
+            running = {seed: launch([*rest, "--seeds", seed]) for seed in group}
+            while running:
+                for seed in [s for s, proc in running.items() if not proc.is_alive()]:
+                    proc = running.pop(seed)
+                    path = runs / name / f"seed-{seed}" / "metrics.json"
+                    if not path.is_file():
+                        entry["seeds"][seed] = {"error": f"no metrics.json (exit code {proc.exitcode})"}
+                        continue
+                    metrics = json.loads(path.read_text())
+                    entry["seeds"][seed] = {"wall_seconds": round(time.monotonic() - t0, 1),
+                                            "train_seconds": metrics["train_seconds"], "steps": metrics["steps"],
+                                            "best_step": metrics["best_step"], "pairs": metrics["pairs"]}
+                    done.append(seed)
+                    table(rest, done, entry)
+                    write()
+                if running:
+                    time.sleep(0.5)
+            slowest[name] = max(slowest.get(name, 0.0), time.monotonic() - t0)
+            write()
+    write()
+    return record
+
+
 def run(args: argparse.Namespace) -> int:
     import multiprocessing
     import os
 
-    import seeds
-
-    started = time.monotonic()
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     parts = [Path(p) for p in args.parts]
     if args.stash:
-        stash = Path(args.stash)
-        stash.mkdir(parents=True, exist_ok=True)
-        for part in parts:
-            if not (stash / part.name).exists():
-                shutil.copytree(part, stash / part.name)
-        parts = sorted(p for p in stash.iterdir() if (p / "meta.json").is_file())
+        parts = stash_parts(parts, Path(args.stash))
     work = Path(args.work or tempfile.mkdtemp(prefix="gpu-real-"))
     backbone, data = work / "backbone", work / "data"
-    carried = assemble(parts, backbone)
+    carried, held, total = assemble(parts, backbone)
     data.mkdir(parents=True, exist_ok=True)
     for part in parts:
         for packed in (part / "data").glob("*.xz"):
@@ -278,54 +363,22 @@ def run(args: argparse.Namespace) -> int:
                 text = b"".join(text.splitlines(keepends=True)[: args.dry_run_rows])
             (data / packed.name[:-3]).write_bytes(text)
 
-    record = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "parallel": args.parallel, "parts": [str(p) for p in parts], "jobs": [], "skipped": []}
-    summary = out / "gpu-real.json"
     spawn = multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // args.parallel)
-    seconds_per_group = None
-    for job in read_jobs(Path(args.jobs)):
-        job = fill(job, str(backbone), str(data)) + list(args.extra)
-        name = job[job.index("--name") + 1]
-        seed_list = job[job.index("--seeds") + 1].split(",") if "--seeds" in job else ["1"]
-        rest = [a for i, a in enumerate(job) if a != "--seeds" and (i == 0 or job[i - 1] != "--seeds")]
-        table = out / f"seeds-{name}.json"  # one copied there before the call keeps its seeds: they are not retrained
-        earlier = set(json.loads(table.read_text())["seeds"]) if table.is_file() else set()
-        entry = {"args": job, "seeds": {}, "recorded_earlier": [seed for seed in seed_list if seed in earlier]}
-        record["jobs"].append(entry)
-        todo = [seed for seed in seed_list if seed not in earlier]
-        for first in range(0, len(todo), args.parallel):
-            group = todo[first:first + args.parallel]
-            left = args.budget - (time.monotonic() - started)
-            if seconds_per_group is not None and left < 1.2 * seconds_per_group:
-                record["skipped"] += [f"{name} seed {seed}: {left:.0f} s left" for seed in group]
-                continue
-            t0 = time.monotonic()
-            # each seed tables itself into a folder of its own (seeds.py rewrites its json whole); the job's table
-            # is made once below from the runs' metrics.json
-            procs = {seed: spawn.Process(target=train_seed, args=(
-                [*rest, "--seeds", seed, "--root", str(work / "runs"), "--output-dir", str(work / "tables" / seed)],
-                carried, threads)) for seed in group}
-            for proc in procs.values():
-                proc.start()
-            for proc in procs.values():
-                proc.join()
-            took = time.monotonic() - t0
-            for seed, proc in procs.items():
-                path = work / "runs" / name / f"seed-{seed}" / "metrics.json"
-                if proc.exitcode or not path.is_file():
-                    entry["seeds"][seed] = {"error": f"exit code {proc.exitcode}"}
-                    continue
-                metrics = json.loads(path.read_text())
-                entry["seeds"][seed] = {"group_wall_seconds": round(took, 1), "train_seconds": metrics["train_seconds"],
-                                        "steps": metrics["steps"], "best_step": metrics["best_step"],
-                                        "pairs": metrics["pairs"]}
-            seconds_per_group = took if seconds_per_group is None else max(seconds_per_group, took)
-            done = [seed for seed, v in entry["seeds"].items() if "error" not in v]
-            if done:  # reads the runs' metrics.json; trains nothing
-                seeds.run([*rest, "--seeds", ",".join(done), "--root", str(work / "runs"), "--output-dir", str(out)])
-            record["wall_seconds"] = round(time.monotonic() - started, 1)
-            summary.write_text(json.dumps(record, indent=1) + "\n")
+    runs, tables = work / "runs", work / "tables"
+
+    def launch(seeds_args: list[str]):
+        # each seed tables itself into a folder of its own (seeds.py rewrites its json whole); run_jobs tables the job
+        seed = seeds_args[-1]
+        proc = spawn.Process(target=train_seed, args=(
+            [*seeds_args, "--root", str(runs), "--output-dir", str(tables / seed)], carried, threads))
+        proc.start()
+        return proc
+
+    record = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "parallel": args.parallel, "parts": [str(p) for p in parts], "layers": held}
+    jobs = [fill(job, str(backbone), str(data)) + list(args.extra) for job in read_jobs(Path(args.jobs))]
+    run_jobs(jobs, out, runs, args.budget, args.parallel, launch, (held, total), record)
     import peft
     import torch
     import transformers
@@ -333,8 +386,7 @@ def run(args: argparse.Namespace) -> int:
     record["device"] = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     record["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__,
                           "peft": peft.__version__}
-    record["wall_seconds"] = round(time.monotonic() - started, 1)
-    summary.write_text(json.dumps(record, indent=1) + "\n")
+    atomic_write_text(out / "gpu-real.json", json.dumps(record, indent=1) + "\n")
     return 0
 
 

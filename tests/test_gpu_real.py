@@ -1,5 +1,6 @@
 import json
 import lzma
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,9 @@ from gguf.quants import dequantize, quantize
 from safetensors.numpy import load_file
 
 import mtl.data.tasks
-from gpu_real import assemble, data_files, fill, guard_tokens, hf_name, read_jobs
+from gpu_real import assemble, data_files, fill, guard_tokens, hf_name, read_jobs, run_jobs, stash_parts
+
+REPO = Path(__file__).resolve().parents[1]
 
 HIDDEN, VOCAB = 32, 12
 CONFIG = {"model_type": "gemma3_text", "hidden_size": HIDDEN, "num_hidden_layers": 3, "vocab_size": VOCAB,
@@ -51,13 +54,13 @@ def test_parts_assemble_into_the_dequantized_weights_norms_less_one_and_only_car
     second = write_part(tmp_path / "part2", {**layer(1, rng), **layer(2, rng)}, [9], embedding)
     only_third = write_part(tmp_path / "part3", layer(4, rng), [], embedding)  # layer 3 missing: 4 is not reached
 
-    ids = assemble([tmp_path / "part1", tmp_path / "part2", tmp_path / "part3"], tmp_path / "backbone")
+    ids, held, total = assemble([tmp_path / "part1", tmp_path / "part2", tmp_path / "part3"], tmp_path / "backbone")
     state = load_file(str(tmp_path / "backbone" / "model.safetensors"))
     config = json.loads((tmp_path / "backbone" / "config.json").read_text())
 
-    assert ids == {1, 5, 7, 9}
+    assert ids == {1, 5, 7, 9} and (held, total) == (3, 3)
     assert config["num_hidden_layers"] == 3 and config["layer_types"] == CONFIG["layer_types"]
-    assert not any(k.startswith("model.layers.4.") for k in state) and only_third
+    assert not any(k.startswith("model.layers.4.") for k in state) and "blk.4.attn_q.weight" in only_third
     np.testing.assert_array_equal(state["model.layers.0.self_attn.q_proj.weight"], first["blk.0.attn_q.weight"])
     np.testing.assert_array_equal(state["model.layers.2.mlp.down_proj.weight"], second["blk.2.ffn_down.weight"])
     np.testing.assert_array_equal(state["model.layers.1.input_layernorm.weight"],
@@ -104,3 +107,73 @@ def test_gguf_names_map_to_the_converted_folders_and_unknown_ones_are_refused():
     assert hf_name("output_norm.weight") == ("model.norm.weight", True)
     with pytest.raises(ValueError, match="unexpected GGUF tensor"):
         hf_name("blk.0.ffn_gate_inp.weight")
+
+
+class FakeSeed:
+    """A launched seed that writes its run's metrics.json (or fails) and ends after a poll or two."""
+
+    def __init__(self, runs: Path, args: list[str], fails: bool, launched: list):
+        name, seed = args[args.index("--name") + 1], args[-1]
+        launched.append(seed)
+        self.exitcode, self.polls = (1 if fails else 0), int(seed) % 2
+        if not fails:
+            report = {"auc": 0.7 + int(seed) / 100, "f1": 0.8, "predicted_positive_rate": 0.6}
+            path = runs / name / f"seed-{seed}" / "metrics.json"
+            path.parent.mkdir(parents=True)
+            path.write_text(json.dumps({"train_seconds": 1.5, "steps": 2, "best_step": 2, "pairs": 32,
+                                        "best": {"reports": {"qc": report}}, "test": {"reports": {"qc": report}}}))
+
+    def is_alive(self) -> bool:
+        self.polls -= 1
+        return self.polls >= 0
+
+
+def job(seeds: str, *overrides: str) -> list[str]:
+    return ["--name", "t", "--seeds", seeds, "--config", str(REPO / "configs" / "mtl.yaml"), *overrides]
+
+
+def test_run_jobs_tables_every_seed_that_ends_and_does_not_retrain_recorded_ones(tmp_path):
+    runs, launched = tmp_path / "runs", []
+    launch = lambda args: FakeSeed(runs, args, fails=args[-1] == "2", launched=launched)  # noqa: E731
+    record = run_jobs([job("1,2,3")], tmp_path, runs, 600, 2, launch, (18, 18), {})
+    assert launched == ["1", "2", "3"]
+    assert set(record["jobs"][0]["seeds"]) == {"1", "2", "3"}
+    assert record["jobs"][0]["seeds"]["2"] == {"error": "no metrics.json (exit code 1)"}
+    table = (tmp_path / "seeds-t.md").read_text()
+    assert "| 1 | 0.7100 |" in table and "| 3 | 0.7300 |" in table and "| 2 |" not in table
+    assert json.loads((tmp_path / "gpu-real.json").read_text())["jobs"][0]["args"] == job("1,2,3")
+
+    launched.clear()
+    record = run_jobs([job("1,2,3,4")], tmp_path, runs, 600, 2, launch, (18, 18), {})
+    assert launched == ["2", "4"] and record["jobs"][0]["recorded_earlier"] == ["1", "3"]
+    assert "| 4 | 0.7400 |" in (tmp_path / "seeds-t.md").read_text()
+
+    launched.clear()  # a table of another recipe under the same name is refused before anything trains
+    record = run_jobs([job("5", "train.max_steps=7")], tmp_path, runs, 600, 1, launch, (18, 18), {})
+    assert launched == [] and "another config" in record["jobs"][0]["error"]
+
+
+def test_run_jobs_starts_no_group_that_may_not_fit_nor_an_all_layers_job_on_a_cut_backbone(tmp_path):
+    runs, launched = tmp_path / "runs", []
+    launch = lambda args: FakeSeed(runs, args, fails=False, launched=launched)  # noqa: E731
+    record = run_jobs([job("1,2")], tmp_path, runs, 0.1, 1, launch, (18, 18), {})
+    assert launched == ["1"]  # the first group has no estimate; the second would take 1.2x the first's 0.5 s
+    assert len(record["skipped"]) == 1 and record["skipped"][0].startswith("t seed 2: ")
+
+    launched.clear()
+    record = run_jobs([job("3"), job("4", "model.num_layers=9")], tmp_path / "cut", runs, 600, 1, launch, (9, 18), {})
+    assert launched == ["4"]
+    assert record["jobs"][0]["error"] == "wants all 18 layers; the parts hold 9"
+
+
+def test_stashed_parts_are_kept_replaced_when_repacked_and_all_returned(tmp_path):
+    for name, meta in (("part1", "a"), ("part2", "b")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "meta.json").write_text(meta)
+    stash = tmp_path / "stash"
+    assert stash_parts([tmp_path / "part1"], stash) == [stash / "part1"]
+    (tmp_path / "part1" / "meta.json").write_text("a, repacked")
+    (tmp_path / "part1" / "extra").write_text("new")
+    assert stash_parts([tmp_path / "part2", tmp_path / "part1"], stash) == [stash / "part1", stash / "part2"]
+    assert (stash / "part1" / "meta.json").read_text() == "a, repacked" and (stash / "part1" / "extra").is_file()
+    assert not list(stash.glob(".*"))
