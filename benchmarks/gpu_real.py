@@ -281,7 +281,8 @@ def run_jobs(jobs: list[list[str]], out: Path, runs: Path, budget: float, parall
     started = time.monotonic()
     summary = out / "gpu-real.json"
     slowest: dict[str, float] = {}
-    record.setdefault("jobs", []), record.setdefault("skipped", [])
+    record.setdefault("jobs", [])
+    record.setdefault("skipped", [])
 
     def write():
         record["wall_seconds"] = round(time.monotonic() - started, 1)
@@ -405,7 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--parts", nargs="+", required=True)
     r.add_argument("--jobs", required=True)
     r.add_argument("--output-dir", required=True)
-    r.add_argument("--budget", type=float, default=300.0, help="seconds; no seed starts that may not fit")
+    r.add_argument("--budget", type=float, default=300.0,
+                   help="seconds from the first job (assembling the backbone comes before): no group starts that may "
+                        "not fit")
     r.add_argument("--stash", help="a folder outside the repo copy that keeps parts between calls")
     r.add_argument("--work", help="where the backbone, data and runs go (default: a temporary folder)")
     r.add_argument("--parallel", type=int, default=1, help="seeds of a job trained at once, one process each")
