@@ -92,13 +92,10 @@ def job_config(args: list[str]):
     """The config `mtl train` resolves for one job line (flags as seeds.py passes them)."""
     from mtl.cli import flag_overrides
     from mtl.config import load_config
+    from seeds import build_parser
 
-    parser = argparse.ArgumentParser()
-    for flag in ("--name", "--seeds", "--root", "--output-dir", "--config", "--mode", "--task", "--fold"):
-        parser.add_argument(flag)
-    parser.add_argument("overrides", nargs="*")
-    ns = parser.parse_args(args)
-    return load_config(ns.config, [*ns.overrides, *flag_overrides(ns.mode or "mtl", ns.task, ns.fold)])
+    ns = build_parser().parse_args(args)
+    return load_config(ns.config, [*ns.overrides, *flag_overrides(ns.mode, ns.task, ns.fold)])
 
 
 def token_ids(jobs: list[list[str]], data: str) -> set[int]:
@@ -190,6 +187,7 @@ def assemble(parts: list[Path], folder: Path) -> tuple[set[int], int, int]:
     if len(first) != 1:
         raise SystemExit(f"{[str(p) for p in parts]}: exactly one part must be packed with --first, not {len(first)}")
     config = metas[parts.index(first[0])]["config"]
+    total = config["num_hidden_layers"]
     state, ids = {}, set()
     embedding = None
     for part, meta in zip(parts, metas):
@@ -219,7 +217,7 @@ def assemble(parts: list[Path], folder: Path) -> tuple[set[int], int, int]:
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (folder / name).write_bytes(lzma.open(first[0] / f"{name}.xz").read())
     log.info("%s: %d layers, %d embedding rows, from %s", folder, layers, len(ids), ", ".join(map(str, parts)))
-    return ids, layers, metas[parts.index(first[0])]["config"]["num_hidden_layers"]
+    return ids, layers, total
 
 
 def guard_tokens(carried: set[int]) -> None:

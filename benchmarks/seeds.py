@@ -74,7 +74,8 @@ def table(name: str, runs: dict[int, dict], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(argv: list[str]) -> Path:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; `gpu_real.py` reads its job lines with it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True, help="names the runs' folder and the result file")
     parser.add_argument("--seeds", default="1,2,3,4,5")
@@ -85,7 +86,11 @@ def run(argv: list[str]) -> Path:
     parser.add_argument("--task")
     parser.add_argument("--fold")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(argv: list[str]) -> Path:
+    args = build_parser().parse_args(argv)
     out = Path(args.output_dir) / f"seeds-{args.name}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     recipe = [args.config, args.mode, args.task, args.fold, *args.overrides]
