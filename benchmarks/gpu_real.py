@@ -17,8 +17,8 @@ and tokenizer and the wheels the GPU image lacks (peft at this project's version
 
 `run` merges the parts into a plain HF folder that holds the same weights as the cache's converted folder (the same
 `gguf` dequantization; GGUF stores Gemma's norms as 1 + w), embedding rows not carried left at zero, and runs each
-job line through `seeds.py` (`{backbone}` and `{data}` filled in), `--parallel` seeds at a time (one process each:
-at 16 pairs a step the step's fixed costs, not the GPU, set the pace) while `--budget` allows (`run_jobs`). The GPU
+job line through `seeds.py` (`{backbone}` and `{data}` filled in), `--parallel` seeds at a time across the jobs (one
+process each: at 16 pairs a step the step's fixed costs, not the GPU, set the pace) while `--budget` allows (`run_jobs`). The GPU
 image has no `datasets`, so pairs are tokenized without the token cache, and an id outside the carried rows stops
 that seed's run rather than read a zero row. With `--stash`, the parts are also kept in that folder, and parts kept
 there by an earlier call on the same (still warm) machine join this one's: a second call can add layers 9-17.
@@ -268,12 +268,12 @@ def stash_parts(parts: list[Path], stash: Path) -> list[Path]:
 
 def run_jobs(jobs: list[list[str]], out: Path, runs: Path, budget: float, parallel: int, launch,
              layers: tuple[int, int], record: dict) -> dict:
-    """Each job's seeds, `parallel` at a time: `launch(seeds_args)` starts one (a process with `is_alive()` and
-    `exitcode`); each seed is tabled into `out` as soon as it ends, so a call stopped at its time limit keeps every
-    seed that finished. A group starts only if 1.2x the job's slowest group so far (before its first: any job's)
-    fits in what is left of `budget`; seeds already in a `seeds-<name>.json` found in `out` are not trained again;
-    a job that wants all layers (`model.num_layers=0`) is refused while the backbone holds fewer (`layers`:
-    held, total)."""
+    """Every job's seeds, `parallel` at a time across jobs (a slot that frees goes to the next seed in file order,
+    whichever job it belongs to): `launch(seeds_args)` starts one (a process with `is_alive()` and `exitcode`); each
+    seed is tabled into `out` as soon as it ends, so a call stopped at its time limit keeps every seed that finished.
+    A seed starts only if 1.2x its job's slowest seed so far (before its first: any job's) fits in what is left of
+    `budget`; seeds already in a `seeds-<name>.json` found in `out` are not trained again; a job that wants all
+    layers (`model.num_layers=0`) is refused while the backbone holds fewer (`layers`: held, total)."""
     import seeds
 
     started = time.monotonic()
@@ -294,6 +294,7 @@ def run_jobs(jobs: list[list[str]], out: Path, runs: Path, budget: float, parall
             entry["error"] = f"tabling: {type(err).__name__}: {err}"
             return False
 
+    queue = []  # (name, the job's args less --seeds, its entry, seeds tabled so far, seed), in file order
     for job in jobs:
         name = job[job.index("--name") + 1]
         seed_list = job[job.index("--seeds") + 1].split(",") if "--seeds" in job else ["1"]
@@ -304,40 +305,42 @@ def run_jobs(jobs: list[list[str]], out: Path, runs: Path, budget: float, parall
         record["jobs"].append(entry)
         if job_config(job).model.num_layers == 0 and layers[0] < layers[1]:
             entry["error"] = f"wants all {layers[1]} layers; the parts hold {layers[0]}"
-            write()
             continue
         if earlier and not table(rest, earlier, entry):  # a copied table of another recipe: refused before training
-            write()
             continue
-        todo = [seed for seed in seed_list if seed not in earlier]
         done = list(earlier)
-        for first in range(0, len(todo), parallel):
-            group = todo[first:first + parallel]
+        queue += [(name, rest, entry, done, seed) for seed in seed_list if seed not in earlier]
+    write()
+
+    running = []  # (process, start time, its queue item)
+    while queue or running:
+        while queue and len(running) < parallel:
+            item = queue.pop(0)
+            name, rest, _, _, seed = item
             left = budget - (time.monotonic() - started)
             estimate = slowest.get(name, max(slowest.values(), default=0.0))
             if estimate and left < 1.2 * estimate:
-                record["skipped"] += [f"{name} seed {seed}: {left:.0f} s left" for seed in group]
+                record["skipped"].append(f"{name} seed {seed}: {left:.0f} s left")
                 continue
-            t0 = time.monotonic()
-            running = {seed: launch([*rest, "--seeds", seed]) for seed in group}
-            while running:
-                for seed in [s for s, proc in running.items() if not proc.is_alive()]:
-                    proc = running.pop(seed)
-                    path = runs / name / f"seed-{seed}" / "metrics.json"
-                    if not path.is_file():
-                        entry["seeds"][seed] = {"error": f"no metrics.json (exit code {proc.exitcode})"}
-                        continue
-                    metrics = json.loads(path.read_text())
-                    entry["seeds"][seed] = {"wall_seconds": round(time.monotonic() - t0, 1),
-                                            "train_seconds": metrics["train_seconds"], "steps": metrics["steps"],
-                                            "best_step": metrics["best_step"], "pairs": metrics["pairs"]}
-                    done.append(seed)
-                    table(rest, done, entry)
-                    write()
-                if running:
-                    time.sleep(0.5)
-            slowest[name] = max(slowest.get(name, 0.0), time.monotonic() - t0)
+            running.append((launch([*rest, "--seeds", seed]), time.monotonic(), item))
+        for proc, t0, item in [r for r in running if not r[0].is_alive()]:
+            running.remove((proc, t0, item))
+            name, rest, entry, done, seed = item
+            wall = time.monotonic() - t0
+            slowest[name] = max(slowest.get(name, 0.0), wall)
+            path = runs / name / f"seed-{seed}" / "metrics.json"
+            if not path.is_file():
+                entry["seeds"][seed] = {"error": f"no metrics.json (exit code {proc.exitcode})"}
+            else:
+                metrics = json.loads(path.read_text())
+                entry["seeds"][seed] = {"wall_seconds": round(wall, 1), "train_seconds": metrics["train_seconds"],
+                                        "steps": metrics["steps"], "best_step": metrics["best_step"],
+                                        "pairs": metrics["pairs"]}
+                done.append(seed)
+                table(rest, done, entry)
             write()
+        if running:
+            time.sleep(0.5)
     write()
     return record
 
@@ -409,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
                         "not fit")
     r.add_argument("--stash", help="a folder outside the repo copy that keeps parts between calls")
     r.add_argument("--work", help="where the backbone, data and runs go (default: a temporary folder)")
-    r.add_argument("--parallel", type=int, default=1, help="seeds of a job trained at once, one process each")
+    r.add_argument("--parallel", type=int, default=1,
+                   help="seeds trained at once (of one job or several), one process each")
     r.add_argument("--dry-run-rows", type=int, default=0, help="keep only the first N lines of each data file")
     r.add_argument("extra", nargs="*", help="key=value overrides added to every job")
     args = parser.parse_args(argv)

@@ -128,8 +128,8 @@ class FakeSeed:
         return self.polls >= 0
 
 
-def job(seeds: str, *overrides: str) -> list[str]:
-    return ["--name", "t", "--seeds", seeds, "--config", str(REPO / "configs" / "mtl.yaml"), *overrides]
+def job(seeds: str, *overrides: str, name: str = "t") -> list[str]:
+    return ["--name", name, "--seeds", seeds, "--config", str(REPO / "configs" / "mtl.yaml"), *overrides]
 
 
 def test_run_jobs_tables_every_seed_that_ends_and_does_not_retrain_recorded_ones(tmp_path):
@@ -164,6 +164,23 @@ def test_run_jobs_starts_no_group_that_may_not_fit_nor_an_all_layers_job_on_a_cu
     record = run_jobs([job("3"), job("4", "model.num_layers=9")], tmp_path / "cut", runs, 600, 1, launch, (9, 18), {})
     assert launched == ["4"]
     assert record["jobs"][0]["error"] == "wants all 18 layers; the parts hold 9"
+
+
+def test_run_jobs_gives_a_free_slot_to_the_next_job_and_tables_each_job_apart(tmp_path):
+    runs, launched, record = tmp_path / "runs", [], {}
+    ended_before = {}
+
+    def launch(args):
+        ended_before[args[-1]] = sum(len(entry["seeds"]) for entry in record["jobs"])
+        return FakeSeed(runs, args, fails=False, launched=launched)
+
+    jobs = [job("1,2"), job("3", "train.max_steps=7", name="u"), job("4", name="v")]
+    run_jobs(jobs, tmp_path, runs, 600, 3, launch, (18, 18), record)
+    assert launched == ["1", "2", "3", "4"]
+    assert ended_before == {"1": 0, "2": 0, "3": 0, "4": 1}  # 3 starts beside 1 and 2; 4 waits for a free slot
+    assert "| 1 | 0.7100 |" in (tmp_path / "seeds-t.md").read_text()
+    assert "| 3 | 0.7300 |" in (tmp_path / "seeds-u.md").read_text()
+    assert [sorted(entry["seeds"]) for entry in record["jobs"]] == [["1", "2"], ["3"], ["4"]]
 
 
 def test_stashed_parts_are_kept_replaced_when_repacked_and_all_returned(tmp_path):
