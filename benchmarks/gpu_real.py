@@ -18,10 +18,11 @@ and tokenizer and the wheels the GPU image lacks (peft at this project's version
 `run` merges the parts into a plain HF folder that holds the same weights as the cache's converted folder (the same
 `gguf` dequantization; GGUF stores Gemma's norms as 1 + w), embedding rows not carried left at zero, and runs each
 job line through `seeds.py` (`{backbone}` and `{data}` filled in), `--parallel` seeds at a time across the jobs (one
-process each: at 16 pairs a step the step's fixed costs, not the GPU, set the pace) while `--budget` allows (`run_jobs`). The GPU
-image has no `datasets`, so pairs are tokenized without the token cache, and an id outside the carried rows stops
-that seed's run rather than read a zero row. With `--stash`, the parts are also kept in that folder, and parts kept
-there by an earlier call on the same (still warm) machine join this one's: a second call can add layers 9-17.
+process each: at 16 pairs a step the step's fixed costs, not the GPU, set the pace) while `--budget` allows
+(`run_jobs`). The GPU image has no `datasets`, so pairs are tokenized without the token cache, and an id outside the
+carried rows stops that seed's run rather than read a zero row. With `--stash`, the parts are also kept in that
+folder, and parts kept there by an earlier call on the same (still warm) machine join this one's: a second call can
+add layers 9-17.
 """
 
 from __future__ import annotations
@@ -271,9 +272,12 @@ def run_jobs(jobs: list[list[str]], out: Path, runs: Path, budget: float, parall
     """Every job's seeds, `parallel` at a time across jobs (a slot that frees goes to the next seed in file order,
     whichever job it belongs to): `launch(seeds_args)` starts one (a process with `is_alive()` and `exitcode`); each
     seed is tabled into `out` as soon as it ends, so a call stopped at its time limit keeps every seed that finished.
-    A seed starts only if 1.2x its job's slowest seed so far (before its first: any job's) fits in what is left of
-    `budget`; seeds already in a `seeds-<name>.json` found in `out` are not trained again; a job that wants all
-    layers (`model.num_layers=0`) is refused while the backbone holds fewer (`layers`: held, total)."""
+    A seed starts only if 1.2x an estimate of it fits in what is left of `budget`: the slowest of its job's ended
+    seeds (of any job's while none of its own has ended) or the longest-running of its job's seeds, whichever is
+    longer; with nothing ended and nothing of its job running there is no estimate and it starts. Seeds already in a
+    `seeds-<name>.json` found in `out` are not trained again; a job that wants all layers (`model.num_layers=0`) is
+    refused while the backbone holds fewer (`layers`: held, total), and so is a second job line of a name already
+    listed (both would train into one run folder)."""
     import seeds
 
     started = time.monotonic()
@@ -295,14 +299,19 @@ def run_jobs(jobs: list[list[str]], out: Path, runs: Path, budget: float, parall
             return False
 
     queue = []  # (name, the job's args less --seeds, its entry, seeds tabled so far, seed), in file order
+    names = set()
     for job in jobs:
         name = job[job.index("--name") + 1]
-        seed_list = job[job.index("--seeds") + 1].split(",") if "--seeds" in job else ["1"]
+        seed_list = list(dict.fromkeys(job[job.index("--seeds") + 1].split(","))) if "--seeds" in job else ["1"]
         rest = [a for i, a in enumerate(job) if a != "--seeds" and (i == 0 or job[i - 1] != "--seeds")]
         table_file = out / f"seeds-{name}.json"
         earlier = list(json.loads(table_file.read_text())["seeds"]) if table_file.is_file() else []
         entry = {"args": job, "seeds": {}, "recorded_earlier": [seed for seed in seed_list if seed in earlier]}
         record["jobs"].append(entry)
+        if name in names:
+            entry["error"] = f"a second job line named {name}"
+            continue
+        names.add(name)
         if job_config(job).model.num_layers == 0 and layers[0] < layers[1]:
             entry["error"] = f"wants all {layers[1]} layers; the parts hold {layers[0]}"
             continue
@@ -317,16 +326,19 @@ def run_jobs(jobs: list[list[str]], out: Path, runs: Path, budget: float, parall
         while queue and len(running) < parallel:
             item = queue.pop(0)
             name, rest, _, _, seed = item
-            left = budget - (time.monotonic() - started)
-            estimate = slowest.get(name, max(slowest.values(), default=0.0))
+            now = time.monotonic()
+            left = budget - (now - started)
+            own = [now - t0 for _, t0, (job_name, *_) in running if job_name == name]
+            estimate = max([slowest.get(name, max(slowest.values(), default=0.0)), *own])
             if estimate and left < 1.2 * estimate:
                 record["skipped"].append(f"{name} seed {seed}: {left:.0f} s left")
                 continue
             running.append((launch([*rest, "--seeds", seed]), time.monotonic(), item))
-        for proc, t0, item in [r for r in running if not r[0].is_alive()]:
-            running.remove((proc, t0, item))
-            name, rest, entry, done, seed = item
-            wall = time.monotonic() - t0
+        now = time.monotonic()
+        for ended in [r for r in running if not r[0].is_alive()]:
+            running.remove(ended)
+            proc, t0, (name, rest, entry, done, seed) = ended
+            wall = now - t0
             slowest[name] = max(slowest.get(name, 0.0), wall)
             path = runs / name / f"seed-{seed}" / "metrics.json"
             if not path.is_file():
@@ -408,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--jobs", required=True)
     r.add_argument("--output-dir", required=True)
     r.add_argument("--budget", type=float, default=300.0,
-                   help="seconds from the first job (assembling the backbone comes before): no group starts that may "
+                   help="seconds from the first job (assembling the backbone comes before): no seed starts that may "
                         "not fit")
     r.add_argument("--stash", help="a folder outside the repo copy that keeps parts between calls")
     r.add_argument("--work", help="where the backbone, data and runs go (default: a temporary folder)")

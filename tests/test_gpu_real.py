@@ -10,6 +10,7 @@ from gguf.quants import dequantize, quantize
 from safetensors.numpy import load_file
 
 import mtl.data.tasks
+import gpu_real
 from gpu_real import assemble, data_files, fill, guard_tokens, hf_name, read_jobs, run_jobs, stash_parts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,15 +154,16 @@ def test_run_jobs_tables_every_seed_that_ends_and_does_not_retrain_recorded_ones
     assert launched == [] and "another config" in record["jobs"][0]["error"]
 
 
-def test_run_jobs_starts_no_group_that_may_not_fit_nor_an_all_layers_job_on_a_cut_backbone(tmp_path):
+def test_run_jobs_starts_no_seed_that_may_not_fit_nor_an_all_layers_job_on_a_cut_backbone(tmp_path):
     runs, launched = tmp_path / "runs", []
     launch = lambda args: FakeSeed(runs, args, fails=False, launched=launched)  # noqa: E731
     record = run_jobs([job("1,2")], tmp_path, runs, 0.1, 1, launch, (18, 18), {})
-    assert launched == ["1"]  # the first group has no estimate; the second would take 1.2x the first's 0.5 s
+    assert launched == ["1"]  # the first seed has no estimate; the second would take 1.2x the first's 0.5 s
     assert len(record["skipped"]) == 1 and record["skipped"][0].startswith("t seed 2: ")
 
     launched.clear()
-    record = run_jobs([job("3"), job("4", "model.num_layers=9")], tmp_path / "cut", runs, 600, 1, launch, (9, 18), {})
+    record = run_jobs([job("3"), job("4", "model.num_layers=9", name="u")], tmp_path / "cut", runs, 600, 1, launch,
+                      (9, 18), {})
     assert launched == ["4"]
     assert record["jobs"][0]["error"] == "wants all 18 layers; the parts hold 9"
 
@@ -181,6 +183,42 @@ def test_run_jobs_gives_a_free_slot_to_the_next_job_and_tables_each_job_apart(tm
     assert "| 1 | 0.7100 |" in (tmp_path / "seeds-t.md").read_text()
     assert "| 3 | 0.7300 |" in (tmp_path / "seeds-u.md").read_text()
     assert [sorted(entry["seeds"]) for entry in record["jobs"]] == [["1", "2"], ["3"], ["4"]]
+
+
+class Clock:
+    """Stands in for `time` in gpu_real: a sleep moves the clock, so timings are exact."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_run_jobs_estimates_a_seed_from_the_longest_running_seed_of_its_job(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_real, "time", Clock())
+    runs, launched, polls = tmp_path / "runs", [], {"7": 7, "1": 1, "2": 2, "3": 0}
+
+    def launch(args):
+        seed = FakeSeed(runs, args, fails=False, launched=launched)
+        seed.polls = polls[args[-1]]
+        return seed
+
+    # seed 2 starts at 1.0 s (estimate 1.0: seed 7 has run that long); seed 3 would start at 2.5 s with 2.0 s left,
+    # enough for 1.2x the slowest ended seed (1.0 s) but not for seed 7, still running after 2.5 s
+    record = run_jobs([job("7,1,2,3")], tmp_path, runs, 4.5, 2, launch, (18, 18), {})
+    assert launched == ["7", "1", "2"] and record["skipped"] == ["t seed 3: 2 s left"]
+    assert record["jobs"][0]["seeds"]["7"]["wall_seconds"] == 3.5
+
+
+def test_run_jobs_refuses_a_second_line_of_one_name_and_trains_a_repeated_seed_once(tmp_path):
+    runs, launched = tmp_path / "runs", []
+    launch = lambda args: FakeSeed(runs, args, fails=False, launched=launched)  # noqa: E731
+    record = run_jobs([job("1,1"), job("3")], tmp_path, runs, 600, 2, launch, (18, 18), {})
+    assert launched == ["1"] and record["jobs"][1]["error"] == "a second job line named t"
 
 
 def test_stashed_parts_are_kept_replaced_when_repacked_and_all_returned(tmp_path):
