@@ -277,7 +277,8 @@ def run_jobs(jobs: list[list[str]], out: Path, runs: Path, budget: float, parall
     longer; with nothing ended and nothing of its job running there is no estimate and it starts. Seeds already in a
     `seeds-<name>.json` found in `out` are not trained again; a job that wants all layers (`model.num_layers=0`) is
     refused while the backbone holds fewer (`layers`: held, total), and so is a second job line of a name already
-    listed (both would train into one run folder)."""
+    listed (both would train into one run folder). A line is read with `seeds.py`'s own parser: one without
+    `--seeds` trains its default seeds, and one it refuses is recorded as an error while the other lines run."""
     import seeds
 
     started = time.monotonic()
@@ -300,14 +301,21 @@ def run_jobs(jobs: list[list[str]], out: Path, runs: Path, budget: float, parall
 
     queue = []  # (name, the job's args less --seeds, its entry, seeds tabled so far, seed), in file order
     names = set()
+    parser = seeds.build_parser()
     for job in jobs:
-        name = job[job.index("--name") + 1]
-        seed_list = list(dict.fromkeys(job[job.index("--seeds") + 1].split(","))) if "--seeds" in job else ["1"]
-        rest = [a for i, a in enumerate(job) if a != "--seeds" and (i == 0 or job[i - 1] != "--seeds")]
+        entry = {"args": job, "seeds": {}}
+        record["jobs"].append(entry)
+        try:  # seeds.py's own parser, so a line means here what it means to seeds.py (its default seeds too)
+            ns = parser.parse_args(job)
+        except SystemExit:
+            entry["error"] = "not a seeds.py command line (argparse said why on stderr)"
+            continue
+        name, seed_list = ns.name, list(dict.fromkeys(ns.seeds.split(",")))
+        rest = [a for i, a in enumerate(job)
+                if a != "--seeds" and not a.startswith("--seeds=") and (i == 0 or job[i - 1] != "--seeds")]
         table_file = out / f"seeds-{name}.json"
         earlier = list(json.loads(table_file.read_text())["seeds"]) if table_file.is_file() else []
-        entry = {"args": job, "seeds": {}, "recorded_earlier": [seed for seed in seed_list if seed in earlier]}
-        record["jobs"].append(entry)
+        entry["recorded_earlier"] = [seed for seed in seed_list if seed in earlier]
         if name in names:
             entry["error"] = f"a second job line named {name}"
             continue

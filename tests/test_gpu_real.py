@@ -221,6 +221,18 @@ def test_run_jobs_refuses_a_second_line_of_one_name_and_trains_a_repeated_seed_o
     assert launched == ["1"] and record["jobs"][1]["error"] == "a second job line named t"
 
 
+def test_run_jobs_reads_a_line_as_seeds_py_does_and_records_one_it_refuses(tmp_path):
+    runs, launched = tmp_path / "runs", []
+    launch = lambda args: FakeSeed(runs, args, fails=False, launched=launched)  # noqa: E731
+    config = ["--config", str(REPO / "configs" / "mtl.yaml")]
+    lines = [["--name", "t", *config], ["--seeds", "9", *config], ["--name", "u", "--seeds=6,7", *config]]
+    record = run_jobs(lines, tmp_path, runs, 600, 3, launch, (18, 18), {})
+    assert launched == ["1", "2", "3", "4", "5", "6", "7"]  # seeds.py's default seeds, then the --seeds= form
+    assert record["jobs"][1]["error"].startswith("not a seeds.py command line")
+    assert sorted(record["jobs"][0]["seeds"]) == ["1", "2", "3", "4", "5"]
+    assert sorted(record["jobs"][2]["seeds"]) == ["6", "7"] and (tmp_path / "seeds-u.md").is_file()
+
+
 def test_stashed_parts_are_kept_replaced_when_repacked_and_all_returned(tmp_path):
     for name, meta in (("part1", "a"), ("part2", "b")):
         (tmp_path / name).mkdir()
