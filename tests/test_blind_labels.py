@@ -1,0 +1,48 @@
+import json
+import random
+import re
+
+import pandas as pd
+import pytest
+
+from blind_labels import main
+from tests.conftest import make_records, write_jsonl
+
+
+def fold_args(tmp_path, train) -> list[str]:
+    return ["--task", "qc", "--fold", "0", "--output-dir", str(tmp_path), f"data.qc_train={train}", "cv.n_folds=3",
+            f"data.cache_dir={tmp_path / 'cache'}"]
+
+
+def test_the_sheet_hides_labels_and_scoring_sets_a_reader_who_knows_them_above_a_model_who_does_not(tmp_path):
+    train = write_jsonl(tmp_path / "qc.jsonl", make_records("qc", 600, seed=5))
+    sheet, records = tmp_path / "sheet.tsv", tmp_path / "sheet.jsonl"
+    main(["draw", *fold_args(tmp_path, train), "--per-language", "8", "--sheet", str(sheet), "--records",
+          str(records)])
+    drawn = pd.read_csv(sheet, sep="\t")
+    assert list(drawn.columns) == ["id", "language", "origin_query", "category_path"]
+    assert drawn["language"].value_counts().max() == 8 and drawn["id"].is_unique
+    rows = [json.loads(line) for line in records.read_text().splitlines()]
+    assert [r["id"] for r in rows] == drawn["id"].tolist() and all("label" in r for r in rows)
+
+    # a reader who knows each label (5 or 1) and a model that scores at random
+    rng = random.Random(0)
+    (tmp_path / "judged.tsv").write_text("id\tjudgment\n" + "".join(f"{r['id']}\t{5 if r['label'] else 1}\n"
+                                                                    for r in rows))
+    (tmp_path / "pred.jsonl").write_text("".join(
+        json.dumps({"id": r["id"], "prediction": 1, "score": rng.random()}) + "\n" for r in rows))
+    scored = ["score", *fold_args(tmp_path, train), "--name", "planted", "--judgments", str(tmp_path / "judged.tsv"),
+              "--predictions", str(tmp_path / "pred.jsonl")]
+    text = main(scored).read_text()
+    cells = next(line for line in text.splitlines() if line.startswith("| all |")).split("|")[2:-1]
+    n, _, reader_auc, model_auc, _, reader_f1, *_ = map(float, cells)
+    assert n == len(rows) and reader_auc == 1.0 and reader_f1 == 1.0 and model_auc < 0.8
+    low = float(re.search(r"interval ([+-]\d\.\d{3}) to", text).group(1))
+    assert low > 0  # the reader's lead is outside the bootstrap interval's reach of zero
+
+    (tmp_path / "judged.tsv").write_text(f"id\tjudgment\n{rows[0]['id']}\t6\n")
+    with pytest.raises(SystemExit, match=r"judged.tsv:2: judgment"):
+        main(scored)
+    (tmp_path / "judged.tsv").write_text("id\tjudgment\n99999\t3\n")
+    with pytest.raises(SystemExit, match=r"id: 99999 is not a validation record of fold 0"):
+        main(scored)
