@@ -28,7 +28,9 @@ add layers 9-17.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import io
 import json
 import logging
 import lzma
@@ -305,10 +307,12 @@ def run_jobs(jobs: list[list[str]], out: Path, runs: Path, budget: float, parall
     for job in jobs:
         entry = {"args": job, "seeds": {}}
         record["jobs"].append(entry)
+        said = io.StringIO()
         try:  # seeds.py's own parser, so a line means here what it means to seeds.py (its default seeds too)
-            ns = parser.parse_args(job)
-        except SystemExit:
-            entry["error"] = "not a seeds.py command line (argparse said why on stderr)"
+            with contextlib.redirect_stderr(said):
+                ns = parser.parse_args(job)
+        except SystemExit:  # the reason goes into gpu-real.json, the file that comes back from the device
+            entry["error"] = "not a seeds.py command line: " + said.getvalue().strip().splitlines()[-1]
             continue
         name, seed_list = ns.name, list(dict.fromkeys(ns.seeds.split(",")))
         rest = [a for i, a in enumerate(job)
