@@ -152,7 +152,8 @@ def main(argv: list[str]) -> Path:
     parser.add_argument("--predictions", help="score: `mtl predict --with-scores` output over the records")
     parser.add_argument("--model", help="score: which model made the predictions, recorded with the figures")
     args, rest = parser.parse_known_args(argv)
-    fold_args, _, _, val, _ = fold_records(["--name", "blind", *rest], args.task, __doc__.splitlines()[0])
+    fold_args, _, _, val, _ = fold_records(["--name", "blind", *rest], args.task, __doc__.splitlines()[0],
+                                           need_test=False)
     args.name, args.fold, args.output_dir = fold_args.name, fold_args.fold, fold_args.output_dir
     if args.command == "score":
         if not (args.judgments and args.predictions and args.sheet):

@@ -31,10 +31,11 @@ from mtl.metrics import classification_report, majority_baseline, tune_threshold
 from mtl.overlap import OVERLAP_FEATURES, feature_dim
 
 
-def fold_records(argv: list[str], task: str, description: str):
+def fold_records(argv: list[str], task: str, description: str, need_test: bool = True):
     """A fold baseline's command line (`--name`, `--config`, `--fold`, `--output-dir`, overrides) and the records
     `mtl train --mode single --task <task> --fold K` would read: (args, config, split, validation, test), validation
-    being all the fold's validation records. Shared with `qc_signal.py`."""
+    being all the fold's validation records; with `need_test`, a config that carves no test split is refused. Shared
+    with `qc_signal.py`, `blind_labels.py` (validation only) and `lm_pmi.py`."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--name", required=True, help="names the result file")
     parser.add_argument("--config")
@@ -46,7 +47,7 @@ def fold_records(argv: list[str], task: str, description: str):
                       [*args.overrides, "train.mode=single", f"train.task={task}", f"cv.fold={args.fold}"])
     split = load_splits(cfg, [task])[task]
     val, test = split.val_all if split.val_all is not None else split.val, split.test
-    if test is None:
+    if test is None and need_test:
         raise SystemExit(f"no held-out test split (data.test_fraction=0 or a {task}_test file): nothing to score")
     return args, cfg, split, val, test
 

@@ -9,9 +9,9 @@ from blind_labels import main
 from tests.conftest import make_records, write_jsonl
 
 
-def fold_args(tmp_path, train) -> list[str]:
+def fold_args(tmp_path, train) -> list[str]:  # no test split: the reader is scored on validation pairs alone
     return ["--task", "qc", "--fold", "0", "--output-dir", str(tmp_path), f"data.qc_train={train}", "cv.n_folds=3",
-            f"data.cache_dir={tmp_path / 'cache'}"]
+            f"data.cache_dir={tmp_path / 'cache'}", "data.test_fraction=0"]
 
 
 def test_the_sheet_hides_labels_and_scoring_sets_a_reader_who_knows_them_above_a_model_who_does_not(tmp_path):
