@@ -103,8 +103,9 @@ def score(args, argv: list[str], val: pd.DataFrame) -> Path:
     if unjudged:
         raise SystemExit(f"{args.sheet}:{unjudged[0][0]}: id: {unjudged[0][1]} not judged in {args.judgments}")
     val = val.assign(id=val["id"].astype(str)).set_index("id")
+    on_sheet = set(sheet["id"])
     for i, line in judged["line"].items():
-        if i not in set(sheet["id"]) or i not in val.index:
+        if i not in on_sheet or i not in val.index:
             raise SystemExit(f"{args.judgments}:{line}: id: {i} is not a row of {args.sheet} "
                              f"(a validation record of fold {args.fold})")
     predictions = read_predictions(args.predictions).set_index("id")
