@@ -93,11 +93,16 @@ def fill(args: list[str], backbone: str, data: str) -> list[str]:
 
 def job_config(args: list[str]):
     """The config `mtl train` resolves for one job line (flags as seeds.py passes them)."""
-    from mtl.cli import flag_overrides
-    from mtl.config import load_config
     from seeds import build_parser
 
-    ns = build_parser().parse_args(args)
+    return parsed_config(build_parser().parse_args(args))
+
+
+def parsed_config(ns: argparse.Namespace):
+    """`job_config` of a line `seeds.build_parser` has already read."""
+    from mtl.cli import flag_overrides
+    from mtl.config import load_config
+
     return load_config(ns.config, [*ns.overrides, *flag_overrides(ns.mode, ns.task, ns.fold)])
 
 
@@ -324,7 +329,7 @@ def run_jobs(jobs: list[list[str]], out: Path, runs: Path, budget: float, parall
             entry["error"] = f"a second job line named {name}"
             continue
         names.add(name)
-        if job_config(job).model.num_layers == 0 and layers[0] < layers[1]:
+        if parsed_config(ns).model.num_layers == 0 and layers[0] < layers[1]:
             entry["error"] = f"wants all {layers[1]} layers; the parts hold {layers[0]}"
             continue
         if earlier and not table(rest, earlier, entry):  # a copied table of another recipe: refused before training

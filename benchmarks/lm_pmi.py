@@ -15,6 +15,7 @@ run's out-of-fold scores), the two rankings averaged are scored too. Same record
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
 import time
@@ -80,8 +81,6 @@ def auc(frame: pd.DataFrame, column: str) -> str:
 
 
 def run(argv: list[str]) -> Path:
-    import argparse
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     extra = argparse.ArgumentParser(add_help=False)
