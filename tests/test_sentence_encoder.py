@@ -38,21 +38,31 @@ def test_the_regression_learns_what_the_encoder_carries_and_reports_validation_a
     assert re.search(r"C = [\d.]+ by inner 3-fold CV", text)
 
 
-def test_out_of_fold_scores_are_averaged_per_language_and_a_missing_one_is_refused_before_encoding(tmp_path):
+def test_the_fold_model_is_averaged_per_language_on_validation_and_test_and_bad_score_files_are_refused_first(
+        tmp_path):
     rows = make_records("qc", 300, seed=6)
     train = write_jsonl(tmp_path / "qc.jsonl", rows)
-    oof = write_jsonl(tmp_path / "oof.jsonl", [{"id": r["id"], "score": r["label"] * 0.5 + 0.25} for r in rows])
+    planted = [{"id": r["id"], "score": r["label"] * 0.5 + 0.25} for r in rows]  # separates the labels exactly
+    oof = write_jsonl(tmp_path / "oof.jsonl", planted)
     common = ["--task", "qc", "--fold", "0", "--output-dir", str(tmp_path), f"data.qc_train={train}", "cv.n_folds=3"]
-    text = run(["--name", "toy", "--oof", str(oof), *common], encode=bag_of_words).read_text()
-    table = [line for line in text.splitlines() if line.startswith("| ") and "fold model" not in line]
-    languages = {r["language"] for r in rows}
-    mixes = {line.split(" | ")[0][2:]: line for line in table if line.count("|") == 8}
-    assert set(mixes) == {"all"} | languages
-    assert all(line.split(" | ")[2] == "1.0000" for line in mixes.values())  # the planted scores separate exactly
+    text = run(["--name", "toy", "--oof", str(oof), "--test-predictions", str(oof), *common],
+               encode=bag_of_words).read_text()
+    sections = text.split("Beside the fold model's scores")[1:]
+    assert [s.split("AUC on the ")[1].split(" pairs")[0] for s in sections] == ["validation", "test"]
+    for section in sections:
+        mixes = {line.split(" | ")[0][2:]: line for line in section.splitlines() if line.count("|") == 8
+                 and line.startswith("| ") and "fold model" not in line}
+        assert "all" in mixes and len(mixes) > 2 and set(mixes) - {"all"} <= {r["language"] for r in rows}
+        assert all(line.split(" | ")[2] == "1.0000" for line in mixes.values())
 
-    short = write_jsonl(tmp_path / "short.jsonl", [{"id": r["id"], "score": 0.5} for r in rows[:50]])
+    short = write_jsonl(tmp_path / "short.jsonl", planted[:50])
     with pytest.raises(SystemExit, match=r"short\.jsonl: id: \d+ validation records of fold 0 have no out-of-fold"):
         run(["--name", "short", "--oof", str(short), *common], encode=refuse)
+    with pytest.raises(SystemExit, match=r"short\.jsonl: id: \d+ test records have no predicted score"):
+        run(["--name", "short", "--test-predictions", str(short), *common], encode=refuse)
+    twice = write_jsonl(tmp_path / "twice.jsonl", planted + planted[:1])
+    with pytest.raises(SystemExit, match=rf"twice\.jsonl: id: {planted[0]['id']} is scored twice"):
+        run(["--name", "twice", "--oof", str(twice), *common], encode=refuse)
 
 
 def test_the_packaged_encoder_puts_a_translation_nearer_than_another_product():
