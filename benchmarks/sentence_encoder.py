@@ -129,12 +129,13 @@ def joined(path: str | None, records: pd.DataFrame, what: str, kind: str) -> pd.
 def mix_table(frame: pd.DataFrame, part: str, source: str) -> list[str]:
     """AUC of the fold model, the encoder and their rank averages on `frame`'s pairs, over all and per language."""
     weights = " | ".join(f"averaged, encoder at {w}" for w in MIX_WEIGHTS)
-    lines = [f"Beside the fold model's scores (`{source}`), AUC on the {part} pairs; ranks averaged over all of them, "
-             "then read per language:", "",
+    several = frame["language"].nunique() > 1
+    lines = [f"Beside the fold model's scores (`{source}`), AUC on the {part} pairs; ranks averaged over all of them"
+             f"{', then read per language' if several else ''}:", "",
              f"| language | n | fold model | encoder | {weights} |",
              "|---|---:|---:|---:|" + "---:|" * len(MIX_WEIGHTS)]
     frame = frame.assign(**{f"mix{w}": mixed(frame["score"], frame["encoder"], w) for w in MIX_WEIGHTS})
-    groups = [("all", frame)] + (list(frame.groupby("language")) if frame["language"].nunique() > 1 else [])
+    groups = [("all", frame)] + (list(frame.groupby("language")) if several else [])
     for language, g in groups:
         cells = " | ".join(auc(g["label"], g[f"mix{w}"]) for w in MIX_WEIGHTS)
         lines.append(f"| {language} | {len(g):,} | {auc(g['label'], g['score'])} | {auc(g['label'], g['encoder'])} | "
