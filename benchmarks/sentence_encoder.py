@@ -20,6 +20,7 @@ K`. Writes `benchmarks/results/sentence-encoder-<name>.md`.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -31,11 +32,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegressionCV
-from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import GroupKFold
 
 from mtl.data.records import TARGET_FIELD
 from mtl.io import atomic_write_text
+from mtl.metrics import ranking_scores
 from mtl.splits import normalise_query
 from overlap_baseline import fold_records
 
@@ -101,11 +102,15 @@ def versions() -> str:
 
 
 def auc(y, s) -> str:
-    return f"{roc_auc_score(y, s):.4f}" if len(set(np.asarray(y).tolist())) == 2 else "n/a"
+    return cell(ranking_scores(y, s)["auc"])
 
 
 def ap(y, s) -> str:
-    return f"{average_precision_score(y, s):.4f}" if len(set(np.asarray(y).tolist())) == 2 else "n/a"
+    return cell(ranking_scores(y, s)["ap"])
+
+
+def cell(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.4f}"
 
 
 def mixed(model_scores, encoder_scores, weight: float) -> np.ndarray:
