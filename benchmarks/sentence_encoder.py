@@ -64,9 +64,10 @@ def embed(encode, texts, cache: Path | None = None, tag: str = ENCODER) -> tuple
     out = {}
     if cache is not None and cache.exists():
         with np.load(cache) as stored:
-            if str(stored["encoder"]) != tag:
-                raise SystemExit(f"{cache}: encoder: filled by {str(stored['encoder'])!r}, this run encodes with "
-                                 f"{tag!r}: give another --cache")
+            found = str(stored["encoder"]) if "encoder" in stored.files else "an unnamed encoder"
+            if found != tag:
+                raise SystemExit(f"{cache}: encoder: filled by {found!r}, this run encodes with {tag!r}: give another "
+                                 "--cache")
             out = dict(zip(stored["texts"].tolist(), stored["vectors"]))
     missing = sorted(set(texts) - set(out))
     for start in range(0, len(missing), BATCH):

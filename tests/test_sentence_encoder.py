@@ -89,6 +89,9 @@ def test_a_cache_is_extended_with_what_it_lacks_and_one_from_another_encoder_is_
     with pytest.raises(SystemExit, match=r"vectors\.npz: encoder: filled by 'universal-sentence-encoder-multilingual"
                                          r"-v3', this run encodes with 'other'"):
         embed(refuse, ["drill"], cache, tag="other")
+    np.savez(cache, texts=np.array(["drill"]), vectors=np.zeros((1, 32)))  # a cache from before caches were named
+    with pytest.raises(SystemExit, match=r"vectors\.npz: encoder: filled by 'an unnamed encoder'"):
+        embed(refuse, ["drill"], cache)
 
 
 def test_the_packaged_encoder_puts_a_translation_nearer_than_another_product():
