@@ -33,7 +33,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 from mtl.data.records import TARGET_FIELD
 from mtl.io import atomic_write_text
-from mtl.metrics import classification_report, majority_baseline
+from mtl.metrics import classification_report, majority_baseline, ranking_scores
 from mtl.predict import read_predictions
 from overlap_baseline import fold_records
 
@@ -89,7 +89,7 @@ def row(name: str, frame: pd.DataFrame) -> str:
     model_f1 = f1_score(y, frame["prediction"], zero_division=0)
     agree = float(((frame["judgment"] >= 3) == (y == 1)).mean())
     both = rankdata(frame["judgment"]) + rankdata(frame["score"])  # equal weights: nothing is fitted on the sheet
-    both_auc = roc_auc_score(y, both) if 0 < y.sum() < len(y) else float("nan")
+    both_auc = ranking_scores(y, both)["auc"]
     return (f"| {name} | {len(frame)} | {y.mean():.2f} | {reader['auc']:.3f} | {model['auc']:.3f} | {both_auc:.3f} | "
             f"{reader['f1']:.3f} | {model_f1:.3f} | {majority_baseline(y)['f1_all_positive']:.3f} | "
             f"{(frame['judgment'] >= 3).mean():.2f} | {agree:.2f} |")

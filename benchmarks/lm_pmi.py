@@ -24,12 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import rankdata
-from sklearn.metrics import roc_auc_score
 
 from mtl.backbone import resolve
 from mtl.io import atomic_write_text
-from overlap_baseline import fold_records
+from overlap_baseline import auc_cell, fold_records, rank_average, scores_beside
 
 TEMPLATE = "Search query: {query}\nCategory: "
 BATCH = 32
@@ -76,10 +74,6 @@ def pmi(model, tokenizer, frame: pd.DataFrame) -> pd.DataFrame:
                         pmi_leaf=with_query[1] - np.array([alone[p][1] for p in paths]))
 
 
-def auc(frame: pd.DataFrame, column: str) -> str:
-    return f"{roc_auc_score(frame['label'], frame[column]):.4f}" if frame["label"].nunique() == 2 else "n/a"
-
-
 def run(argv: list[str]) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -87,13 +81,15 @@ def run(argv: list[str]) -> Path:
     extra.add_argument("--oof", help="the fold run's oof_qc.jsonl: its scores beside this one's")
     known, rest = extra.parse_known_args(argv)
     args, cfg, _, val, test = fold_records(rest, "qc", __doc__.splitlines()[0])
+    beside = scores_beside(known.oof, val, f"validation records of fold {args.fold}", "out-of-fold")  # before scoring
     started = time.monotonic()
     folder = resolve(cfg.model.backbone)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     scored = {"validation": pmi(model, tokenizer, val), "test": pmi(model, tokenizer, test)}
     seconds = time.monotonic() - started
-    rows = [f"| {part} | {len(frame):,} | {auc(frame, 'pmi')} | {auc(frame, 'pmi_leaf')} |"
+    rows = [f"| {part} | {len(frame):,} | {auc_cell(frame['label'], frame['pmi'])} | "
+            f"{auc_cell(frame['label'], frame['pmi_leaf'])} |"
             for part, frame in scored.items()]
     lines = [f"# The backbone's language-model head, zero-shot, on QC: {args.name}", "",
              f"- command: `{shlex.join(['python', 'benchmarks/lm_pmi.py', *argv])}`",
@@ -101,18 +97,14 @@ def run(argv: list[str]) -> Path:
              f"- `{cfg.model.backbone}`, all layers, float32; template {TEMPLATE!r}; PMI = log P(path | query) - "
              "log P(path | empty query), summed over the path's tokens (leaf: the last level's tokens)", "",
              "| pairs | n | AUC, PMI of the path | AUC, PMI of the last level |", "|---|---:|---:|---:|", *rows, ""]
-    if known.oof:
-        oof = pd.read_json(known.oof, lines=True)[["id", "score"]]
-        joined = scored["validation"].merge(oof, on="id")
-        if len(joined) != len(val):
-            raise SystemExit(f"{known.oof}: id: {len(val) - len(joined)} validation records of fold {args.fold} "
-                             "have no out-of-fold score")
-        lines += [f"Beside the fold model's out-of-fold scores (`{known.oof}`), {len(joined):,} validation pairs: "
-                  f"the model alone AUC {auc(joined, 'score')}; ranks averaged with the path's PMI at weight:", "",
-                  "| PMI's weight | AUC |", "|---:|---:|"]
+    if beside is not None:
+        pmi_scores = scored["validation"]["pmi"].to_numpy()  # `pmi` keeps `val`'s order, as `beside` does
+        lines += [f"Beside the fold model's out-of-fold scores (`{known.oof}`), {len(beside):,} validation pairs: "
+                  f"the model alone AUC {auc_cell(beside['label'], beside['score'])}; ranks averaged with the path's "
+                  "PMI at weight:", "", "| PMI's weight | AUC |", "|---:|---:|"]
         for weight in (0.25, 0.5):
-            mixed = joined.assign(mix=(1 - weight) * rankdata(joined["score"]) + weight * rankdata(joined["pmi"]))
-            lines.append(f"| {weight} | {auc(mixed, 'mix')} |")
+            mixed = rank_average(beside["score"], pmi_scores, weight)
+            lines.append(f"| {weight} | {auc_cell(beside['label'], mixed)} |")
         lines.append("")
     out = Path(args.output_dir) / f"lm-pmi-{args.name}.md"
     atomic_write_text(out, "\n".join(lines))

@@ -15,19 +15,22 @@ could weigh each column unevenly would find in them.
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from mtl.config import load_config
 from mtl.data.tasks import load_splits, qi_features
-from mtl.metrics import classification_report, majority_baseline, tune_threshold
+from mtl.metrics import classification_report, majority_baseline, ranking_scores, tune_threshold
 from mtl.overlap import OVERLAP_FEATURES, feature_dim
 
 
@@ -50,6 +53,34 @@ def fold_records(argv: list[str], task: str, description: str, need_test: bool =
     if test is None and need_test:
         raise SystemExit(f"no held-out test split (data.test_fraction=0 or a {task}_test file): nothing to score")
     return args, cfg, split, val, test
+
+
+def scores_beside(path: str | None, records: pd.DataFrame, what: str, kind: str) -> pd.DataFrame | None:
+    """`records`' id, language and label with a fold model's score from `path` (jsonl of id and score: its
+    `oof_<task>.jsonl` or `mtl predict --with-scores` output), in `records`' order; every record must have exactly
+    one. Shared with `lm_pmi.py` and `sentence_encoder.py`, which check it before their minutes of scoring."""
+    if path is None:
+        return None
+    scored = pd.read_json(path, lines=True)[["id", "score"]]
+    if scored["id"].duplicated().any():
+        raise SystemExit(f"{path}: id: {scored['id'][scored['id'].duplicated()].iloc[0]} is scored twice")
+    frame = records[["id", "language", "label"]].merge(scored, on="id", how="left")
+    if frame["score"].isna().any():
+        missing = frame["id"][frame["score"].isna()]
+        raise SystemExit(f"{path}: id: no {kind} score for {len(missing)} of the {len(frame)} {what} (the first: "
+                         f"id {missing.iloc[0]})")
+    return frame
+
+
+def rank_average(model_scores, other_scores, weight: float) -> np.ndarray:
+    """Ranks of two scorings averaged, `weight` on the other's: no scale to fit, so nothing is tuned on the pairs."""
+    return (1 - weight) * rankdata(model_scores) + weight * rankdata(other_scores)
+
+
+def auc_cell(labels, scores, column: str = "auc") -> str:
+    """`mtl.metrics.ranking_scores`' AUC (or `column="ap"`) as a table cell; n/a where one class is absent."""
+    value = ranking_scores(labels, scores)[column]
+    return "n/a" if math.isnan(value) else f"{value:.4f}"
 
 
 def scored(y_val, val_scores, y_test, test_scores) -> tuple[dict, dict, float]:

@@ -21,7 +21,6 @@ test carve as `mtl train --mode single --task <task> --fold K`. Writes
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shlex
 import sys
@@ -31,14 +30,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegressionCV
 
 from mtl.data.records import TARGET_FIELD
 from mtl.io import atomic_open, atomic_write_text
-from mtl.metrics import ranking_scores
 from mtl.splits import assign_folds
-from overlap_baseline import fold_records
+from overlap_baseline import auc_cell, fold_records, rank_average, scores_beside
 
 CS = (0.03, 0.1, 0.3, 1.0)
 MIX_WEIGHTS = (0.25, 0.5, 0.75)
@@ -107,38 +104,6 @@ def versions() -> str:
     return ", ".join(found)
 
 
-def auc(y, s) -> str:
-    return cell(ranking_scores(y, s)["auc"])
-
-
-def ap(y, s) -> str:
-    return cell(ranking_scores(y, s)["ap"])
-
-
-def cell(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.4f}"
-
-
-def mixed(model_scores, encoder_scores, weight: float) -> np.ndarray:
-    return (1 - weight) * rankdata(model_scores) + weight * rankdata(encoder_scores)
-
-
-def joined(path: str | None, records: pd.DataFrame, what: str, kind: str) -> pd.DataFrame | None:
-    """`records`' id, language and label with the fold model's score from `path` (jsonl of id and score), in
-    `records`' order; every record must have one."""
-    if path is None:
-        return None
-    scored = pd.read_json(path, lines=True)[["id", "score"]]
-    if scored["id"].duplicated().any():
-        raise SystemExit(f"{path}: id: {scored['id'][scored['id'].duplicated()].iloc[0]} is scored twice")
-    frame = records[["id", "language", "label"]].merge(scored, on="id", how="left")
-    if frame["score"].isna().any():
-        missing = frame["id"][frame["score"].isna()]
-        raise SystemExit(f"{path}: id: no {kind} score for {len(missing)} of the {len(frame)} {what} (the first: "
-                         f"id {missing.iloc[0]})")
-    return frame
-
-
 def mix_table(frame: pd.DataFrame, part: str, source: str) -> list[str]:
     """AUC of the fold model, the encoder and their rank averages on `frame`'s pairs, over all and per language."""
     weights = " | ".join(f"averaged, encoder at {w}" for w in MIX_WEIGHTS)
@@ -147,12 +112,12 @@ def mix_table(frame: pd.DataFrame, part: str, source: str) -> list[str]:
              f"{', then read per language' if several else ''}:", "",
              f"| language | n | fold model | encoder | {weights} |",
              "|---|---:|---:|---:|" + "---:|" * len(MIX_WEIGHTS)]
-    frame = frame.assign(**{f"mix{w}": mixed(frame["score"], frame["encoder"], w) for w in MIX_WEIGHTS})
+    frame = frame.assign(**{f"mix{w}": rank_average(frame["score"], frame["encoder"], w) for w in MIX_WEIGHTS})
     groups = [("all", frame)] + (list(frame.groupby("language")) if several else [])
     for language, g in groups:
-        cells = " | ".join(auc(g["label"], g[f"mix{w}"]) for w in MIX_WEIGHTS)
-        lines.append(f"| {language} | {len(g):,} | {auc(g['label'], g['score'])} | {auc(g['label'], g['encoder'])} | "
-                     f"{cells} |")
+        cells = " | ".join(auc_cell(g["label"], g[f"mix{w}"]) for w in MIX_WEIGHTS)
+        lines.append(f"| {language} | {len(g):,} | {auc_cell(g['label'], g['score'])} | "
+                     f"{auc_cell(g['label'], g['encoder'])} | {cells} |")
     return lines + [""]
 
 
@@ -168,8 +133,9 @@ def run(argv: list[str], encode=None) -> Path:
     task = known.task
     args, cfg, split, val, test = fold_records(rest, task, __doc__.splitlines()[0])
     # both files are checked before the minutes of encoding, not after
-    beside = {"validation": joined(known.oof, val, f"validation records of fold {args.fold}", "out-of-fold"),
-              "test": joined(known.test_predictions, test, "test records", "predicted")}
+    beside = {"validation": scores_beside(known.oof, val, f"validation records of fold {args.fold}",
+                                          "out-of-fold"),
+              "test": scores_beside(known.test_predictions, test, "test records", "predicted")}
     started = time.monotonic()
     encode = encode or load_encoder()
     frames = {"train": split.train, "validation": val, "test": test}
@@ -192,8 +158,8 @@ def run(argv: list[str], encode=None) -> Path:
              "| pairs | n | AUC, cosine (zero-shot) | AUC, regression | AP, regression |", "|---|---:|---:|---:|---:|"]
     for part in ("validation", "test"):
         y = frames[part]["label"].to_numpy()
-        lines.append(f"| {part} | {len(y):,} | {auc(y, features[part][1])} | {auc(y, scores[part])} | "
-                     f"{ap(y, scores[part])} |")
+        lines.append(f"| {part} | {len(y):,} | {auc_cell(y, features[part][1])} | {auc_cell(y, scores[part])} | "
+                     f"{auc_cell(y, scores[part], 'ap')} |")
     lines.append("")
     for part, source in (("validation", known.oof), ("test", known.test_predictions)):
         if beside[part] is not None:

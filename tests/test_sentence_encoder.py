@@ -6,7 +6,8 @@ import pytest
 
 from scipy.stats import rankdata
 
-from sentence_encoder import embed, load_encoder, mixed, run
+from overlap_baseline import rank_average
+from sentence_encoder import embed, load_encoder, run
 from tests.conftest import make_records, overlap_records, write_jsonl
 
 
@@ -72,10 +73,10 @@ def test_the_fold_model_is_averaged_per_language_on_validation_and_test_and_bad_
         run(["--name", "twice", "--oof", str(twice), *common], encode=refuse)
 
 
-def test_the_average_weighs_the_encoder_s_ranks_as_told():
+def test_the_rank_average_weighs_the_other_s_ranks_as_told():
     model, encoder = np.array([0.9, 0.1, 0.5, 0.3]), np.array([0.2, 0.4, 0.8, 0.6])
-    assert np.allclose(mixed(model, encoder, 0.25), 0.75 * rankdata(model) + 0.25 * rankdata(encoder))
-    assert np.array_equal(np.argsort(mixed(model, encoder, 1.0)), np.argsort(encoder))
+    assert np.allclose(rank_average(model, encoder, 0.25), 0.75 * rankdata(model) + 0.25 * rankdata(encoder))
+    assert np.array_equal(np.argsort(rank_average(model, encoder, 1.0)), np.argsort(encoder))
 
 
 def test_a_cache_is_extended_with_what_it_lacks_and_one_from_another_encoder_is_refused(tmp_path):
