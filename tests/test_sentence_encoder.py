@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import rankdata
 
 from overlap_baseline import rank_average
-from sentence_encoder import embed, load_encoder, run
+from sentence_encoder import embed, load_encoder, neighbour_labels, run
 from tests.conftest import make_records, overlap_records, write_jsonl
 
 
@@ -57,10 +57,18 @@ def test_the_fold_model_is_averaged_per_language_on_validation_and_test_and_bad_
     sections = text.split("Beside the fold model's scores")[1:]
     assert [s.split("AUC on the ")[1].split(" pairs")[0] for s in sections] == ["validation", "test"]
     for section in sections:
-        mixes = {line.split(" | ")[0][2:]: line for line in section.splitlines() if line.count("|") == 8
+        mixes = {line.split(" | ")[0][2:]: line for line in section.splitlines() if line.count("|") == 10
                  and line.startswith("| ") and "fold model" not in line}
-        assert "all" in mixes and len(mixes) > 2 and set(mixes) - {"all"} <= {r["language"] for r in rows}
-        assert all(line.split(" | ")[2] == "1.0000" for line in mixes.values())
+        held = {"path in training", "path not in training"}
+        assert "all" in mixes and len(mixes) > 2 and set(mixes) - {"all"} - held <= {r["language"] for r in rows}
+        assert mixes["all"].split(" | ")[2] == "1.0000"  # n/a below only where a subset holds one class
+        assert all(line.split(" | ")[2] in ("1.0000", "n/a") for line in mixes.values())
+        # whole category subtrees are held out: no validation path is in training, so it is not split on that
+        assert (held <= set(mixes)) == section.startswith(" (`" + str(oof) + "`), AUC on the test")
+    counts = {name: int(n.replace(",", "")) for name, n in
+              re.findall(r"\| test, (path (?:not )?in training) \| ([\d,]+) \|", text)}
+    assert len(counts) == 2 and sum(counts.values()) == int(re.search(r"\| test \| ([\d,]+) \|", text)[1]
+                                                                  .replace(",", ""))
 
     short = write_jsonl(tmp_path / "short.jsonl", planted[:50])
     with pytest.raises(SystemExit, match=r"short\.jsonl: id: no out-of-fold score for \d+ of the \d+ validation "
@@ -77,6 +85,26 @@ def test_the_rank_average_weighs_the_other_s_ranks_as_told():
     model, encoder = np.array([0.9, 0.1, 0.5, 0.3]), np.array([0.2, 0.4, 0.8, 0.6])
     assert np.allclose(rank_average(model, encoder, 0.25), 0.75 * rankdata(model) + 0.25 * rankdata(encoder))
     assert np.array_equal(np.argsort(rank_average(model, encoder, 1.0)), np.argsort(encoder))
+
+
+def test_neighbours_vote_where_query_and_target_both_agree_and_chunks_change_nothing():
+    basis = np.eye(4, dtype=np.float32)
+    train_q, train_t, train_y = basis[[0, 1, 0]], basis[[2, 3, 3]], np.array([1, 0, 0])
+    q, t = basis[[0, 1, 0, 1]], basis[[2, 3, 3, 2]]
+    voted = neighbour_labels(q, t, train_q, train_t, train_y, k=2, temperature=30.0)
+    # (q0, t2) meets its own positive training pair; (q1, t3) and (q0, t3) their negatives, though (q0, t3) shares
+    # a query with the positive; (q1, t2) shares one side with two training pairs and both sides with none, so every
+    # training pair is as near as another (likeness 0) and any two of the three may vote
+    assert voted[0] > 0.99 and voted[1] < 0.01 and voted[2] < 0.01
+    assert voted[3] in (0.0, 0.5) and np.isclose(
+        neighbour_labels(q[3:], t[3:], train_q, train_t, train_y, k=3, temperature=30.0)[0], 1 / 3)
+    rng = np.random.default_rng(0)
+    many = rng.standard_normal((50, 8)).astype(np.float32), rng.standard_normal((50, 8)).astype(np.float32)
+    train = rng.standard_normal((30, 8)).astype(np.float32), rng.standard_normal((30, 8)).astype(np.float32)
+    labels = rng.integers(0, 2, 30)
+    assert np.allclose(neighbour_labels(*many, *train, labels, k=5, chunk=7),
+                       neighbour_labels(*many, *train, labels, k=5, chunk=1000))
+    assert np.allclose(neighbour_labels(*many, *train, labels, k=500, temperature=0.0), labels.mean())
 
 
 def test_a_cache_is_extended_with_what_it_lacks_and_one_from_another_encoder_is_refused(tmp_path):
