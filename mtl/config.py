@@ -293,8 +293,10 @@ class CVConfig:
     per fold; `0,1,2`: one model per listed fold (`all` and lists also write out-of-fold predictions and cv.json)."""
     n_folds: int = 5
     """Number of folds."""
-    strategy: Literal["ca", "random", "language"] = "ca"
-    """ca: query-grouped QI, category-aware QC (no leakage); random: leaky baseline; language: hold out languages."""
+    strategy: Literal["ca", "random", "language", "query"] = "ca"
+    """ca: query-grouped QI, category-aware QC (no leakage); random: leaky baseline; language: hold out languages;
+    query: whole queries for QC too, as the test split is carved, so validation, like a test of whole queries, holds
+    paths that training holds (what memory of other queries' labels on a path is worth shows only there)."""
     qc_group_levels: int = 2
     """QC folds keep each subtree rooted at depth N of the category tree whole (a shorter path is its own group)."""
 

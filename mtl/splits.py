@@ -31,7 +31,8 @@ def normalise_query(query: str) -> str:
 
 
 def split_groups(records: pd.DataFrame, task: str, strategy: str, qc_group_levels: int = 2) -> pd.Series:
-    """The unit that must not straddle folds: language (language split), category subtree (QC), query (QI).
+    """The unit that must not straddle folds: language (language split), query (query split, and QI under ca),
+    category subtree (QC under ca).
 
     Query and category text are compared lower-cased with collapsed spaces: training reads them cleaned that way, so
     two spellings that clean to the same text are one group."""
@@ -39,7 +40,7 @@ def split_groups(records: pd.DataFrame, task: str, strategy: str, qc_group_level
         raise ConfigError(f"QC group levels must be >= 1, got {qc_group_levels}")
     if strategy == "language":
         return records["language"].astype(str)
-    if task == "qc":
+    if task == "qc" and strategy != "query":
         return category_groups(records, qc_group_levels)
     return records["origin_query"].map(normalise_query)
 
@@ -137,7 +138,7 @@ def check_fold_count(y: pd.Series, groups: pd.Series, task: str, strategy: str, 
         return
     stratum = "language x label" + (" x top category" if task == "qc" else "")
     rows = f"{len(y)} rows" if strategy == "random" else \
-        f"{len(y)} rows in {n_groups} {'category groups' if task == 'qc' else 'queries'}"
+        f"{len(y)} rows in {n_groups} {'category groups' if task == 'qc' and strategy == 'ca' else 'queries'}"
     facts = f"{rows}, and the largest {stratum} stratum has {largest} row{'s' if largest != 1 else ''}"
     needs = "a stratum with a row per fold" if strategy == "random" else \
         "a group per fold and a stratum with a row per fold"
@@ -219,7 +220,8 @@ def split_report(records: pd.DataFrame, task: str, strategy: str, folds: np.ndar
                  qc_group_levels: int = 2) -> dict:
     """What a split did, JSON-ready, for `mtl split` to print and a CV run to keep in metrics.json (`split`): per fold
     `fold_summary` and the overlap with the training folds (`overlap_report`); the file's largest group (the
-    random split's unit is the `ca` group, for comparison); and `warning`, set when under `ca` that group holds more
+    random and query splits are reported in `ca` groups, for comparison: under `query` a QC fold's overlap is the share
+    of its rows whose category subtree training holds); and `warning`, set when under `ca` that group holds more
     than 1/n_folds of the rows, so its fold is bound to be larger than the others (a language split's folds are
     languages, unequal by design)."""
     by_language = strategy == "language"

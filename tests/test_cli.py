@@ -1,5 +1,6 @@
 import json
 import logging
+import re
 
 import pytest
 
@@ -100,6 +101,19 @@ def test_qc_split_prints_fold_sizes_groups_and_the_largest_subtree(tmp_path, cap
     assert "rows  positive_rate  languages  groups  largest_group_share" in out
     assert "4 depth-1 category subtrees; the largest, `" in out
     assert "leakage check passed: each of 4 depth-1 category subtrees is in exactly one of 2 folds" in out
+
+
+def test_a_qc_query_split_is_checked_by_query_and_reports_how_many_validation_subtrees_training_holds(tmp_path,
+                                                                                                   capsys):
+    rows = make_records("qc", 200, seed=3)
+    source = write_jsonl(tmp_path / "in.txt", rows)
+    assert main(["split", "--input", str(source), "--output", str(tmp_path / "out.txt"), "--n-folds", "2",
+                 "--group-levels", "1", "--strategy", "query"]) == 0
+    out = capsys.readouterr().out
+    queries = {" ".join(r["origin_query"].lower().split()) for r in rows}
+    assert f"leakage check passed: each of {len(queries)} queries is in exactly one of 2 folds" in out
+    shares = [float(s) for s in re.findall(r"fold \d: ([\d.]+)%", out.split("also occurs in training folds:")[1])]
+    assert len(shares) == 2 and min(shares) > 50  # four subtrees over two folds of whole queries: most are shared
 
 
 @pytest.mark.parametrize("args, message", [

@@ -4,8 +4,8 @@ import pytest
 
 from mtl.data.records import read_records
 from mtl.errors import ConfigError, LeakageError, MtlError
-from mtl.splits import (assign_folds, category_nodes, check_category_leakage, check_leakage, format_split_report,
-                        normalise_query, overlap_report, split_groups, split_report)
+from mtl.splits import (assign_folds, category_nodes, check_category_leakage, check_leakage, check_split,
+                        format_split_report, normalise_query, overlap_report, split_groups, split_report)
 from mtl.taxonomy import join_levels, parse_path
 from tests.conftest import REPO
 
@@ -276,6 +276,20 @@ def test_split_report_warns_when_one_subtree_is_more_than_a_folds_share():
     assert split_report(records, "qc", "ca", assign_folds(records, "qc", "ca", 4, qc_group_levels=2), 2)["warning"] \
         is None
     assert split_report(records, "qc", "random", assign_folds(records, "qc", "random", 4), 1)["warning"] is None
+
+
+def test_a_query_split_keeps_qc_queries_whole_while_their_paths_cross_folds_and_a_straddling_query_is_refused():
+    records = generated("qc")
+    folds = assign_folds(records, "qc", "query", n_folds=4)
+    assert pd.Series(folds).groupby(records["origin_query"]).nunique().max() == 1 and len(set(folds)) == 4
+    assert min(overlap_report(records, "qc", folds).values()) > 0.9  # as a test of whole queries shares paths
+    assert max(overlap_report(records, "qc", assign_folds(records, "qc", "ca", n_folds=4)).values()) == 0.0
+    straddling = folds.copy()
+    first = np.flatnonzero(records["origin_query"] == records["origin_query"][0])
+    straddling[first[0]] = (folds[first[1]] + 1) % 4
+    with pytest.raises(LeakageError, match="1 groups appear in more than one fold, e.g. 'query "):
+        check_split(records, "qc", "query", straddling)
+    check_split(records, "qc", "ca", assign_folds(records, "qc", "ca", n_folds=4))
 
 
 def test_split_report_of_qi_and_language_splits_names_their_units():
