@@ -46,10 +46,11 @@ MIX_WEIGHTS = (0.25, 0.5, 0.75)
 """The encoder's weight in the rank average with the fold model: 0.5 is the figure reported; the others show the
 shape, and choosing among them on the validation fold would tune on it."""
 NEIGHBOURS = 100
-TEMPERATURE = 30.0
-"""`neighbour_labels`' k and softmax temperature: of (50, 10), (100, 30) and (200, 30), the best three-way average on
-QC fold 0's validation pairs (0.732, 0.737, 0.737; the test split, read with them, gave 0.727, 0.729, 0.729), fixed
-before folds 1 and 2 were run."""
+SHARPNESS = 30.0
+"""`neighbour_labels`' k and the sharpness of its weights (exp(sharpness x likeness), an inverse temperature): of
+(50, 10), (100, 30) and (200, 30), the best three-way average on QC fold 0's validation pairs (0.732, 0.737, 0.737;
+the tie went to the smaller k; the test split, read with them, gave 0.727, 0.729, 0.729), fixed before folds 1 and 2
+were run."""
 BATCH = 256
 ENCODER = "universal-sentence-encoder-multilingual-v3"
 """What a cache's vectors came from; the package version is in each result file."""
@@ -99,8 +100,9 @@ def pair_features(q: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def fit(x: np.ndarray, records: pd.DataFrame, task: str, cfg) -> LogisticRegressionCV:
-    """C by an inner 3-fold CV of the training records split as the outer folds are (`cv.strategy`: for QC whole
-    category subtrees, for QI whole queries), so C is not rewarded for memorising what validation never shares."""
+    """C by an inner 3-fold CV of the training records split as the outer folds are (`cv.strategy`: under ca whole
+    category subtrees for QC and whole queries for QI, under query whole queries), so C is not rewarded for memorising
+    what validation never shares."""
     folds = assign_folds(records, task, cfg.cv.strategy, 3, cfg.data.split_seed, cfg.cv.qc_group_levels)
     splits = [(np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in range(3)]
     return LogisticRegressionCV(Cs=list(CS), l1_ratios=(0.0,), cv=splits, scoring="roc_auc", max_iter=3000,
@@ -108,12 +110,15 @@ def fit(x: np.ndarray, records: pd.DataFrame, task: str, cfg) -> LogisticRegress
 
 
 def neighbour_labels(q: np.ndarray, t: np.ndarray, train_q: np.ndarray, train_t: np.ndarray, train_y: np.ndarray,
-                     k: int = NEIGHBOURS, temperature: float = TEMPERATURE, chunk: int = 1000) -> np.ndarray:
-    """Per pair, the softmax-weighted label mean of the `k` training pairs most like it, likeness being the product of
-    the two queries' cosine and the two paths' (or titles'): high only where both agree, so on a path the training
-    records hold it is the labels of the queries most like this one on that path. By hand, not with sklearn's
-    neighbour search: the product is an inner product of q (x) t in 262,144 dimensions, which no index there takes,
-    while a matrix product a chunk of pairs at a time and `argpartition` take seconds."""
+                     k: int = NEIGHBOURS, sharpness: float = SHARPNESS, chunk: int = 1000) -> np.ndarray:
+    """Per pair, the label mean of the `k` training pairs most like it, weighted by exp(sharpness x likeness), likeness
+    being the product of the two queries' cosine and the two paths' (or titles'): high only where both are high, so on
+    a path the training records hold it is the labels of the queries most like this one on that path (two negative
+    cosines, rare between these embeddings, also multiply to a positive). By hand, not with sklearn's neighbour
+    search: the product is an inner product of q (x) t in 262,144 dimensions, which no index there takes, while a
+    matrix product a chunk of pairs at a time and `argpartition` take seconds."""
+    if k < 1:
+        raise ValueError(f"neighbour_labels: k must be at least 1, got {k}")
     out = np.empty(len(q))
     train_y = np.asarray(train_y, dtype=float)
     k = min(k, len(train_y))
@@ -121,7 +126,7 @@ def neighbour_labels(q: np.ndarray, t: np.ndarray, train_q: np.ndarray, train_t:
         likeness = (q[start:start + chunk] @ train_q.T) * (t[start:start + chunk] @ train_t.T)
         nearest = np.argpartition(-likeness, k - 1, axis=1)[:, :k]
         top = np.take_along_axis(likeness, nearest, axis=1)
-        weights = np.exp(temperature * (top - top.max(axis=1, keepdims=True)))
+        weights = np.exp(sharpness * (top - top.max(axis=1, keepdims=True)))
         out[start:start + chunk] = (weights * train_y[nearest]).sum(axis=1) / weights.sum(axis=1)
     return out
 
@@ -137,11 +142,9 @@ def versions() -> str:
 
 
 def subsets(frame: pd.DataFrame, held: np.ndarray, target: str, languages: bool) -> list[tuple[str, pd.DataFrame]]:
-    """All of `frame`'s pairs, then (where it has both) those whose path or title the training records hold and the
-    rest, then (with `languages`, where it has several) each language."""
-    out = [("all", frame)]
-    if held.any() and not held.all():
-        out += [(f"{target} in training", frame[held]), (f"{target} not in training", frame[~held])]
+    """All of `frame`'s pairs, then those whose path or title the training records hold and the rest (a row of 0 pairs
+    says so where there are none), then (with `languages`, where it has several) each language."""
+    out = [("all", frame), (f"{target} in training", frame[held]), (f"{target} not in training", frame[~held])]
     if languages and frame["language"].nunique() > 1:
         out += list(frame.groupby("language"))
     return out
@@ -203,8 +206,8 @@ def run(argv: list[str], encode=None) -> Path:
              f"logistic regression on [q*t, |q-t|, q, t, cos] over {len(split.train):,} training records, "
              f"C = {float(np.ravel(model.C_)[0]):g} (of {', '.join(map(str, CS))}) by an inner 3-fold CV split as the "
              f"outer folds are (cv.strategy={cfg.cv.strategy}); neighbours: the label mean of the {NEIGHBOURS} "
-             f"training pairs nearest by query cosine x {target} cosine, softmax-weighted at temperature "
-             f"{TEMPERATURE:g}", "",
+             f"training pairs nearest by query cosine x {target} cosine, weighted by exp({SHARPNESS:g} x "
+             "likeness)", "",
              "| pairs | n | AUC, cosine (zero-shot) | AUC, regression | AP, regression | AUC, neighbours |",
              "|---|---:|---:|---:|---:|---:|"]
     for part in ("validation", "test"):

@@ -94,16 +94,18 @@ def add_split(commands) -> None:
         "split", help="write CV folds for a QC or QI file",
         description="Assign a fold to every record and write the records plus a `fold` column. ca: QI grouped by "
                     "query, QC by the subtrees at depth N of the file's category tree (both stratified by language "
-                    "and label); language: whole languages held out; random: the leaky baseline. A leakage check "
-                    "runs after every grouped split; the report gives each fold's rows, groups and positive rate "
-                    "and warns when one group is too large for balanced folds.",
+                    "and label); query: both tasks by query, as the test split is carved; language: whole languages "
+                    "held out; random: the leaky baseline. A leakage check runs after every grouped split; the report "
+                    "gives each fold's rows, groups and positive rate and warns when one group is too large for "
+                    "balanced folds.",
     )
     split.add_argument("--input", required=True, help="QC or QI records (JSON lines or CSV)")
     split.add_argument("--output", required=True, help="where to write records + fold (format from the suffix)")
     split.add_argument("--task", choices=["qc", "qi"], help="default: inferred from the columns")
-    split.add_argument("--strategy", choices=["ca", "random", "language", "query"], default="ca")
+    split.add_argument("--strategy", choices=["ca", "random", "language", "query"], default="ca",
+                       help="how folds are grouped (above); default ca")
     split.add_argument("--n-folds", type=int, default=5)
-    split.add_argument("--group-levels", type=int, default=2, help="QC: keep each subtree at depth N whole")
+    split.add_argument("--group-levels", type=int, default=2, help="QC under ca: keep each subtree at depth N whole")
     split.add_argument("--seed", type=int, default=42)
     split.set_defaults(func=cmd_split)
 

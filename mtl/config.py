@@ -296,9 +296,10 @@ class CVConfig:
     strategy: Literal["ca", "random", "language", "query"] = "ca"
     """ca: query-grouped QI, category-aware QC (no leakage); random: leaky baseline; language: hold out languages;
     query: whole queries for QC too, as the test split is carved, so validation, like a test of whole queries, holds
-    paths that training holds (what memory of other queries' labels on a path is worth shows only there)."""
+    paths that training holds (what memory of other queries' labels on a path is worth shows there, not under ca)."""
     qc_group_levels: int = 2
-    """QC folds keep each subtree rooted at depth N of the category tree whole (a shorter path is its own group)."""
+    """Under ca, QC folds keep each subtree rooted at depth N of the category tree whole (a shorter path is its own
+    group); under the other strategies it sets only the subtrees the split report counts."""
 
     def __post_init__(self):
         check("cv.n_folds", self.n_folds, self.n_folds >= 2, ">= 2")

@@ -5,6 +5,8 @@
   go to one fold), stratified by language x top-level category x label.
 - `language`: whole languages held out per fold, to measure zero-shot languages.
 - `random`: stratified by language x label, ungrouped. Leaky on purpose: it shows the optimism such a split reports.
+- `query`: both tasks grouped by query text, as the held-out test split is carved, stratified as `ca`: a QC fold then
+  holds paths its training folds hold, as a test of whole queries does.
 
     mtl split --input data/sample/train_QI.txt --output runs/splits/train_QI.folds.txt --strategy ca
 
@@ -192,7 +194,7 @@ def check_category_leakage(nodes: pd.Series, folds: np.ndarray, levels: int) -> 
 
 def overlap_report(records: pd.DataFrame, task: str, folds: np.ndarray, qc_group_levels: int = 2) -> dict:
     """Share of each fold's validation rows whose query (QI) / category subtree (QC) also occurs in its training
-    folds: 0 for a clean grouped split, large for the random split."""
+    folds: 0 for a clean `ca` split, large for the random split and for a QC query split (whose unit is the query)."""
     return _overlap(split_groups(records, task, "ca", qc_group_levels).to_numpy(), folds)
 
 
@@ -267,7 +269,7 @@ def plural(unit: str) -> str:
 
 
 def _group_name(name: str, task: str, strategy: str) -> str:
-    return _subtree(name) if task == "qc" and strategy in ("ca", "random") else repr(name)
+    return _subtree(name) if task == "qc" and strategy != "language" else repr(name)
 
 
 def _subtree(node: str) -> str:

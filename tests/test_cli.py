@@ -112,6 +112,7 @@ def test_a_qc_query_split_is_checked_by_query_and_reports_how_many_validation_su
     out = capsys.readouterr().out
     queries = {" ".join(r["origin_query"].lower().split()) for r in rows}
     assert f"leakage check passed: each of {len(queries)} queries is in exactly one of 2 folds" in out
+    assert "depth-1 category subtrees; the largest, `" in out  # named as under ca, not as a raw path
     shares = [float(s) for s in re.findall(r"fold \d: ([\d.]+)%", out.split("also occurs in training folds:")[1])]
     assert len(shares) == 2 and min(shares) > 50  # four subtrees over two folds of whole queries: most are shared
 

@@ -162,6 +162,14 @@ def test_a_fold_count_the_records_cannot_fill_says_how_many_rows_and_groups_and_
     assert message in str(err.value)
 
 
+def test_a_qc_query_split_counts_queries_where_a_ca_split_counts_category_groups():
+    records = generated("qc", n=40).assign(origin_query=[f"q{i % 2}" for i in range(40)])
+    with pytest.raises(MtlError, match=r"qc query split into 3 folds: 40 rows in 2 queries, "):
+        assign_folds(records, "qc", "query", 3)
+    with pytest.raises(MtlError, match=r"qc ca split into 30 folds: 40 rows in \d+ category groups, "):
+        assign_folds(records, "qc", "ca", 30)
+
+
 def test_the_largest_fold_count_the_message_offers_works():
     with pytest.raises(MtlError, match="use at most 2 folds"):
         assign_folds(few(4, 4), "qi", "ca", 3)

@@ -158,3 +158,22 @@ def test_a_qc_fold_column_that_splits_a_subtree_is_refused_by_the_tree_walk(tmp_
                                            r"\(depth 2\) have records in more than one fold, e.g. `food > grocery` in "
                                            r"folds 0, 1, 2.*--group-levels 2"):
         load_split(fold_config(out, "data.qc_train=" + str(out)), "qc")
+
+
+def test_a_qc_query_split_trains_on_paths_its_validation_holds_and_its_fold_file_is_checked_by_query(tmp_path):
+    source = write_jsonl(tmp_path / "train_QC.txt", make_records("qc", 300, seed=4))
+    common = [f"data.qc_train={source}", "cv.fold=0", "cv.n_folds=3", "data.dev_limit=0", "data.test_fraction=0"]
+    by_query = load_split(load_config(None, [*common, "cv.strategy=query"]), "qc")
+    by_subtree = load_split(load_config(None, common), "qc")
+    queries = {" ".join(q.lower().split()) for q in by_query.train["origin_query"]}
+    assert not any(" ".join(q.lower().split()) in queries for q in by_query.val["origin_query"])
+    assert by_query.val["category_path"].isin(set(by_query.train["category_path"])).mean() > 0.5
+    assert not by_subtree.val["category_path"].isin(set(by_subtree.train["category_path"])).any()
+    assert by_query.split["strategy"] == "query"
+    out = tmp_path / "train_QC.query.txt"
+    assert main(["-q", "split", "--input", str(source), "--output", str(out), "--strategy", "query",
+                 "--n-folds", "3"]) == 0
+    fold_file = [f"data.qc_train={out}", *common[1:]]
+    assert len(load_split(load_config(None, [*fold_file, "cv.strategy=query"]), "qc").val) > 0
+    with pytest.raises(LeakageError, match=r"fold column leaks groups under cv.strategy=ca: \d+ category subtrees"):
+        load_split(load_config(None, fold_file), "qc")
