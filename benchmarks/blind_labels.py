@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import bootstrap, rankdata
+from scipy.stats import bootstrap
 from sklearn.metrics import f1_score, roc_auc_score
 
 from mtl.data.records import TARGET_FIELD
 from mtl.io import atomic_write_text
 from mtl.metrics import classification_report, majority_baseline, ranking_scores
 from mtl.predict import read_predictions
-from overlap_baseline import fold_records
+from overlap_baseline import fold_records, rank_average
 
 SEED = 0
 
@@ -88,8 +88,7 @@ def row(name: str, frame: pd.DataFrame) -> str:
     model = classification_report(y, frame["score"].to_numpy())
     model_f1 = f1_score(y, frame["prediction"], zero_division=0)
     agree = float(((frame["judgment"] >= 3) == (y == 1)).mean())
-    both = rankdata(frame["judgment"]) + rankdata(frame["score"])  # equal weights: nothing is fitted on the sheet
-    both_auc = ranking_scores(y, both)["auc"]
+    both_auc = ranking_scores(y, rank_average(frame["judgment"], frame["score"], 0.5))["auc"]
     return (f"| {name} | {len(frame)} | {y.mean():.2f} | {reader['auc']:.3f} | {model['auc']:.3f} | {both_auc:.3f} | "
             f"{reader['f1']:.3f} | {model_f1:.3f} | {majority_baseline(y)['f1_all_positive']:.3f} | "
             f"{(frame['judgment'] >= 3).mean():.2f} | {agree:.2f} |")
