@@ -48,3 +48,13 @@ def test_collecting_one_task_keeps_the_other_tasks_figures_and_section(tmp_path)
     assert curves.startswith(qc_section) and "0.6800" in qc_section
     assert "0.7700" in curves.split("## QI")[1] and "0.7400" not in curves
     assert (out / "curves_qi.png").stat().st_size > 0
+
+
+def test_every_committed_cv_json_records_the_commands_beside_it():
+    """A task collected again without `--command-file` keeps the old commands: cv.json then names a run that did not
+    make its figures (the QI line once kept `train.max_steps=600` beside the 1,000-step figures)."""
+    folders = sorted(path.parent for path in (REPO / "benchmarks" / "real").rglob("cv.json"))
+    assert folders, "no committed cv.json under benchmarks/real"
+    for folder in folders:
+        recorded = json.loads((folder / "cv.json").read_text(encoding="utf-8"))["command"]
+        assert recorded == (folder / "COMMANDS").read_text(encoding="utf-8").strip(), folder
