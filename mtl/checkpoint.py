@@ -26,25 +26,28 @@ def prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool) -> None:
 
 
 def write_model(accelerator, model, folder: Path, cfg, info: ModelInfo, reports: dict, taxonomy,
-                card: str = "") -> None:
-    """Save a model folder with the thresholds tuned on validation (`best/`, `final/`) and its model card."""
+                card: str = "", encoders: dict | None = None) -> None:
+    """Save a model folder with the thresholds tuned on validation (`best/`, `final/`), its model card and, with
+    `model.encoder=use`, each task's encoder state and the validation standardisation its scores are fused by."""
     state_dict = accelerator.get_state_dict(model)  # collective under ZeRO-3: every process must call it
     if accelerator.is_main_process:
         info = copy.deepcopy(info)
         info.thresholds = {t: r.get("tuned", {}).get("threshold", 0.5) for t, r in reports.items()}
+        info.fusion = {t: r["fusion"] for t, r in reports.items() if "fusion" in r}
         info.metrics = reports
-        save_model(accelerator.unwrap_model(model), folder, cfg, info, taxonomy, state_dict, card)
+        save_model(accelerator.unwrap_model(model), folder, cfg, info, taxonomy, state_dict, card, encoders)
     accelerator.wait_for_everyone()
 
 
-def save_checkpoint(accelerator, model, run_dir: Path, step: int, cfg, info: ModelInfo, taxonomy) -> Path:
+def save_checkpoint(accelerator, model, run_dir: Path, step: int, cfg, info: ModelInfo, taxonomy,
+                    encoders: dict | None = None) -> Path:
     """`step-N/` = a model folder + `training/` (optimizer, scheduler, sampler, loop counters, RNG of every process).
     Written under `step-N.tmp/` and renamed when complete, so a checkpoint is complete or absent."""
     final, tmp = run_dir / f"step-{step:06d}", run_dir / f"step-{step:06d}.tmp"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
-    write_model(accelerator, model, tmp, cfg, info, {}, taxonomy)
+    write_model(accelerator, model, tmp, cfg, info, {}, taxonomy, encoders=encoders)
     handle = accelerator.register_save_state_pre_hook(lambda models, weights, output_dir: weights.clear())
     try:  # the frozen backbone is not saved: it is whatever `model.backbone` points at
         if accelerator.distributed_type == DistributedType.DEEPSPEED:

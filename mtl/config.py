@@ -158,11 +158,23 @@ class ModelConfig:
     """overlap: the QI head also reads the pair's word-overlap features (`mtl.overlap`: shares of query words,
     word stems and character 3-grams found in the title), computed from the text alone; overlap_binned: those and
     their fixed bins (`mtl.overlap.BINNED_FEATURES`), so that a linear head can weigh a share unevenly."""
+    encoder: Literal["none", "use"] = "none"
+    """use: the scores of each task in `encoder_tasks` average the model's logit with two rankings from a frozen
+    multilingual sentence encoder fitted on the training records (`mtl.encoder`: a regression on the query's and
+    target's embeddings, and the label rate of the training pairs most like the pair), each standardised on the
+    validation pairs; reports, thresholds, out-of-fold files and `mtl predict` read the fused scores, the step is
+    chosen by the model's own AUC, and the model folder keeps the encoder."""
+    encoder_tasks: list[str] = field(default_factory=lambda: ["qc"])
+    """The tasks `encoder=use` fuses. QC only by default: on real QI (English titles) the same average ranked the
+    test split below the model alone on every fold (benchmarks/real/README.md, "Labels of the nearest training
+    pairs")."""
 
     def __post_init__(self):
         check("model.head_dropout", self.head_dropout, 0 <= self.head_dropout < 1, "in [0, 1)")
         check("model.num_layers", self.num_layers, self.num_layers >= 0, ">= 0")
         check("model.probe_pairs", self.probe_pairs, self.probe_pairs >= 2, ">= 2")
+        check("model.encoder_tasks", self.encoder_tasks, set(self.encoder_tasks) <= set(TASKS),
+              f"some of {', '.join(TASKS)}")
 
 
 @dataclass

@@ -486,10 +486,15 @@ def finetune_init(root: Path, spec: RunSpec) -> Path:
         save_file({k: v for k, v in heads.items()
                    if k.startswith((f"{spec.task}_head.", f"{spec.task}_norm.", f"{spec.task}_nodes."))},
                   str(tmp / "heads.safetensors"))
-        for name in ("config.yaml", "taxonomy.json"):
+        for name in ("config.yaml", "taxonomy.json", f"encoder-{spec.task}.npz"):
             if (source / name).is_file():
                 shutil.copy2(source / name, tmp / name)
-        atomic_write_text(tmp / "model.json", json.dumps({**info, "tasks": [spec.task]}, indent=1, ensure_ascii=False))
+        kept = {"tasks": [spec.task]}
+        if info.get("encoder_tasks"):  # a joint model's other task is not in the folder
+            kept["encoder_tasks"] = [t for t in info["encoder_tasks"] if t == spec.task]
+            kept["encoder"] = info["encoder"] if kept["encoder_tasks"] else None
+            kept["fusion"] = {t: v for t, v in info.get("fusion", {}).items() if t == spec.task}
+        atomic_write_text(tmp / "model.json", json.dumps({**info, **kept}, indent=1, ensure_ascii=False))
     return target
 
 
@@ -503,11 +508,15 @@ def evaluate_transfer(source_run: Path, task: str, run_dir: Path) -> dict:
     from mtl.data.tasks import load_split, make_task_data
     from mtl.evaluate import predict_probs, task_report
     from mtl.logger import build_logger
-    from mtl.model import count_parameters, load_trained
+    from mtl.model import count_parameters, load_trained, read_info
     from mtl.train import TrainState, eval_scalars, summarize
 
     if not (source_run / "metrics.json").is_file():
         raise MtlError(f"source run {source_run.name} did not complete: nothing to transfer")
+    info = read_info(source_run / "best")
+    if info.encoder_tasks:
+        raise ConfigError(f"{source_run / 'best'}: its scores are fused with a sentence encoder fitted on its own "
+                          "task (model.encoder): zero-shot transfer to the other task is not measured with it")
     model, pair_tokenizer, info, cfg = load_trained(source_run / "best", "cuda" if torch.cuda.is_available() else "cpu")
     (head,) = info.tasks
     split = load_split(cfg, task)  # the other task's validation records as its runs see them (same fold, sample)

@@ -23,7 +23,8 @@ Two kinds of folder:
 A QC head that reads taxonomy features (`taxonomy.features`: prefix priors, node embeddings) is refused: a serving
 stack passes text alone. `--without-taxonomy` exports it without them, scoring every category path as one training
 never saw (all feature columns zero, the value an unseen path gets), so its predictions differ from `mtl predict`'s.
-A QI head that reads word-overlap features (`model.qi_features=overlap|overlap_binned`) is refused likewise.
+A QI head that reads word-overlap features (`model.qi_features=overlap|overlap_binned`) is refused likewise, and a
+model whose scores are fused with a sentence encoder's (`model.encoder=use`) always.
 """
 
 from __future__ import annotations
@@ -107,7 +108,12 @@ def export_model(model_dir: str | Path, out: str | Path, tasks: list[str] | None
 def plan_task(task: str, info: ModelInfo, cfg: ExperimentConfig, pairs: PairTokenizer, model_dir: Path,
               without_taxonomy: bool) -> TaskPlan:
     """Stock where the stock class computes this task's logit (up to the head's bias), else remote; a QC head
-    reading taxonomy features is refused unless `without_taxonomy`."""
+    reading taxonomy features is refused unless `without_taxonomy`, a model fused with a sentence encoder always
+    (the exported head would score without it)."""
+    if task in info.encoder_tasks:
+        raise ConfigError(f"{model_dir}: its {task.upper()} scores are fused with a sentence encoder's (model.encoder="
+                          f"{cfg.model.encoder}), which a serving stack cannot compute; retrain with "
+                          "model.encoder=none to export it")
     if task == "qc" and info.qc_feature_dim and not without_taxonomy:
         raise ConfigError(f"{model_dir}: the QC head reads taxonomy features (taxonomy.features="
                           f"{cfg.taxonomy.features}), which a serving stack cannot pass; --without-taxonomy exports it "

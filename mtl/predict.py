@@ -33,6 +33,7 @@ from mtl.config import ExperimentConfig, flatten, load_config, to_dict
 from mtl.cv import CV_FILE
 from mtl.data.records import TARGET_FIELD, clean_records, is_blank, parse_id, read_json_lines, read_records
 from mtl.data.tasks import TaskData, make_task_data, qc_features, qi_features
+from mtl.encoder import PairEncoder, encoder_file, fuse
 from mtl.errors import CheckpointError, ConfigError, DataError
 from mtl.evaluate import predict_probs
 from mtl.io import atomic_open, check_output_path, read_json
@@ -45,7 +46,8 @@ log = logging.getLogger(__name__)
 
 AVERAGES = ("probabilities", "logits")
 
-SHARED_INFO = ("tokenizer_fingerprint", "arch", "tasks", "pooling", "hidden_size", "prior_columns", "head_norm")
+SHARED_INFO = ("tokenizer_fingerprint", "arch", "tasks", "pooling", "hidden_size", "prior_columns", "head_norm",
+               "encoder", "encoder_tasks")
 SHARED_CONFIG = ("model.backbone", "model.gguf_file", "model.num_layers", "model.dtype", "lora.r", "lora.alpha",
                  "lora.target_modules", "data.max_length", "data.template", "data.clean", "data.lowercase",
                  "augment.translation", "taxonomy.render")
@@ -103,6 +105,15 @@ def predict_files(model_dirs, inputs, outputs, task: str | None = None, threshol
             raise CheckpointError(f"{models[0]}: trained for {'+'.join(infos[0].tasks)}, its {job.head}_head is "
                                   f"untrained; pass --head {infos[0].tasks[0]} to score {job.task.upper()} pairs "
                                   "with it (transfer)")
+        if job.head != job.task and job.head in infos[0].encoder_tasks:
+            raise ConfigError(f"{models[0]}: its scores are fused with a sentence encoder fitted on {job.head.upper()} "
+                              f"pairs (model.encoder={cfgs[0].model.encoder}): it scores no {job.task.upper()} pairs "
+                              "(transfer); retrain with model.encoder=none")
+        if job.head in infos[0].encoder_tasks:
+            missing = [str(m) for m, info in zip(models, infos) if job.head not in info.fusion]
+            if missing:
+                raise CheckpointError(f"{missing[0]}: no fusion statistics for {job.head} in model.json (a step "
+                                      "checkpoint keeps none): predict with best/ or final/")
     cuts = [choose_threshold(threshold, models, infos, job.head) for job in jobs]
     for job in jobs:
         job.records, job.dropped = _clean(job, cfgs[0])
@@ -228,8 +239,16 @@ def _score(models: list[Path], infos: list[ModelInfo], jobs: list[Job], device: 
             log.info("scoring with model %d of %d: %s", number, len(models), folder)
         for job, task_data, out in zip(jobs, data, scores):
             if task_data is not None:
-                out.append(predict_probs(model, _with_features(task_data, info), pad_id, batch_size,
-                                         head=job.head, as_logits=average == "logits"))
+                task_data = _with_features(task_data, info)
+                if job.task in info.encoder_tasks:
+                    logits = predict_probs(model, task_data, pad_id, batch_size, head=job.head, as_logits=True)
+                    columns = PairEncoder.load(encoder_file(folder, job.task)).columns(
+                        job.records["origin_query"].tolist(), job.records[TARGET_FIELD[job.task]].tolist(),
+                        cache_dir=cfg.data.cache_dir)
+                    out.append(fuse(logits, columns, info.fusion[job.task], as_logits=average == "logits"))
+                else:
+                    out.append(predict_probs(model, task_data, pad_id, batch_size, head=job.head,
+                                             as_logits=average == "logits"))
     return [_mean(out, average) for out in scores]
 
 

@@ -103,6 +103,7 @@ def run_tapt(cfg: ExperimentConfig, run_dir: Path, resume: bool, resume_dir: Pat
     stage1 = copy.deepcopy(cfg)
     stage1.train.mode, stage1.train.task = "single", source
     stage1.train.max_steps = cfg.train.tapt_steps or cfg.train.max_steps
+    stage1.model.encoder = "none"  # stage 2 takes only stage 1's weights: no encoder to fit for it
     if not (source_dir / "metrics.json").is_file():
         train(stage1, source_dir, stage_resumable(source_dir, resume), tags={"tapt_stage": f"source-{source}"},
               resume_dir=resume_dir or run_dir)

@@ -38,7 +38,9 @@ from transformers import get_scheduler
 from mtl.card import data_hashes, model_card
 from mtl.checkpoint import latest_checkpoint, prepare_run_dir, restore_checkpoint, save_checkpoint, write_model
 from mtl.config import ExperimentConfig, TASKS, flatten, to_dict
+from mtl.data.records import TARGET_FIELD
 from mtl.data.tasks import TaskData, collate, fit_priors, input_keys, load_splits, make_task_data
+from mtl.encoder import ENCODER, PairEncoder, fuse, fusion_stats
 from mtl.errors import CheckpointError, ConfigError, Interrupted, MtlError
 from mtl.evaluate import predict_probs, task_report
 from mtl.io import atomic_write_text
@@ -46,7 +48,7 @@ from mtl.logger import NullLogger, build_logger
 from mtl.measure import attention_pairs, tree_attention_pairs
 from mtl.optim import activate, build_optimizer
 from mtl.overlap import FEATURE_SETS, feature_dim
-from mtl.metrics import f1_avg, format_breakdown, format_table, selection_score
+from mtl.metrics import f1_avg, format_breakdown, format_table, ranking_scores, selection_score
 from mtl.model import ModelInfo, build_model, build_tokenizer, count_parameters, read_info
 from mtl.packing import TREE_BATCHINGS, model_inputs, pack, resolve_batching
 from mtl.sampling import TaskStreams, shard, task_for_step
@@ -204,7 +206,8 @@ def setup(cfg: ExperimentConfig, run_dir: Path, resume: bool) -> Run:
                      priors=priors.to_dict() if priors else None, head_norm=cfg.model.head_norm,
                      nodes=data.nodes.nodes if data.nodes else None, node_slots=data.nodes.slots if data.nodes else 0,
                      qi_feature_dim=bare.qi_feature_dim,
-                     qi_feature_names=list(FEATURE_SETS[cfg.model.qi_features]) if bare.qi_feature_dim else None)
+                     qi_feature_names=list(FEATURE_SETS[cfg.model.qi_features]) if bare.qi_feature_dim else None,
+                     encoder=ENCODER if data.encoders else None, encoder_tasks=sorted(data.encoders))
     logger = build_logger(run_dir, cfg.log.tensorboard, accelerator.is_main_process,
                           purge_step=state.step + 1 if checkpoint is not None else None)
     log.info("training %s on %s: %s trainable of %s parameters, %d process(es), %d micro-batches per step",
@@ -251,11 +254,13 @@ def fit(run: Run, cfg: ExperimentConfig, run_dir: Path, resume_dir: Path) -> tup
                     state.best_score, state.best_step, best_reports = score, state.step, reports
                     card = run.card(cfg, reports, f"best/: the step with the best validation {cfg.eval.select.upper()}")
                     write_model(accelerator, run.model, run_dir / "best", cfg, run.info, reports, run.data.taxonomy,
-                                card)
+                                card, run.data.encoders)
             if is_last or (cfg.train.save_every and state.step % cfg.train.save_every == 0):
-                save_checkpoint(accelerator, run.model, run_dir, state.step, cfg, run.info, run.data.taxonomy)
+                save_checkpoint(accelerator, run.model, run_dir, state.step, cfg, run.info, run.data.taxonomy,
+                                run.data.encoders)
             if not is_last and stop.requested(accelerator):
-                path = save_checkpoint(accelerator, run.model, run_dir, state.step, cfg, run.info, run.data.taxonomy)
+                path = save_checkpoint(accelerator, run.model, run_dir, state.step, cfg, run.info, run.data.taxonomy,
+                                       run.data.encoders)
                 raise Interrupted(f"stopped at step {state.step}; checkpoint {path}; continue with "
                                   f"`mtl train --resume {resume_dir}`")
     progress.close()
@@ -270,7 +275,7 @@ def finish(run: Run, cfg: ExperimentConfig, run_dir: Path, best_reports: dict, r
         reports = validate(run.model, run.data.val, accelerator, cfg, run.pad_id, NullLogger(), state.step,
                            run.data.taxonomy)
     write_model(accelerator, run.model, run_dir / "final", cfg, run.info, reports, run.data.taxonomy,
-                run.card(cfg, reports, "final/: the last step"))
+                run.card(cfg, reports, "final/: the last step"), run.data.encoders)
     if not best_reports:  # resumed after the best checkpoint was written: read its metrics back
         best_reports = read_info(run_dir / "best").metrics
     test_reports, oof = score_best(run_dir, run.data, cfg, accelerator, run.pad_id)
@@ -303,6 +308,9 @@ class RunData:
     """On a CV fold: every validation record of the fold (`val` may be a `data.dev_limit` sample of it)."""
     nodes: NodeIndex | None = None
     """The training tree's node ids, when the QC head embeds nodes (`taxonomy.features=nodes|both`)."""
+    encoders: dict[str, PairEncoder] = field(default_factory=dict)
+    """Per task, the sentence encoder fitted on its training records (`model.encoder=use`); the other splits' TaskData
+    carry its columns."""
 
 
 def build_run_model(cfg: ExperimentConfig, data: RunData, folder: Path, arch: str):
@@ -323,13 +331,30 @@ def load_run_data(cfg: ExperimentConfig, pair_tokenizer) -> RunData:
     priors = fit_priors(cfg, qc_train) if qc_train is not None else None
     nodes = NodeIndex.from_taxonomy(taxonomy) if taxonomy is not None and cfg.taxonomy.nodes else None
     data = functools.partial(make_task_data, cfg=cfg, pair_tokenizer=pair_tokenizer, priors=priors, nodes=nodes)
+    encoders = {}
+    if cfg.model.encoder != "none":
+        for t in [t for t in tasks if t in cfg.model.encoder_tasks]:
+            train = splits[t].train
+            encoders[t] = PairEncoder.fit(train["origin_query"].tolist(), train[TARGET_FIELD[t]].tolist(),
+                                          train["label"].tolist(), cache_dir=cfg.data.cache_dir)
+            log.info("%s: sentence encoder fitted on %d training records", t, len(train))
+
+    def scored(records, task):
+        """TaskData of records the run scores (not trains on): with the encoder's columns, if any."""
+        out = data(records, task)
+        if task in encoders:
+            out.encoder_columns = encoders[task].columns(records["origin_query"].tolist(),
+                                                         records[TARGET_FIELD[task]].tolist(),
+                                                         cache_dir=cfg.data.cache_dir)
+        return out
+
     return RunData(
         splits, taxonomy, priors,
         train={t: data(splits[t].train, t, fitted_on=True) for t in tasks},
-        val={t: data(splits[t].val, t) for t in tasks},
-        test={t: data(splits[t].test, t) for t in tasks if splits[t].test is not None},
-        val_all={t: data(splits[t].val_all, t) for t in tasks if cfg.cv.fold != "none"},
-        nodes=nodes,
+        val={t: scored(splits[t].val, t) for t in tasks},
+        test={t: scored(splits[t].test, t) for t in tasks if splits[t].test is not None},
+        val_all={t: scored(splits[t].val_all, t) for t in tasks if cfg.cv.fold != "none"},
+        nodes=nodes, encoders=encoders,
     )
 
 
@@ -346,16 +371,31 @@ def score_best(run_dir: Path, data: RunData, cfg: ExperimentConfig, accelerator,
         with without_zero3_init(accelerator):
             model, _, info, _ = load_trained(run_dir / "best", accelerator.device)
         for task, task_data in data.test.items():
-            probs = predict_probs(model, task_data, pad_id, cfg.eval.batch_size, row_tokens=cfg.train.row_tokens)
+            probs, own = fused_probs(model, task_data, pad_id, cfg, info.fusion.get(task))
             reports[task] = task_report(task_data, probs, tune=False, threshold=info.thresholds.get(task, 0.5),
                                         taxonomy=data.taxonomy, group_levels=cfg.cv.qc_group_levels)
+            if own is not None:
+                reports[task]["auc_model"] = ranking_scores(task_data.labels, own)["auc"]
         for task, task_data in data.val_all.items():
-            probs = predict_probs(model, task_data, pad_id, cfg.eval.batch_size, row_tokens=cfg.train.row_tokens)
+            probs, _ = fused_probs(model, task_data, pad_id, cfg, info.fusion.get(task))
             oof[task] = f"oof_{task}.jsonl"
             write_scores(run_dir / oof[task], task_data, probs, fold=int(cfg.cv.fold))
         del model
     accelerator.wait_for_everyone()
     return reports, oof
+
+
+def fused_probs(model, data: TaskData, pad_id: int, cfg: ExperimentConfig,
+                stats: list | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(P(relevant) of a saved model on `data`, the model's own logits or None): its own scores, or fused with the
+    encoder's columns by `stats` (the validation standardisation the model folder keeps)."""
+    if data.encoder_columns is None:
+        return predict_probs(model, data, pad_id, cfg.eval.batch_size, row_tokens=cfg.train.row_tokens), None
+    if stats is None:
+        raise CheckpointError("a model trained with model.encoder keeps no fusion statistics for "
+                              f"{data.task} (a step checkpoint): score with best/ or final/")
+    logits = predict_probs(model, data, pad_id, cfg.eval.batch_size, row_tokens=cfg.train.row_tokens, as_logits=True)
+    return fuse(logits, data.encoder_columns, stats), logits
 
 
 def write_scores(path: Path, data: TaskData, probs: np.ndarray, **extra) -> None:
@@ -480,15 +520,24 @@ def handle_nonfinite(model, data: TaskData, rows, state: TrainState, cfg) -> tor
 
 
 def validate(model, val_data: dict[str, TaskData], accelerator, cfg, pad_id, logger, step, taxonomy=None) -> dict:
+    """Each task's report on its validation pairs. With the sentence encoder's columns, of the fused scores: the
+    standardisation is measured on these pairs (`fusion_stats`, in the report as `fusion`) and the model's own AUC
+    is kept beside (`auc_model`)."""
     reports = {}
     for task, data in val_data.items():
-        probs = predict_probs(model, data, pad_id, cfg.eval.batch_size, accelerator, row_tokens=cfg.train.row_tokens)
-        reports[task] = task_report(data, probs, tune=cfg.eval.tune_threshold, taxonomy=taxonomy,
+        scores = predict_probs(model, data, pad_id, cfg.eval.batch_size, accelerator, row_tokens=cfg.train.row_tokens,
+                               as_logits=data.encoder_columns is not None)
+        stats = fusion_stats(scores, data.encoder_columns) if data.encoder_columns is not None else None
+        reports[task] = task_report(data, fuse(scores, data.encoder_columns, stats) if stats else scores,
+                                    tune=cfg.eval.tune_threshold, taxonomy=taxonomy,
                                     group_levels=cfg.cv.qc_group_levels)
+        if stats:
+            reports[task]["fusion"] = stats
+            reports[task]["auc_model"] = ranking_scores(data.labels, scores)["auc"]
     scalars = eval_scalars(reports)
     logger.log(scalars, step)
     log.info("step %d: %s", step, ", ".join(f"{k}={v:.4f}" for k, v in scalars.items()
-                                             if k.startswith(("eval/f1/", "eval/auc/"))))
+                                             if k.startswith(("eval/f1/", "eval/auc/", "eval/auc_model/"))))
     return reports
 
 
@@ -502,6 +551,8 @@ def eval_scalars(reports: dict) -> dict[str, float]:
                         f"eval/predicted_positive/{task}": r["predicted_positive_rate"]})
         if "tuned" in r:
             scalars[f"eval/f1_tuned/{task}"] = r["tuned"]["f1"]
+        if "auc_model" in r:  # fused with the sentence encoder: the model's own ranking beside
+            scalars[f"eval/auc_model/{task}"] = r["auc_model"]
         scalars.update({f"eval/f1_by_language/{task}/{lang}": v for lang, v in r["f1_by_language"].items()})
         scalars.update({f"eval/auc_by_language/{task}/{lang}": v for lang, v in r["auc_by_language"].items()})
         for bucket, b in r.get("by_seen", {}).items():

@@ -58,3 +58,16 @@ def test_every_committed_cv_json_records_the_commands_beside_it():
     for folder in folders:
         recorded = json.loads((folder / "cv.json").read_text(encoding="utf-8"))["command"]
         assert recorded == (folder / "COMMANDS").read_text(encoding="utf-8").strip(), folder
+
+
+def test_a_fused_run_shows_the_models_own_auc_beside(tmp_path):
+    fold_runs(tmp_path / "qc-cv", "qc", 0.7)
+    for fold in (0, 1):
+        metrics = tmp_path / "qc-cv" / f"fold-{fold}" / "metrics.jsonl"
+        rows = [{**json.loads(line), "eval/auc_model/qc": 0.65} for line in metrics.read_text().splitlines()]
+        metrics.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "out"
+    out.mkdir()
+    collect.main(["--qc", str(tmp_path / "qc-cv"), "--out", str(out)])
+    curves = (out / "curves.md").read_text(encoding="utf-8")
+    assert "| val AUC | val AUC, model alone |" in curves and "| 0 | 1600 | 0.6000 | 0.7000 | 0.6500 |" in curves

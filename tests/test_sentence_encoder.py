@@ -9,7 +9,8 @@ from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 from overlap_baseline import fold_records, rank_average
-from sentence_encoder import embed, load_encoder, mix_table, neighbour_labels, run
+from mtl.encoder import use_encoder
+from sentence_encoder import embed, mix_table, neighbour_labels, run
 from tests.conftest import make_records, overlap_records, write_jsonl
 
 
@@ -145,7 +146,7 @@ def test_a_cache_is_extended_with_what_it_lacks_and_one_from_another_encoder_is_
 
 
 def test_the_packaged_encoder_puts_a_translation_nearer_than_another_product():
-    encode = load_encoder()
+    encode = use_encoder()
     v = encode(["zapatos rojos", "red shoes", "washing machine"])
     assert v.shape == (3, 512) and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-3)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2

@@ -29,7 +29,8 @@ def fold_dirs(root: Path, folds: list[int]) -> list[Path]:
 
 
 def curves(root: Path, task: str, folds: list[int]) -> dict[int, list[tuple[int, float, float]]]:
-    """{fold: [(pairs seen, validation F1, validation AUC)]} from each fold's metrics.jsonl."""
+    """{fold: [(pairs seen, validation F1, validation AUC, the model's own AUC where the scores are fused with a
+    sentence encoder's (`model.encoder`), else None)]} from each fold's metrics.jsonl."""
     out = {}
     for fold_dir in fold_dirs(root, folds):
         run_dir = fold_dir / f"target-{task}" if (fold_dir / f"target-{task}").is_dir() else fold_dir
@@ -39,7 +40,8 @@ def curves(root: Path, task: str, folds: list[int]) -> dict[int, list[tuple[int,
         for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             if f"eval/auc/{task}" in row:
-                points.append((row["step"] * batch, row[f"eval/f1/{task}"], row[f"eval/auc/{task}"]))
+                points.append((row["step"] * batch, row[f"eval/f1/{task}"], row[f"eval/auc/{task}"],
+                               row.get(f"eval/auc_model/{task}")))
         out[int(fold_dir.name.split("-")[1])] = sorted(dict((p[0], p) for p in points).values())
     return out
 
@@ -83,9 +85,14 @@ def plot(task: str, by_fold: dict, path: Path) -> None:
 
 
 def table(task: str, by_fold: dict, cv: dict, test: dict[int, dict]) -> str:
-    lines = [f"## {task.upper()}", "", "| fold | pairs seen | val F1 (0.5) | val AUC |", "|---|---:|---:|---:|"]
+    fused = any(p[3] is not None for points in by_fold.values() for p in points)
+    note = ["Scores fused with the sentence encoder's rankings (`model.encoder=use`); the step is chosen by the "
+            "model's own AUC.", ""] if fused else []
+    lines = [f"## {task.upper()}", "", *note, "| fold | pairs seen | val F1 (0.5) | val AUC |"
+             + (" val AUC, model alone |" if fused else ""), "|---|---:|---:|---:|" + ("---:|" if fused else "")]
     for fold, points in by_fold.items():
-        lines += [f"| {fold} | {p[0]} | {p[1]:.4f} | {p[2]:.4f} |" for p in points]
+        lines += [f"| {fold} | {p[0]} | {p[1]:.4f} | {p[2]:.4f} |" + (f" {p[3]:.4f} |" if fused else "")
+                  for p in points]
     lines += ["", f"Out-of-fold, every validation record of the folds (F1 at a threshold tuned on the other folds): "
               f"F1 {cv['cv_f1_mean']:.4f} ± {cv['cv_f1_std']:.4f}, ROC-AUC {cv['cv_auc_mean']:.4f} ± "
               f"{cv['cv_auc_std']:.4f} over folds {cv['folds']}.", "",

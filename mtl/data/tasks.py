@@ -56,6 +56,9 @@ class TaskData:
     features: np.ndarray | None = None
     queries: np.ndarray | None = None
     """Query id per pair (pairs with the same query side share it): `shared` batching keeps them together."""
+    encoder_columns: np.ndarray | None = None
+    """The sentence encoder's two rankings per pair (`model.encoder=use`, `mtl.encoder`), fused with the model's
+    logit wherever these pairs are scored; None without."""
     lengths: np.ndarray = field(init=False)
 
     def __post_init__(self):
