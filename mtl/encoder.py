@@ -14,9 +14,9 @@ The encoder is Universal Sentence Encoder multilingual v3 as the `fast-universal
 
 At each evaluation they are averaged with the fine-tuned model's logit, each standardised by its mean and spread on
 the validation pairs, at equal weight (`fuse`). On real QC (folds 0-2, benchmarks/real/README.md) that ranked the
-test split at AUC 0.725 against 0.695 for the models alone, out of fold 0.713 against 0.694. Read by the head beside
+test split at AUC 0.725 against 0.695 for the models alone, out of fold 0.712 against 0.694. Read by the head beside
 the pooled vector instead (trained with them, out-of-fold columns for its training rows; fold 0, one seed), the same
-columns ranked the test split at 0.700 against 0.698: the head gave them little weight beside the pooled vector.
+columns ranked the test split at 0.700 against 0.726 fused and 0.698 for the model alone.
 The model folder keeps the encoder's state (`encoder-<task>.npz`: coefficients, and the training pairs' labels and
 embeddings, so predicting encodes only the new texts) and the standardisation (`model.json`, `fusion`).
 """
