@@ -37,7 +37,7 @@ from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegressionCV
 
 from mtl.data.records import TARGET_FIELD
-from mtl.encoder import ENCODER, NEIGHBOURS, SHARPNESS, neighbour_labels, pair_features, use_encoder
+from mtl.encoder import BATCH, ENCODER, NEIGHBOURS, SHARPNESS, neighbour_labels, pair_features, use_encoder
 from mtl.io import atomic_open, atomic_write_text
 from mtl.splits import assign_folds
 from overlap_baseline import auc_cell, fold_records, rank_average, scores_beside
@@ -46,7 +46,6 @@ CS = (0.03, 0.1, 0.3, 1.0)
 MIX_WEIGHTS = (0.25, 0.5, 0.75)
 """The encoder's weight in the rank average with the fold model: 0.5 is the figure reported; the others show the
 shape, and choosing among them on the validation fold would tune on it."""
-BATCH = 256
 
 
 def embed(encode, texts, cache: Path | None = None, tag: str = ENCODER) -> tuple[dict[str, np.ndarray], int]:

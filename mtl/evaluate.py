@@ -9,6 +9,8 @@ import torch
 from tqdm.auto import tqdm
 
 from mtl.data.tasks import TaskData, collate, qi_features
+from mtl.encoder import fuse
+from mtl.errors import CheckpointError
 from mtl.metrics import breakdown, classification_report, majority_baseline, tune_threshold
 from mtl.packing import model_inputs, pack, why_not_packable
 from mtl.taxonomy import parse_path
@@ -56,6 +58,21 @@ def predict_probs(model, data: TaskData, pad_id: int, batch_size: int, accelerat
     for rows, p in scored:
         probs[rows] = p
     return probs
+
+
+def predict_fused(model, data: TaskData, pad_id: int, batch_size: int, stats: list | None, head: str | None = None,
+                  row_tokens: int = 128, as_logits: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """(`predict_probs` of a saved model on `data`, the model's own logits or None): its own scores where `data`
+    carries no sentence-encoder columns, else fused with them by `stats` (the validation standardisation the model
+    folder keeps, `mtl.encoder.fuse`). What a run's test and out-of-fold scores and `mtl predict` share."""
+    if data.encoder_columns is None:
+        return predict_probs(model, data, pad_id, batch_size, head=head, row_tokens=row_tokens,
+                             as_logits=as_logits), None
+    if stats is None:
+        raise CheckpointError("a model trained with model.encoder keeps no fusion statistics for "
+                              f"{data.task} (a step checkpoint): score with best/ or final/")
+    logits = predict_probs(model, data, pad_id, batch_size, head=head, row_tokens=row_tokens, as_logits=True)
+    return fuse(logits, data.encoder_columns, stats, as_logits=as_logits), logits
 
 
 @torch.no_grad()

@@ -33,9 +33,9 @@ from mtl.config import ExperimentConfig, flatten, load_config, to_dict
 from mtl.cv import CV_FILE
 from mtl.data.records import TARGET_FIELD, clean_records, is_blank, parse_id, read_json_lines, read_records
 from mtl.data.tasks import TaskData, make_task_data, qc_features, qi_features
-from mtl.encoder import PairEncoder, encoder_file, fuse
+from mtl.encoder import PairEncoder, encoder_file
 from mtl.errors import CheckpointError, ConfigError, DataError
-from mtl.evaluate import predict_probs
+from mtl.evaluate import predict_fused
 from mtl.io import atomic_open, check_output_path, read_json
 from mtl.metrics import classification_report, format_language_table, majority_baseline
 from mtl.model import ModelInfo, load_trained, load_weights, read_info
@@ -240,15 +240,13 @@ def _score(models: list[Path], infos: list[ModelInfo], jobs: list[Job], device: 
         for job, task_data, out in zip(jobs, data, scores):
             if task_data is not None:
                 task_data = _with_features(task_data, info)
-                if job.task in info.encoder_tasks:
-                    logits = predict_probs(model, task_data, pad_id, batch_size, head=job.head, as_logits=True)
-                    columns = PairEncoder.load(encoder_file(folder, job.task)).columns(
-                        job.records["origin_query"].tolist(), job.records[TARGET_FIELD[job.task]].tolist(),
-                        cache_dir=cfg.data.cache_dir)
-                    out.append(fuse(logits, columns, info.fusion[job.task], as_logits=average == "logits"))
-                else:
-                    out.append(predict_probs(model, task_data, pad_id, batch_size, head=job.head,
-                                             as_logits=average == "logits"))
+                if job.task in info.encoder_tasks:  # each fold model fuses with the encoder it was trained beside
+                    task_data = dataclasses.replace(task_data, encoder_columns=PairEncoder.load(
+                        encoder_file(folder, job.task)).columns(job.records["origin_query"].tolist(),
+                                                                job.records[TARGET_FIELD[job.task]].tolist(),
+                                                                cache_dir=cfg.data.cache_dir))
+                out.append(predict_fused(model, task_data, pad_id, batch_size, info.fusion.get(job.task),
+                                         head=job.head, as_logits=average == "logits")[0])
     return [_mean(out, average) for out in scores]
 
 

@@ -42,7 +42,7 @@ from mtl.data.records import TARGET_FIELD
 from mtl.data.tasks import TaskData, collate, fit_priors, input_keys, load_splits, make_task_data
 from mtl.encoder import ENCODER, PairEncoder, fuse, fusion_stats
 from mtl.errors import CheckpointError, ConfigError, Interrupted, MtlError
-from mtl.evaluate import predict_probs, task_report
+from mtl.evaluate import predict_fused, predict_probs, task_report
 from mtl.io import atomic_write_text
 from mtl.logger import NullLogger, build_logger
 from mtl.measure import attention_pairs, tree_attention_pairs
@@ -371,31 +371,20 @@ def score_best(run_dir: Path, data: RunData, cfg: ExperimentConfig, accelerator,
         with without_zero3_init(accelerator):
             model, _, info, _ = load_trained(run_dir / "best", accelerator.device)
         for task, task_data in data.test.items():
-            probs, own = fused_probs(model, task_data, pad_id, cfg, info.fusion.get(task))
+            probs, own = predict_fused(model, task_data, pad_id, cfg.eval.batch_size, info.fusion.get(task),
+                                       row_tokens=cfg.train.row_tokens)
             reports[task] = task_report(task_data, probs, tune=False, threshold=info.thresholds.get(task, 0.5),
                                         taxonomy=data.taxonomy, group_levels=cfg.cv.qc_group_levels)
             if own is not None:
                 reports[task]["auc_model"] = ranking_scores(task_data.labels, own)["auc"]
         for task, task_data in data.val_all.items():
-            probs, _ = fused_probs(model, task_data, pad_id, cfg, info.fusion.get(task))
+            probs, _ = predict_fused(model, task_data, pad_id, cfg.eval.batch_size, info.fusion.get(task),
+                                     row_tokens=cfg.train.row_tokens)
             oof[task] = f"oof_{task}.jsonl"
             write_scores(run_dir / oof[task], task_data, probs, fold=int(cfg.cv.fold))
         del model
     accelerator.wait_for_everyone()
     return reports, oof
-
-
-def fused_probs(model, data: TaskData, pad_id: int, cfg: ExperimentConfig,
-                stats: list | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """(P(relevant) of a saved model on `data`, the model's own logits or None): its own scores, or fused with the
-    encoder's columns by `stats` (the validation standardisation the model folder keeps)."""
-    if data.encoder_columns is None:
-        return predict_probs(model, data, pad_id, cfg.eval.batch_size, row_tokens=cfg.train.row_tokens), None
-    if stats is None:
-        raise CheckpointError("a model trained with model.encoder keeps no fusion statistics for "
-                              f"{data.task} (a step checkpoint): score with best/ or final/")
-    logits = predict_probs(model, data, pad_id, cfg.eval.batch_size, row_tokens=cfg.train.row_tokens, as_logits=True)
-    return fuse(logits, data.encoder_columns, stats), logits
 
 
 def write_scores(path: Path, data: TaskData, probs: np.ndarray, **extra) -> None:
